@@ -1,0 +1,476 @@
+"""The ``moltbot`` command line (the original scheduler.py verbs, and more).
+
+Imports are deferred to the command that needs them: ``moltbot status`` must
+answer in well under a second on a small home server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from moltbot.scheduler import Core
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
+
+
+def _core(args: argparse.Namespace) -> Core:
+    from moltbot.config import Home
+    from moltbot.scheduler import Core
+
+    core = Core(Home.from_env(args.home))
+    core.open()
+    return core
+
+
+def _ready_core(args: argparse.Namespace) -> Core:
+    """A core whose store reflects tasks.json (synced here when no daemon runs)."""
+    core = _core(args)
+    if core.daemon_pid() is None:
+        core.sync_if_changed()
+    return core
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _local(instant: Any, zone: Any = None) -> str:
+    if instant is None:
+        return "-"
+    from moltbot.config import host_zone
+
+    return str(instant.astimezone(zone or host_zone()).strftime("%Y-%m-%d %H:%M:%S %Z"))
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import logging
+
+    from moltbot.config import ConfigError
+    from moltbot.daemon import AlreadyRunning, Daemon, DaemonLock
+
+    _setup_logging()
+    log = logging.getLogger("moltbot")
+    core = _core(args)
+    lock = DaemonLock(core.home.lock_path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    try:
+        try:
+            specs = core.load_specs()
+        except ConfigError as error:
+            log.error("refusing to start: the configuration has errors:\n%s", error)
+            return EXIT_CONFIG
+        core.sync(specs)
+        return Daemon(core, specs).serve()
+    finally:
+        lock.release()
+
+
+def _setup_logging() -> None:
+    import logging
+
+    if os.environ.get("JOURNAL_STREAM"):
+        # journald adds the time; "<N>" sets the priority of each line.
+        class PriorityFormatter(logging.Formatter):
+            LEVELS: ClassVar[dict[str, int]] = {
+                "DEBUG": 7,
+                "INFO": 6,
+                "WARNING": 4,
+                "ERROR": 3,
+                "CRITICAL": 2,
+            }
+
+            def format(self, record: logging.LogRecord) -> str:
+                return f"<{self.LEVELS.get(record.levelname, 6)}>{super().format(record)}"
+
+        formatter: logging.Formatter = PriorityFormatter("%(name)s: %(message)s")
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("MOLTBOT_LOG_LEVEL", "INFO").upper())
+
+
+def _unknown(exc: Exception) -> int:
+    print(f"moltbot: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from moltbot.scheduler import UnknownTask
+
+    core = _ready_core(args)
+    try:
+        if core.daemon_pid() is not None:
+            queued = core.request_run(args.task, "manual", requested_by=f"cli:{_user()}")
+            if queued.status == "skipped":
+                run = queued
+            else:
+                if not args.json:
+                    print(
+                        f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...",
+                        file=sys.stderr,
+                    )
+                run = core.wait_for_run(queued.id)
+        else:
+            run = _run_in_foreground(core, args.task)
+    except UnknownTask as exc:
+        return _unknown(exc)
+    except RuntimeError as exc:
+        print(f"moltbot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    result = core.run_result(run)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_run(result)
+    return EXIT_OK if result["success"] else EXIT_FAILED
+
+
+def _print_run(result: dict[str, Any]) -> None:
+    mark = "✓" if result["success"] else "✗"
+    print(f"{mark} {result['task_id']} (run {result['run_id']}): {result['status']} - {result['message']}")
+    for stream in ("stdout", "stderr"):
+        if result[stream].strip():
+            print(f"--- {stream} (last lines) ---")
+            print(result[stream].rstrip())
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def _run_in_foreground(core: Core, name: str) -> Any:
+    """No daemon: claim the task, run it here, record it exactly like the daemon would."""
+    import signal
+    import threading
+
+    from moltbot import store
+    from moltbot.daemon import Executor
+
+    task = core.resolve(name)
+    spec = {spec.task_id: spec for spec in core.load_specs()}.get(task.task_id)
+    if spec is None:
+        raise RuntimeError(f"{task.task_id} is not in {core.home.tasks_json}")
+    queued = store.enqueue_run(task.task_id, "manual", f"cli:{_user()}", core.clock.now())
+    run, reason = store.start_queued(queued.id, core.clock.now())
+    if reason is not None:
+        store.skip_queued(queued.id, core.clock.now(), f"not started: {reason}")
+        raise RuntimeError(f"{task.task_id} is already running")
+    executor = Executor(core, threading.Event())
+    stop = lambda signum, frame: executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")  # noqa: E731
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    return executor.execute(run, spec)
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    """Run every enabled, unpaused task once now, in priority order."""
+    core = _ready_core(args)
+    tasks = [task for task in core.status()["tasks"] if task["enabled"] and not task["paused_by"]]
+    results = []
+    for task in tasks:
+        if core.daemon_pid() is not None:
+            queued = core.request_run(task["id"], "manual", requested_by=f"cli:{_user()}")
+            run = queued if queued.status == "skipped" else core.wait_for_run(queued.id)
+        else:
+            try:
+                run = _run_in_foreground(core, task["id"])
+            except RuntimeError as exc:
+                print(f"moltbot: {exc}", file=sys.stderr)
+                continue
+        results.append(core.run_result(run))
+        if not args.json:
+            _print_run(results[-1])
+    if args.json:
+        _print_json(results)
+    return EXIT_OK if all(result["success"] for result in results) else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    core = _ready_core(args)
+    status = core.status()
+    if args.json:
+        _print_json(status)
+        return EXIT_OK
+    pid = status["daemon_pid"]
+    daemon = f"running (pid {pid})" if pid else "not running"
+    counts: dict[str, int] = {}
+    for task in status["tasks"]:
+        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
+    print(f"moltbot daemon: {daemon} · {status['task_count']} tasks ({summary})")
+    if not status["tasks"]:
+        return EXIT_OK
+    from datetime import datetime
+
+    rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
+    for task in status["tasks"]:
+        last = datetime.fromisoformat(task["last_run"]) if task["last_run"] else None
+        nxt = datetime.fromisoformat(task["next_run"]) if task["next_run"] else None
+        rows.append(
+            (
+                task["id"],
+                task["status"] + (f" ({task['paused_by']})" if task["paused_by"] else ""),
+                _local(last),
+                task["last_result"] or "-",
+                _local(nxt) if task["enabled"] else "disabled",
+                str(task["run_count"]),
+                str(task["error_count"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from moltbot.scheduler import UnknownTask
+
+    core = _ready_core(args)
+    try:
+        events = core.logs(args.task, args.lines)
+    except UnknownTask as exc:
+        return _unknown(exc)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "timestamp": e.timestamp.isoformat(),
+                    "task_id": e.task_id,
+                    "action": e.action,
+                    "message": e.message,
+                }
+                for e in events
+            ]
+        )
+        return EXIT_OK
+    for event in events:
+        print(f"[{_local(event.timestamp)}] {event.task_id}: {event.action} - {event.message}")
+    return EXIT_OK
+
+
+def _simple(
+    action: Callable[[Core, str], Any], describe: Callable[[Any], str]
+) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from moltbot.scheduler import UnknownTask
+
+        core = _ready_core(args)
+        try:
+            result = action(core, args.task)
+        except UnknownTask as exc:
+            return _unknown(exc)
+        print(describe(result))
+        return EXIT_OK
+
+    return command
+
+
+def _describe_pause(task: Any) -> str:
+    extra = " (its current run continues; `moltbot stop` ends it)" if task.current_run_id else ""
+    return f"Task {task.task_id} paused{extra}"
+
+
+def _describe_resume(task: Any) -> str:
+    return f"Task {task.task_id} resumed; next run {_local(task.next_run)}"
+
+
+cmd_pause = _simple(lambda core, name: core.pause(name), _describe_pause)
+cmd_resume = _simple(lambda core, name: core.resume(name), _describe_resume)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from moltbot.scheduler import UnknownTask
+
+    core = _ready_core(args)
+    try:
+        run = core.request_stop(args.task)
+    except UnknownTask as exc:
+        return _unknown(exc)
+    if run is None:
+        print(f"{args.task} is not running")
+        return EXIT_FAILED
+    print(f"stopping run {run.id} of {run.task_id}")
+    return EXIT_OK
+
+
+def cmd_next(args: argparse.Namespace) -> int:
+    from moltbot.scheduler import UnknownTask
+
+    core = _ready_core(args)
+    try:
+        task = core.resolve(args.task)
+        instants = core.next_runs(args.task, args.count)
+    except UnknownTask as exc:
+        return _unknown(exc)
+    if args.json:
+        _print_json([instant.isoformat() for instant in instants])
+        return EXIT_OK
+    zone = core.zone_of(task)
+    if not instants:
+        reason = "paused" if task.paused_by else "disabled" if not task.enabled else "no further runs"
+        print(f"{task.task_id}: {reason}")
+    for instant in instants:
+        print(f"{_local(instant, zone)} ({zone.key})")
+    return EXIT_OK
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from moltbot import store
+
+    _ready_core(args)
+
+    tasks = store.list_tasks()
+    listing = []
+    for task in tasks:
+        spec = task.spec()
+        schedule_text, zone = task.schedule_key.rsplit("@", 1)
+        listing.append(
+            {
+                "task_id": task.task_id,
+                "name": task.name,
+                "schedule": schedule_text,
+                "timezone": zone,
+                "enabled": task.enabled,
+                "priority": task.priority,
+                "script_path": spec.get("script_path"),
+                "description": spec.get("description", ""),
+            }
+        )
+    if args.json:
+        _print_json(listing)
+        return EXIT_OK
+    for item in listing:
+        state = "" if item["enabled"] else " [disabled]"
+        print(
+            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}), "
+            f"priority {item['priority']}, runs {item['script_path']}"
+        )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from moltbot.config import ConfigError, Home, load_settings, load_tasks
+
+    home = Home.from_env(args.home)
+    home.ensure()
+    try:
+        settings = load_settings(home.settings_toml)
+        specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: OK")
+    return EXIT_OK
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    task_id = args.task or os.environ.get("MOLTBOT_TASK_ID")
+    if not task_id:
+        print("moltbot: no task: run inside a moltbot task or pass --task", file=sys.stderr)
+        return EXIT_USAGE
+    core = _core(args)
+    run_id = os.environ.get("MOLTBOT_RUN_ID")
+    if args.action == "save":
+        try:
+            data = json.loads(args.data)
+        except (TypeError, json.JSONDecodeError) as exc:
+            print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        core.save_checkpoint(task_id, data, int(run_id) if run_id and run_id.isdigit() else None)
+    elif args.action == "load":
+        data = core.load_checkpoint(task_id)
+        if data is None:
+            return EXIT_FAILED
+        print(json.dumps(data))
+    else:
+        core.clear_checkpoint(task_id)
+    return EXIT_OK
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moltbot", description="moltbot: a careful task scheduler.")
+    parser.add_argument("--home", help="MOLTBOT_HOME (default: $MOLTBOT_HOME or ~/moltbot-system)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        task: str | None = None,
+        json_flag: bool = False,
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if task == "required":
+            command.add_argument("task", help="task id or name")
+        elif task == "optional":
+            command.add_argument("task", nargs="?", help="task id or name")
+        if json_flag:
+            command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(handler=handler)
+        return command
+
+    add("daemon", cmd_daemon, "run the scheduler in the foreground (systemd runs this)")
+    add("run", cmd_run, "run a task now and wait for its result", "required", True)
+    add("run-all", cmd_run_all, "run every enabled task once now, in priority order", json_flag=True)
+    add("status", cmd_status, "show the daemon and every task", json_flag=True)
+    logs = add("logs", cmd_logs, "show recent task events", "optional", True)
+    logs.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
+    add("pause", cmd_pause, "stop scheduling a task (a current run continues)", "required")
+    add("resume", cmd_resume, "schedule a paused task again", "required")
+    add("stop", cmd_stop, "terminate a task's current run", "required")
+    nxt = add("next", cmd_next, "show upcoming run times", "required", True)
+    nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
+    add("tasks", cmd_tasks, "list task definitions", json_flag=True)
+    add("check", cmd_check, "validate tasks.json and moltbot.toml")
+    checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
+    checkpoint.add_argument("action", choices=["save", "load", "clear"])
+    checkpoint.add_argument("data", nargs="?", help="JSON to save")
+    checkpoint.add_argument("--task", help="task id (default: $MOLTBOT_TASK_ID)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear line rather than a traceback for operational errors
+        from moltbot.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(exc, file=sys.stderr)
+            return EXIT_CONFIG
+        raise
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

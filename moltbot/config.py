@@ -1,0 +1,471 @@
+"""MOLTBOT_HOME layout, daemon settings (moltbot.toml) and task specs (tasks.json).
+
+Every problem found while loading is a ``ConfigError`` that names the file,
+the line and the field, so ``moltbot check`` and the daemon's refusal to start
+can say exactly where to look. Loading collects all problems before raising,
+so one run of ``moltbot check`` lists them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from moltbot.jsonlines import line_map
+from moltbot.schedules import Schedule, ScheduleError, parse_schedule
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "Home",
+    "Settings",
+    "TaskSpec",
+    "host_zone",
+    "load_settings",
+    "load_tasks",
+]
+
+DEFAULT_HOME = "~/moltbot-system"
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: Path
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a configuration file."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True)
+class Home:
+    """The directory layout under MOLTBOT_HOME (the original scheduler's layout)."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, override: str | None = None) -> Home:
+        raw = override or os.environ.get("MOLTBOT_HOME") or DEFAULT_HOME
+        return cls(Path(raw).expanduser().absolute())
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def tasks_json(self) -> Path:
+        return self.config_dir / "tasks.json"
+
+    @property
+    def settings_toml(self) -> Path:
+        return self.config_dir / "moltbot.toml"
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.root / "tasks"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "moltbot.db"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "daemon.lock"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def ensure(self) -> None:
+        """Create the layout; copy the bundled example tasks on first start."""
+        for directory in (self.config_dir, self.tasks_dir, self.data_dir, self.logs_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        if self.tasks_json.exists():
+            return
+        bundled = resources.files("moltbot.example_tasks")
+        for entry in bundled.iterdir():
+            name = entry.name
+            if name == "tasks.json" or not name.endswith((".sh", ".py")) or name == "__init__.py":
+                continue
+            target = self.tasks_dir / name
+            if not target.exists():
+                with resources.as_file(entry) as source:
+                    shutil.copyfile(source, target)
+                target.chmod(0o755)
+        # Written last, so an interrupted first start copies the scripts again.
+        self.tasks_json.write_text(bundled.joinpath("tasks.json").read_text())
+
+
+# --- daemon settings -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[daemon]`` in moltbot.toml; other sections belong to later integrations."""
+
+    timezone: ZoneInfo = field(default_factory=lambda: host_zone())
+    workers: int = 4
+    missed_grace_seconds: float = 60.0
+    max_catchup_runs: int = 10
+    kill_grace_seconds: float = 10.0
+    output_cap_bytes: int = 1024 * 1024
+    log_retention_days: int = 30
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "timezone": (str,),
+    "workers": (int,),
+    "missed_grace_seconds": (int, float),
+    "max_catchup_runs": (int,),
+    "kill_grace_seconds": (int, float),
+    "output_cap_bytes": (int,),
+    "log_retention_days": (int,),
+}
+_KNOWN_SECTIONS = {"daemon", "signal", "discord", "ollama", "letta"}
+
+
+def host_zone() -> ZoneInfo:
+    """The host's IANA zone: $TZ, /etc/timezone, the /etc/localtime link, else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        link = os.readlink("/etc/localtime")
+        if "zoneinfo/" in link:
+            candidates.append(link.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _toml_line(text: str, section: str, key: str | None) -> int | None:
+    """The line of ``key`` inside ``[section]`` (tomllib keeps no positions)."""
+    current = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if header := re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped):
+            current = header[1]
+            if key is None and current == section:
+                return number
+        elif current == section and key and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read moltbot.toml; a missing file means all defaults."""
+    if not path.exists():
+        return Settings()
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([ConfigProblem(path, int(line[1]) if line else None, None, str(exc))]) from exc
+    problems: list[ConfigProblem] = []
+    for section in data:
+        if section not in _KNOWN_SECTIONS:
+            problems.append(
+                ConfigProblem(
+                    path, _toml_line(text, section, None), section, _unknown(section, _KNOWN_SECTIONS)
+                )
+            )
+    values: dict[str, Any] = {}
+    for key, value in data.get("daemon", {}).items():
+        line = _toml_line(text, "daemon", key)
+        if key not in _SETTING_TYPES:
+            problems.append(ConfigProblem(path, line, f"daemon.{key}", _unknown(key, _SETTING_TYPES)))
+        elif not isinstance(value, _SETTING_TYPES[key]) or isinstance(value, bool):
+            expected = " or ".join(t.__name__ for t in _SETTING_TYPES[key])
+            problems.append(ConfigProblem(path, line, f"daemon.{key}", f"expected {expected}, got {value!r}"))
+        elif key == "timezone":
+            try:
+                values[key] = ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                problems.append(ConfigProblem(path, line, "daemon.timezone", f"unknown IANA zone {value!r}"))
+        elif value < (0 if key in ("missed_grace_seconds", "kill_grace_seconds") else 1):
+            problems.append(ConfigProblem(path, line, f"daemon.{key}", f"must be positive, got {value!r}"))
+        else:
+            values[key] = value
+    if problems:
+        raise ConfigError(problems)
+    sections = {name: body for name, body in data.items() if name != "daemon"}
+    return Settings(**values, sections=sections)
+
+
+def _unknown(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {'section' if known is _KNOWN_SECTIONS else 'field'} {name!r}{hint}"
+
+
+# --- task specs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One validated entry of tasks.json."""
+
+    task_id: str
+    name: str
+    script_path: str
+    schedule_text: str
+    schedule: Schedule
+    timezone: ZoneInfo
+    enabled: bool = True
+    priority: int = 5
+    timeout_seconds: float = 300.0
+    retries: int = 0
+    retry_backoff_seconds: float = 30.0
+    overlap: str = "skip"
+    missed: str = "once"
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+    notify: str = "failure"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def schedule_key(self) -> str:
+        """What identifies "the same schedule" across reloads (re-anchor when it changes)."""
+        return f"{self.schedule_text}@{self.timezone.key}"
+
+    def definition_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True)
+
+    def resolved_script(self, tasks_dir: Path) -> Path:
+        path = Path(self.script_path)
+        return path if path.is_absolute() else tasks_dir / path
+
+
+_TASK_FIELDS = {
+    "task_id",
+    "name",
+    "script_path",
+    "interval_minutes",
+    "enabled",
+    "priority",
+    "schedule",
+    "timezone",
+    "timeout_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "overlap",
+    "missed",
+    "args",
+    "env",
+    "description",
+    "notify",
+}
+_CHOICES = {
+    "overlap": ("skip", "queue"),
+    "missed": ("skip", "once", "all"),
+    "notify": ("failure", "always", "never"),
+}
+
+
+class _TaskReader:
+    """Validates one task entry, collecting problems with their line numbers."""
+
+    def __init__(self, path: Path, lines: dict[Any, int], index: int, entry: dict[str, Any]) -> None:
+        self.path, self.lines, self.index, self.entry = path, lines, index, entry
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, name: str | None, message: str) -> None:
+        line = self.lines.get(("tasks", self.index, name)) if name else None
+        line = line or self.lines.get(("tasks", self.index))
+        label = f"tasks[{self.index}]" + (f".{name}" if name else "")
+        task_id = self.entry.get("task_id")
+        if isinstance(task_id, str):
+            label += f" ({task_id})"
+        self.problems.append(ConfigProblem(self.path, line, label, message))
+
+    def get(self, name: str, kinds: tuple[type, ...], default: Any, required: bool = False) -> Any:
+        if name not in self.entry:
+            if required:
+                self.problem(None, f"missing required field {name!r}")
+            return default
+        value = self.entry[name]
+        bool_ok = bool in kinds
+        if not isinstance(value, kinds) or (isinstance(value, bool) and not bool_ok):
+            expected = " or ".join(kind.__name__ for kind in kinds)
+            self.problem(name, f"expected {expected}, got {json.dumps(value)}")
+            return default
+        return value
+
+
+def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[TaskSpec]:
+    """Read and validate tasks.json (the original format plus optional fields)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(path, None, None, "file not found")]) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([ConfigProblem(path, exc.lineno, None, f"invalid JSON: {exc.msg}")]) from exc
+    lines = line_map(text)
+    tasks = document.get("tasks") if isinstance(document, dict) else None
+    if not isinstance(tasks, list):
+        raise ConfigError([ConfigProblem(path, 1, "tasks", 'expected {"tasks": [ ... ]}')])
+    problems: list[ConfigProblem] = []
+    specs: list[TaskSpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(tasks):
+        if not isinstance(entry, dict):
+            line = lines.get(("tasks", index))
+            problems.append(ConfigProblem(path, line, f"tasks[{index}]", "expected an object"))
+            continue
+        reader = _TaskReader(path, lines, index, entry)
+        spec = _read_task(reader, tasks_dir, default_zone)
+        task_id = entry.get("task_id")
+        if isinstance(task_id, str) and task_id in seen:
+            reader.problem("task_id", f"duplicate task_id {task_id!r} (first at tasks[{seen[task_id]}])")
+            spec = None
+        elif isinstance(task_id, str):
+            seen[task_id] = index
+        problems.extend(reader.problems)
+        if spec is not None:
+            specs.append(spec)
+    if problems:
+        raise ConfigError(problems)
+    return specs
+
+
+def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> TaskSpec | None:
+    entry = reader.entry
+    for name in entry:
+        if name not in _TASK_FIELDS:
+            reader.problem(name, _unknown(name, _TASK_FIELDS))
+    task_id = reader.get("task_id", (str,), "", required=True)
+    if task_id and not TASK_ID_PATTERN.fullmatch(task_id):
+        reader.problem("task_id", "use letters, digits, '.', '_' or '-' (at most 64, no leading punctuation)")
+    name = reader.get("name", (str,), task_id)
+    script = reader.get("script_path", (str,), "", required=True)
+    zone = default_zone
+    if "timezone" in entry:
+        zone_name = reader.get("timezone", (str,), "")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            reader.problem("timezone", f"unknown IANA zone {zone_name!r} (e.g. 'Europe/Berlin')")
+    schedule_text = _schedule_text(reader)
+    schedule = None
+    if schedule_text:
+        try:
+            schedule = parse_schedule(schedule_text, zone)
+        except ScheduleError as exc:
+            reader.problem("schedule" if "schedule" in entry else "interval_minutes", str(exc))
+    values: dict[str, Any] = {
+        "enabled": reader.get("enabled", (bool,), True),
+        "priority": reader.get("priority", (int,), 5),
+        "timeout_seconds": reader.get("timeout_seconds", (int, float), 300.0),
+        "retries": reader.get("retries", (int,), 0),
+        "retry_backoff_seconds": reader.get("retry_backoff_seconds", (int, float), 30.0),
+        "description": reader.get("description", (str,), ""),
+    }
+    for choice_field, choices in _CHOICES.items():
+        value = reader.get(choice_field, (str,), choices[0] if choice_field != "missed" else "once")
+        if value not in choices:
+            reader.problem(choice_field, f"expected one of {', '.join(choices)}, got {value!r}")
+        values[choice_field] = value
+    if not 1 <= values["priority"] <= 10:
+        reader.problem("priority", f"expected 1 (highest) to 10, got {values['priority']}")
+    if values["timeout_seconds"] <= 0:
+        reader.problem("timeout_seconds", "must be positive")
+    if not 0 <= values["retries"] <= 20:
+        reader.problem("retries", "expected 0 to 20")
+    if values["retry_backoff_seconds"] < 0:
+        reader.problem("retry_backoff_seconds", "must not be negative")
+    args = reader.get("args", (list,), [])
+    if not all(isinstance(arg, str) for arg in args):
+        reader.problem("args", "expected a list of strings")
+    env = reader.get("env", (dict,), {})
+    if not all(isinstance(value, str) for value in env.values()):
+        reader.problem("env", "expected an object of string values")
+    if script:
+        _check_script(reader, script, tasks_dir)
+    if reader.problems or schedule is None:
+        return None
+    return TaskSpec(
+        task_id=task_id,
+        name=name,
+        script_path=script,
+        schedule_text=schedule_text,
+        schedule=schedule,
+        timezone=zone,
+        args=tuple(args),
+        env=tuple(sorted(env.items())),
+        raw=dict(entry),
+        **values,
+    )
+
+
+def _schedule_text(reader: _TaskReader) -> str:
+    entry = reader.entry
+    if "schedule" in entry and "interval_minutes" in entry:
+        reader.problem("schedule", "give either 'schedule' or 'interval_minutes', not both")
+        return ""
+    if "schedule" in entry:
+        return str(reader.get("schedule", (str,), ""))
+    minutes = reader.get("interval_minutes", (int, float), None)
+    if minutes is None:
+        if "interval_minutes" not in entry:
+            reader.problem(None, "missing 'schedule' (or the original 'interval_minutes')")
+        return ""
+    if minutes <= 0:
+        reader.problem("interval_minutes", f"must be positive, got {minutes}")
+        return ""
+    seconds = round(minutes * 60)
+    return f"every {int(minutes)}m" if minutes == int(minutes) else f"every {seconds}s"
+
+
+def _check_script(reader: _TaskReader, script: str, tasks_dir: Path) -> None:
+    path = Path(script)
+    if not path.is_absolute():
+        resolved = (tasks_dir / path).resolve()
+        if not resolved.is_relative_to(tasks_dir.resolve()):
+            reader.problem(
+                "script_path",
+                f"{script!r} resolves outside {tasks_dir}; give an absolute path to run a script elsewhere",
+            )
+            return
+        path = tasks_dir / path
+    if not path.is_file():
+        reader.problem("script_path", f"script not found: {path}")
+    elif not os.access(path, os.X_OK):
+        reader.problem("script_path", f"script is not executable: {path} (chmod +x it)")

@@ -1,0 +1,68 @@
+"""Line numbers for JSON paths, so config errors can say "tasks.json:14 field x".
+
+The stdlib parser keeps no positions, so this walks the text once with the
+stdlib's own scanners and records where each member and element starts.
+It runs only on text that ``json.loads`` already accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from json.decoder import scanstring
+
+__all__ = ["Path", "line_map"]
+
+Path = tuple[str | int, ...]
+_WHITESPACE = " \t\n\r"
+_decoder = json.JSONDecoder()
+
+
+def line_map(text: str) -> dict[Path, int]:
+    """Map every path (keys and list indexes) to the 1-based line where it starts."""
+    lines: dict[Path, int] = {}
+    _value(text, _skip(text, 0), (), lines)
+    return lines
+
+
+def _skip(text: str, index: int) -> int:
+    while index < len(text) and text[index] in _WHITESPACE:
+        index += 1
+    return index
+
+
+def _line(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _value(text: str, index: int, path: Path, lines: dict[Path, int]) -> int:
+    """Record positions inside the value at ``index``; return the index after it."""
+    lines.setdefault(path, _line(text, index))
+    char = text[index]
+    if char == "{":
+        index = _skip(text, index + 1)
+        if text[index] == "}":
+            return index + 1
+        while True:
+            key_start = index
+            key, index = scanstring(text, index + 1)
+            lines[(*path, key)] = _line(text, key_start)
+            index = _skip(text, index)  # at ':'
+            index = _value(text, _skip(text, index + 1), (*path, key), lines)
+            index = _skip(text, index)
+            if text[index] == "}":
+                return index + 1
+            index = _skip(text, index + 1)  # past ','
+    if char == "[":
+        index = _skip(text, index + 1)
+        if text[index] == "]":
+            return index + 1
+        position = 0
+        while True:
+            index = _value(text, index, (*path, position), lines)
+            index = _skip(text, index)
+            if text[index] == "]":
+                return index + 1
+            index = _skip(text, index + 1)
+            position += 1
+    _, end = _decoder.raw_decode(text, index)
+    return end

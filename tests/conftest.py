@@ -1,0 +1,142 @@
+"""Shared fixtures: a real MOLTBOT_HOME, the real CLI, a real daemon process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moltbot import store
+from moltbot.config import Home
+from moltbot.scheduler import daemon_pid
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Wait for a condition the system under test will make true (not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Env:
+    """A MOLTBOT_HOME in a temporary directory, with helpers to shape it."""
+
+    home: Home
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOLTBOT_")}
+        env["MOLTBOT_HOME"] = str(self.home.root)
+        env["TZ"] = "UTC"
+        return env
+
+    def script(self, name: str, body: str, executable: bool = True) -> Path:
+        path = self.home.tasks_dir / name
+        path.write_text(body if body.startswith("#!") else "#!/bin/sh\n" + body)
+        path.chmod(0o755 if executable else 0o644)
+        return path
+
+    def write_tasks(self, *tasks: dict[str, Any], settings: str | None = None) -> None:
+        self.tasks = list(tasks)
+        self.home.tasks_json.write_text(json.dumps({"tasks": self.tasks}, indent=2) + "\n")
+        if settings is not None:
+            self.home.settings_toml.write_text(settings)
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "moltbot", *args],
+            env=self.environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"moltbot {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json", check=True).stdout)
+
+    def db(self) -> None:
+        """Bind the store to this home's database (for assertions on recorded state)."""
+        store.open_db(self.home.db_path)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    home = Home(tmp_path / "home")
+    for directory in (home.config_dir, home.tasks_dir, home.data_dir, home.logs_dir):
+        directory.mkdir(parents=True)
+    environment = Env(home)
+    environment.write_tasks()
+    return environment
+
+
+class DaemonProcess:
+    """``moltbot daemon`` as a child process, with its stderr kept for assertions."""
+
+    def __init__(self, env: Env, extra_env: dict[str, str] | None = None) -> None:
+        self.env = env
+        self.log_path = env.home.root / f"daemon-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moltbot", "daemon"],
+            env={**env.environ, **(extra_env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._ready, what="the daemon to take its lock and start")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.process.returncode}:\n{self.output()}")
+        return daemon_pid(self.env.home) == self.process.pid and "daemon started" in self.output()
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self.log.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def start_daemon(env: Env) -> Iterator[Callable[..., DaemonProcess]]:
+    started: list[DaemonProcess] = []
+
+    def start(**extra_env: str) -> DaemonProcess:
+        daemon = DaemonProcess(env, extra_env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.kill()

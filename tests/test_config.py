@@ -1,0 +1,184 @@
+"""Config loading: the original format, the extensions, and errors that say where."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from moltbot.config import ConfigError, load_settings, load_tasks
+from tests.conftest import Env
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def load(env: Env):  # type: ignore[no-untyped-def]
+    return load_tasks(env.home.tasks_json, env.home.tasks_dir, UTC_ZONE)
+
+
+def problems(env: Env) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(env)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_the_original_format_loads_unchanged(env: Env) -> None:
+    env.script("scrape-all.sh", "echo scraping\n")
+    env.home.tasks_json.write_text(
+        """{
+  "tasks": [
+    {
+      "task_id": "scrape-all",
+      "name": "Web Scraper",
+      "script_path": "scrape-all.sh",
+      "interval_minutes": 60,
+      "enabled": true,
+      "priority": 5
+    }
+  ]
+}
+"""
+    )
+    (spec,) = load(env)
+    assert (spec.task_id, spec.name, spec.schedule_text, spec.priority) == (
+        "scrape-all",
+        "Web Scraper",
+        "every 60m",
+        5,
+    )
+    assert (spec.timeout_seconds, spec.overlap, spec.missed, spec.notify) == (
+        300.0,
+        "skip",
+        "once",
+        "failure",
+    )
+
+
+def test_the_extended_fields(env: Env) -> None:
+    env.script("job.sh", "true\n")
+    env.write_tasks(
+        {
+            "task_id": "job",
+            "name": "Job",
+            "script_path": "job.sh",
+            "schedule": "weekdays at 07:30",
+            "timezone": "Europe/Berlin",
+            "timeout_seconds": 12.5,
+            "retries": 2,
+            "retry_backoff_seconds": 5,
+            "overlap": "queue",
+            "missed": "all",
+            "args": ["--verbose"],
+            "env": {"TARGET": "nas"},
+            "description": "d",
+            "notify": "always",
+        }
+    )
+    (spec,) = load(env)
+    assert spec.timezone.key == "Europe/Berlin" and spec.schedule_key == "weekdays at 07:30@Europe/Berlin"
+    assert (spec.retries, spec.overlap, spec.missed, spec.args, dict(spec.env)) == (
+        2,
+        "queue",
+        "all",
+        ("--verbose",),
+        {"TARGET": "nas"},
+    )
+
+
+def test_invalid_json_names_the_line(env: Env) -> None:
+    env.home.tasks_json.write_text('{\n  "tasks": [\n    {"task_id": "a",}\n  ]\n}\n')
+    (problem,) = problems(env)
+    assert problem.startswith(f"{env.home.tasks_json}:3: invalid JSON")
+
+
+def test_each_problem_names_file_line_and_field(env: Env) -> None:
+    env.script("ok.sh", "true\n")
+    env.script("not-executable.sh", "true\n", executable=False)
+    env.write_tasks(
+        {"task_id": "a", "script_path": "ok.sh", "interval_minutes": 5, "intreval_minutes": 3},
+        {"task_id": "b", "script_path": "missing.sh", "schedule": "daily at 9"},
+        {
+            "task_id": "c",
+            "script_path": "not-executable.sh",
+            "schedule": "every 1h",
+            "timezone": "Mars/Olympus",
+        },
+        {"task_id": "a", "script_path": "ok.sh", "schedule": "every 1h"},
+        {"task_id": "d", "script_path": "../../etc/passwd", "schedule": "every 1h", "priority": "high"},
+        {"task_id": "e", "script_path": "ok.sh", "schedule": "every 1h", "overlap": "parallel"},
+    )
+    found = problems(env)
+    expected = {
+        "tasks[0].intreval_minutes (a)": "unknown field 'intreval_minutes' (did you mean 'interval_minutes'",
+        "tasks[1].script_path (b)": "script not found",
+        "tasks[1].schedule (b)": "unknown schedule 'daily at 9'",
+        "tasks[2].timezone (c)": "unknown IANA zone 'Mars/Olympus'",
+        "tasks[2].script_path (c)": "script is not executable",
+        "tasks[3].task_id (a)": "duplicate task_id 'a' (first at tasks[0])",
+        "tasks[4].priority (d)": 'expected int, got "high"',
+        "tasks[4].script_path (d)": "'../../etc/passwd' resolves outside",
+        "tasks[5].overlap (e)": "expected one of skip, queue, got 'parallel'",
+    }
+    assert len(found) == len(expected), found
+    file_lines = env.home.tasks_json.read_text().splitlines()
+    for problem in found:
+        match = re.fullmatch(r"(.+):(\d+): (tasks\[\d\]\.(\w+) \(\w\)): (.+)", problem)
+        assert match, problem
+        path, line, label, field, message = match.groups()
+        assert path == str(env.home.tasks_json)
+        assert message.startswith(expected[label]), (label, message)
+        # The reported line is the one holding that field of that task.
+        assert f'"{field}"' in file_lines[int(line) - 1], (problem, file_lines[int(line) - 1])
+
+
+def test_an_absolute_script_path_may_live_elsewhere(env: Env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "elsewhere.sh"
+    outside.write_text("#!/bin/sh\ntrue\n")
+    outside.chmod(0o755)
+    env.write_tasks({"task_id": "x", "script_path": str(outside), "schedule": "every 1h"})
+    (spec,) = load(env)
+    assert spec.resolved_script(env.home.tasks_dir) == outside
+
+
+def test_schedule_and_interval_together_is_an_error(env: Env) -> None:
+    env.script("ok.sh", "true\n")
+    env.write_tasks({"task_id": "a", "script_path": "ok.sh", "schedule": "every 1h", "interval_minutes": 5})
+    (problem,) = problems(env)
+    assert "give either 'schedule' or 'interval_minutes'" in problem
+
+
+def test_settings_defaults_and_errors(env: Env) -> None:
+    assert load_settings(env.home.settings_toml).workers == 4  # no file: defaults
+    env.home.settings_toml.write_text(
+        '[daemon]\ntimezone = "Europe/Berlin"\nworkers = 2\n\n[signal]\nurl = "http://127.0.0.1:8080"\n'
+    )
+    settings = load_settings(env.home.settings_toml)
+    assert (settings.timezone.key, settings.workers, settings.sections["signal"]["url"]) == (
+        "Europe/Berlin",
+        2,
+        "http://127.0.0.1:8080",
+    )
+    env.home.settings_toml.write_text(
+        '[daemon]\nworkers = 0\nwrokers = 3\ntimezone = "Nowhere"\n\n[sginal]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env.home.settings_toml)
+    text = str(caught.value)
+    assert f"{env.home.settings_toml}:2: daemon.workers: must be positive" in text
+    assert (
+        f"{env.home.settings_toml}:3: daemon.wrokers: unknown field 'wrokers' (did you mean 'workers'?)"
+        in text
+    )
+    assert f"{env.home.settings_toml}:4: daemon.timezone: unknown IANA zone 'Nowhere'" in text
+    assert f"{env.home.settings_toml}:6: sginal: unknown section 'sginal' (did you mean 'signal'?)" in text
+
+
+def test_check_command_reports_and_exits_nonzero(env: Env) -> None:
+    env.write_tasks({"task_id": "a", "script_path": "nope.sh", "schedule": "every 1h"})
+    result = env.cli("check")
+    assert result.returncode == 3
+    assert "script not found" in result.stderr and "1 problem(s) found" in result.stderr
+    env.script("nope.sh", "true\n")
+    ok = env.cli("check")
+    assert ok.returncode == 0 and "1 tasks OK" in ok.stdout

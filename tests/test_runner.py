@@ -1,0 +1,137 @@
+"""The runner with real processes: exit codes, timeouts, cancels, groups, output."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from moltbot.runner import ProcessRun, minimal_environment
+from tests.conftest import wait_until
+
+
+def make_script(tmp_path: Path, body: str, name: str = "task.sh") -> Path:
+    script = tmp_path / name
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+def run(tmp_path: Path, body: str, **options: float) -> tuple[ProcessRun, object]:
+    process = ProcessRun(
+        [str(make_script(tmp_path, body))],
+        cwd=tmp_path,
+        env=minimal_environment({"MARK": "yes"}),
+        log_path=tmp_path / "logs" / "1.log",
+        timeout=options.pop("timeout", 30),
+        kill_grace=options.pop("kill_grace", 2),
+        output_cap=int(options.pop("output_cap", 1 << 20)),
+    )
+    return process, process.run()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purposes.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_success_keeps_stdout_and_stderr_apart(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "echo out-line\necho err-line >&2\necho mark=$MARK\n")
+    assert result.status == "success" and result.exit_code == 0  # type: ignore[attr-defined]
+    assert result.stdout_tail == "out-line\nmark=yes\n"  # type: ignore[attr-defined]
+    assert result.stderr_tail == "err-line\n"  # type: ignore[attr-defined]
+    log = (tmp_path / "logs" / "1.log").read_text()
+    assert "out-line" in log and "err-line" in log
+
+
+def test_failure_reports_the_exit_code(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "echo broken >&2\nexit 3\n")
+    assert (result.status, result.exit_code) == ("failed", 3)  # type: ignore[attr-defined]
+    assert result.message.startswith("exit code 3")  # type: ignore[attr-defined]
+
+
+def test_a_missing_interpreter_is_a_failed_run_not_a_crash(tmp_path: Path) -> None:
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/nonexistent/interpreter\n")
+    script.chmod(0o755)
+    result = ProcessRun([str(script)], cwd=tmp_path, env={}, log_path=tmp_path / "l.log", timeout=5).run()
+    assert result.status == "failed" and "could not start" in result.message
+
+
+def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    body = f"sleep 300 &\necho $! > {pid_file}\nwait\n"
+    _, result = run(tmp_path, body, timeout=1, kill_grace=1)
+    assert result.status == "timeout"  # type: ignore[attr-defined]
+    assert "timed out after 1s" in result.message  # type: ignore[attr-defined]
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    body = "trap '' TERM\nwhile :; do sleep 0.1; done\n"
+    _, result = run(tmp_path, body, timeout=0.5, kill_grace=0.5)
+    assert result.status == "timeout" and result.exit_code == -9  # type: ignore[attr-defined]
+
+
+def test_leftover_background_processes_die_with_the_main_process(tmp_path: Path) -> None:
+    pid_file = tmp_path / "left.pid"
+    _, result = run(tmp_path, f"sleep 300 >/dev/null 2>&1 &\necho $! > {pid_file}\necho done\n")
+    assert result.status == "success"  # type: ignore[attr-defined]
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_leftover_holding_the_pipe_does_not_hang_the_run(tmp_path: Path) -> None:
+    # The background sleep inherits stdout; without the group kill, EOF never comes.
+    _, result = run(tmp_path, "sleep 300 &\necho parent-done\n", kill_grace=1)
+    assert result.status == "success" and "parent-done" in result.stdout_tail  # type: ignore[attr-defined]
+
+
+def test_cancel_interrupts_a_running_process(tmp_path: Path) -> None:
+    process = ProcessRun(
+        [str(make_script(tmp_path, "echo started\nsleep 300\n"))],
+        cwd=tmp_path,
+        env=minimal_environment({}),
+        log_path=tmp_path / "c.log",
+        timeout=60,
+        kill_grace=2,
+    )
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.append(process.run()))
+    worker.start()
+    wait_until(
+        lambda: "started" in (tmp_path / "c.log").read_text() if (tmp_path / "c.log").exists() else False
+    )
+    process.cancel("stopped on request")
+    worker.join(10)
+    result = outcome[0]
+    assert result.status == "interrupted" and "stopped on request" in result.message  # type: ignore[attr-defined]
+    process.cancel("again")  # after the run: harmless, writes to no reused descriptor
+
+
+def test_output_over_the_cap_is_truncated_in_the_log_but_tails_stay_current(tmp_path: Path) -> None:
+    body = "i=0\nwhile [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done\n"
+    _, result = run(tmp_path, body, output_cap=1000)
+    log = (tmp_path / "logs" / "1.log").read_bytes()
+    assert log.startswith(b"line-0\n")
+    assert b"output truncated" in log and len(log) < 1200
+    assert result.stdout_tail.endswith("line-1999\n")  # type: ignore[attr-defined]
+    assert result.stdout_tail.startswith("line-")  # cut at a line boundary  # type: ignore[attr-defined]
+
+
+def test_minimal_environment_passes_basics_and_hides_the_rest() -> None:
+    base = {"PATH": "/bin", "HOME": "/root", "SIGNAL_TOKEN": "secret", "LANG": "C.UTF-8"}
+    env = minimal_environment({"MOLTBOT_TASK_ID": "x"}, base)
+    assert env == {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8", "MOLTBOT_TASK_ID": "x"}
+
+
+@pytest.mark.parametrize("signal_exit", ["kill -KILL $$"])
+def test_death_by_signal_is_named(tmp_path: Path, signal_exit: str) -> None:
+    _, result = run(tmp_path, signal_exit + "\n")
+    assert result.status == "failed" and "killed by signal SIGKILL" in result.message  # type: ignore[attr-defined]
