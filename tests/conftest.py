@@ -140,3 +140,4 @@ def start_daemon(env: Env) -> Iterator[Callable[..., DaemonProcess]]:
     for daemon in started:
         if daemon.process.poll() is None:
             daemon.kill()
+        daemon.log.close()

@@ -1,0 +1,307 @@
+"""The daemon end to end: a real process, real signals, real SQLite, real scripts."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+
+from moltbot import store
+from tests.conftest import Env, wait_until
+
+
+def runs(task_id: str, status: str | None = None) -> list[store.Run]:
+    query = store.Run.select().where(store.Run.task_id == task_id)
+    if status:
+        query = query.where(store.Run.status == status)
+    return list(query.order_by(store.Run.id))
+
+
+def task(task_id: str) -> store.Task:
+    return store.Task.get(store.Task.task_id == task_id)
+
+
+def test_recurring_task_fires_on_its_grid_without_drift(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("tick.sh", "sleep 0.3\n")
+    env.write_tasks({"task_id": "tick", "script_path": "tick.sh", "schedule": "every 1s"})
+    daemon = start_daemon()
+    env.db()
+    wait_until(lambda: len(runs("tick", "success")) >= 3, what="three runs")
+    daemon.stop()
+    done = runs("tick", "success")[:3]
+    anchor = task("tick").anchor
+    for run in done:
+        assert run.started_at - run.scheduled_for < timedelta(milliseconds=500)
+        # Each occurrence sits on the anchor's 1 s grid, even though each run took 0.3 s.
+        offset = (run.scheduled_for - anchor).total_seconds()
+        assert abs(offset - round(offset)) < 1e-6
+    assert [r.scheduled_for for r in done] == sorted({r.scheduled_for for r in done})
+
+
+def test_cli_run_is_handed_to_the_daemon_and_recorded_once(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("hello.sh", 'echo "hello from $MOLTBOT_TASK_ID run $MOLTBOT_RUN_ID"\n')
+    env.write_tasks(
+        {"task_id": "hello", "name": "Hello", "script_path": "hello.sh", "schedule": "daily at 03:00"}
+    )
+    daemon = start_daemon()
+    result = env.cli_json("run", "Hello")
+    assert result["success"] is True and result["task_id"] == "hello"
+    assert result["stdout"] == f"hello from hello run {result['run_id']}\n"
+    assert set(result) >= {"task_id", "success", "duration", "stdout", "stderr"}
+    env.db()
+    (run,) = runs("hello")
+    assert (run.trigger, run.owner_pid, run.requested_by.startswith("cli:")) == (
+        "manual",
+        daemon.process.pid,
+        True,
+    )
+
+
+def test_unknown_task_suggests_the_closest(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("backup.sh", "true\n")
+    env.write_tasks({"task_id": "backup", "script_path": "backup.sh", "schedule": "daily at 03:00"})
+    start_daemon()
+    result = env.cli("run", "bakup")
+    assert result.returncode == 2 and "did you mean 'backup'?" in result.stderr
+
+
+def test_overlap_skip_records_occurrences_that_came_while_running(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("slow.sh", "sleep 2.5\n")
+    env.write_tasks({"task_id": "slow", "script_path": "slow.sh", "schedule": "every 1s"})
+    start_daemon()
+    env.db()
+    wait_until(
+        lambda: runs("slow", "success") and len(runs("slow", "skipped")) >= 2, what="skips then a success"
+    )
+    for run in runs("slow", "skipped"):
+        assert "still running" in run.message
+    started = [r for r in runs("slow") if r.started_at]
+    for earlier, later in itertools.pairwise(started):
+        assert earlier.finished_at is None or later.started_at >= earlier.finished_at  # never two at once
+
+
+def test_when_workers_are_scarce_higher_priority_runs_first(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("work.sh", "sleep 0.2\n")
+    at = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    env.write_tasks(
+        *[
+            {
+                "task_id": f"p{priority}",
+                "script_path": "work.sh",
+                "schedule": f"at {at}",
+                "priority": priority,
+            }
+            for priority in (9, 1, 5, 3)
+        ],
+        settings="[daemon]\nworkers = 1\n",
+    )
+    start_daemon()
+    env.db()
+    wait_until(lambda: all(runs(f"p{p}", "success") for p in (1, 3, 5, 9)), what="all four one-shots")
+    order = sorted((runs(f"p{p}")[0].started_at, p) for p in (1, 3, 5, 9))
+    assert [p for _, p in order] == [1, 3, 5, 9]
+
+
+def test_a_failing_task_retries_bounded_and_never_stops_the_others(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("broken.sh", "echo boom >&2\nexit 4\n")
+    env.script("fine.sh", "true\n")
+    env.write_tasks(
+        {"task_id": "broken", "script_path": "broken.sh", "schedule": "in 1 seconds", "retries": 2,
+         "retry_backoff_seconds": 0.1},
+        {"task_id": "fine", "script_path": "fine.sh", "schedule": "every 1s"},
+    )  # fmt: skip
+    start_daemon()
+    env.db()
+    wait_until(
+        lambda: len(runs("broken", "failed")) == 3 and task("broken").current_run_id is None,
+        what="3 attempts",
+    )
+    attempts = runs("broken")
+    assert [(r.attempt, r.trigger) for r in attempts] == [(1, "schedule"), (2, "retry"), (3, "retry")]
+    assert all(
+        r.exit_code == 4 and "exit code 4" in r.message and r.stderr_tail == "boom\n" for r in attempts
+    )
+    broken = task("broken")
+    assert (broken.status, broken.error_count, broken.next_run) == ("error", 3, None)
+    wait_until(lambda: len(runs("fine", "success")) >= 2, what="the other task to keep running")
+    logs = env.cli_json("logs", "broken", "-n", "50")
+    assert any(entry["action"] == "failed" and "exit code 4" in entry["message"] for entry in logs)
+
+
+def test_sigterm_interrupts_keeps_the_checkpoint_and_resumes_on_restart(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script(
+        "count.sh",
+        'start=$(echo "${MOLTBOT_CHECKPOINT:-0}" | tr -dc 0-9)\n'
+        "i=${start:-0}\n"
+        'echo "start at $i"\n'
+        "while [ $i -lt 8 ]; do\n"
+        "  i=$((i+1))\n"
+        '  moltbot checkpoint save "$i"\n'
+        '  echo "item $i"\n'
+        "  sleep 0.3\n"
+        "done\n"
+        "moltbot checkpoint clear\n",
+    )
+    env.write_tasks({"task_id": "count", "script_path": "count.sh", "schedule": "in 1 seconds"})
+    daemon = start_daemon()
+    env.db()
+    wait_until(lambda: (store.load_checkpoint("count") or "0") >= "3", what="some progress")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.process.wait(20) == 0
+    (interrupted,) = runs("count")
+    assert interrupted.status == "interrupted" and "shutting down" in interrupted.message
+    assert task("count").paused_by == "shutdown"
+    saved = int(store.load_checkpoint("count") or 0)
+    assert 3 <= saved < 8
+
+    start_daemon()
+    wait_until(lambda: runs("count", "success"), what="the resumed run")
+    resumed = runs("count", "success")[0]
+    assert resumed.trigger == "resume"
+    assert resumed.stdout_tail.startswith(f"start at {saved}\n")
+    assert store.load_checkpoint("count") is None  # cleared at the end
+    assert task("count").paused_by is None
+    assert len([r for r in runs("count") if r.started_at]) == 2  # a one-shot: interrupted + resumed, no more
+
+
+def test_kill_9_recovery_kills_orphans_and_reruns_per_policy(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    pid_file = env.home.root / "orphan.pid"
+    env.script("hang.sh", f'echo $$ > {pid_file}\nif [ "$MOLTBOT_RUN_ID" = 1 ]; then sleep 300; fi\n')
+    env.script("oneshot.sh", f"echo $$ > {pid_file}.oneshot\nsleep 300\n")
+    env.write_tasks(
+        {"task_id": "hang", "script_path": "hang.sh", "schedule": "every 1h", "missed": "once"},
+        {"task_id": "oneshot", "script_path": "oneshot.sh", "schedule": "in 1 seconds"},
+    )
+    # A one-shot is recovered by the same path but must not run again.
+    env.home.settings_toml.write_text("[daemon]\nworkers = 2\n")
+    daemon = start_daemon()
+    env.db()
+    store.enqueue_run("hang", "manual", "test", datetime.now(UTC))
+    os.kill(daemon.process.pid, signal.SIGUSR1)  # what the CLI does after queueing
+    wait_until(
+        lambda: pid_file.exists() and (env.home.root / "orphan.pid.oneshot").exists(), what="both running"
+    )
+    orphan = int(pid_file.read_text())
+    daemon.kill()
+    os.kill(orphan, 0)  # the task survived its daemon (own session) ...
+
+    start_daemon()
+    wait_until(lambda: runs("hang", "success"), what="the recovery run")
+    wait_until(lambda: not _alive(orphan), timeout=5, what="the orphan to be killed")
+    statuses = [(r.status, r.trigger) for r in runs("hang")]
+    assert statuses == [("interrupted", "manual"), ("success", "recovery")]
+    assert [(r.status, r.trigger) for r in runs("oneshot")] == [("interrupted", "schedule")]
+    assert not _alive(int((env.home.root / "orphan.pid.oneshot").read_text()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
+
+
+def test_missed_runs_after_downtime_follow_the_policy(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("job.sh", "true\n")
+    env.write_tasks(
+        {"task_id": "skipper", "script_path": "job.sh", "schedule": "every 1h", "missed": "skip"},
+        {"task_id": "once", "script_path": "job.sh", "schedule": "every 1h", "missed": "once"},
+    )
+    env.cli("status", check=True)  # registers the tasks without a daemon
+    env.db()
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3, minutes=1)
+    for task_id in ("skipper", "once"):
+        store.Task.update(next_run=three_hours_ago, anchor=three_hours_ago - timedelta(hours=1)).where(
+            store.Task.task_id == task_id
+        ).execute()
+    start_daemon()
+    wait_until(lambda: runs("once", "success") and runs("skipper", "missed"), what="policies applied")
+    (missed,) = runs("skipper", "missed")
+    assert "missed 4 run(s)" in missed.message and "policy: skip" in missed.message
+    assert not runs("skipper", "success")
+    assert "missed 3 run(s)" in runs("once", "missed")[0].message
+    assert task("skipper").next_run > datetime.now(UTC)
+
+
+def test_pause_resume_and_stop_from_the_cli(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("long.sh", "echo begun\nsleep 300\n")
+    env.write_tasks({"task_id": "long", "script_path": "long.sh", "schedule": "every 2s"})
+    start_daemon()
+    env.db()
+    wait_until(lambda: task("long").current_run_id, what="a run to start")
+    paused = env.cli("pause", "long", check=True)
+    assert "paused (its current run continues" in paused.stdout
+    stopped = env.cli("stop", "long", check=True)
+    assert "stopping run" in stopped.stdout
+    wait_until(lambda: runs("long", "interrupted"), what="the stop")
+    (run,) = runs("long", "interrupted")
+    assert "stopped on request" in run.message
+    assert task("long").status == "paused" and task("long").next_run is None
+    assert env.cli("stop", "long").returncode == 1  # nothing running now
+    resumed = env.cli("resume", "long", check=True)
+    assert "resumed; next run" in resumed.stdout
+    assert task("long").next_run > datetime.now(UTC) - timedelta(seconds=1)
+    status = env.cli_json("status")
+    assert status["running"] is True and status["tasks"][0]["id"] == "long"
+
+
+def test_sighup_reloads_and_a_broken_config_keeps_the_last_good_one(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("a.sh", "true\n")
+    env.write_tasks({"task_id": "a", "script_path": "a.sh", "schedule": "daily at 03:00"})
+    daemon = start_daemon()
+    env.write_tasks(
+        {"task_id": "a", "script_path": "a.sh", "schedule": "daily at 03:00"},
+        {"task_id": "b", "script_path": "a.sh", "schedule": "in 1 seconds"},
+    )
+    daemon.signal(signal.SIGHUP)
+    env.db()
+    wait_until(lambda: runs("b", "success"), what="the added task to run")
+    env.home.tasks_json.write_text('{"tasks": [ {"task_id": "a", } ]}')
+    daemon.signal(signal.SIGHUP)
+    wait_until(lambda: "keeping the last good config" in daemon.output(), what="the reload error")
+    assert f"{env.home.tasks_json}:1: invalid JSON" in daemon.output()
+    assert daemon.process.poll() is None
+    assert env.cli_json("status")["task_count"] == 2
+
+
+def test_the_daemon_refuses_a_broken_config_and_a_second_instance(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.write_tasks({"task_id": "a", "script_path": "missing.sh", "schedule": "every 1h"})
+    broken = env.cli("daemon")
+    assert broken.returncode == 3
+    assert f"{env.home.tasks_json}:" in broken.stderr and "script not found" in broken.stderr
+    env.script("missing.sh", "true\n")
+    daemon = start_daemon()
+    second = env.cli("daemon")
+    assert second.returncode == 1
+    assert f"another moltbot daemon (pid {daemon.process.pid}) is already running" in second.stderr
+
+
+def test_status_json_keeps_the_original_shape(env: Env) -> None:
+    env.script("a.sh", "true\n")
+    env.write_tasks({"task_id": "a", "name": "A", "script_path": "a.sh", "interval_minutes": 15})
+    status = env.cli_json("status")
+    assert {"running", "current_task", "task_count", "tasks"} <= set(status)
+    assert status["running"] is False and status["task_count"] == 1
+    (entry,) = status["tasks"]
+    assert {"id", "name", "status", "last_run", "next_run", "run_count", "error_count"} <= set(entry)
+    assert (entry["id"], entry["name"], entry["status"]) == ("a", "A", "idle")
+    upcoming = env.cli_json("next", "a", "-n", "3")
+    times = [datetime.fromisoformat(t) for t in upcoming]
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(minutes=15)] * 2
+    assert json.loads(env.cli("tasks", "--json", check=True).stdout)[0]["schedule"] == "every 15m"
+
+
+def test_run_without_a_daemon_runs_in_the_foreground(env: Env) -> None:
+    env.script("fail.sh", "echo partial\nexit 2\n")
+    env.write_tasks({"task_id": "fail", "script_path": "fail.sh", "schedule": "every 1h"})
+    result = env.cli("run", "fail", "--json")
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["success"] is False and payload["stdout"] == "partial\n" and payload["exit_code"] == 2
+    logs = env.cli_json("logs")
+    assert logs[0]["action"] == "failed" and "exit code 2" in logs[0]["message"]
+    assert {"timestamp", "task_id", "action", "message"} == set(logs[0])
