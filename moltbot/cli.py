@@ -173,15 +173,15 @@ def _run_in_foreground(core: Core, name: str) -> Any:
     if spec is None:
         raise RuntimeError(f"{task.task_id} is not in {core.home.tasks_json}")
     queued = store.enqueue_run(task.task_id, "manual", f"cli:{_user()}", core.clock.now())
-    run, reason = store.start_queued(queued.id, core.clock.now())
-    if reason is not None:
+    ticket, reason = store.start_queued(queued.id, core.clock.now())
+    if ticket is None:
         store.skip_queued(queued.id, core.clock.now(), f"not started: {reason}")
         raise RuntimeError(f"{task.task_id} is already running")
     executor = Executor(core, threading.Event())
     stop = lambda signum, frame: executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")  # noqa: E731
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    return executor.execute(run, spec)
+    return store.get_run(executor.execute(ticket, spec))
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:

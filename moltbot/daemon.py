@@ -119,8 +119,9 @@ class Executor:
         self._lock = threading.Lock()
 
     def reserve(self, task_id: str) -> None:
+        """Count the task as busy before its process exists (keeps a launched one)."""
         with self._lock:
-            self._in_flight[task_id] = None
+            self._in_flight.setdefault(task_id, None)
 
     def busy(self) -> int:
         with self._lock:
@@ -138,11 +139,23 @@ class Executor:
         for process in processes:
             process.cancel(reason)
 
-    def execute(self, run: store.Run, spec: TaskSpec) -> store.Run:
-        """Run ``run`` (already recorded as running) to its end; never raises."""
+    def launch(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun | None:
+        """Spawn the first attempt now, in the calling thread; ``execute`` supervises it.
+
+        None when shutting down (``execute`` then records the run as interrupted).
+        """
+        self.reserve(spec.task_id)
+        if self.stopping.is_set():
+            return None
+        process = self._prepare(run, spec)
+        process.start()
+        return process
+
+    def execute(self, run: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None = None) -> int:
+        """Carry ``run`` (already recorded as running) to its end; return the last attempt's id."""
         self.reserve(spec.task_id)
         try:
-            return self._run_with_retries(run, spec)
+            return self._run_with_retries(run, spec, launched)
         except Exception:
             # One task's failure must never stop the daemon or other tasks.
             log.exception("internal error while running %s (run %d)", spec.task_id, run.id)
@@ -150,12 +163,13 @@ class Executor:
             outcome = store.Outcome(
                 "failed", None, run.started_at or now, now, "internal error in moltbot", "", ""
             )
-            return store.finish_run(run.id, outcome, release_task=True)
+            store.finish_run(run, outcome, release_task=True)
+            return run.id
         finally:
             with self._lock:
                 self._in_flight.pop(spec.task_id, None)
 
-    def _run_with_retries(self, first: store.Run, spec: TaskSpec) -> store.Run:
+    def _run_with_retries(self, first: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None) -> int:
         current = first
         result: RunResult | None = None
 
@@ -178,7 +192,7 @@ class Executor:
                     assert result is not None
                     if self.stopping.is_set():
                         break  # shutting down during the backoff: the failure stands
-                    store.finish_run(current.id, _outcome(result), release_task=False)
+                    store.finish_run(current, _outcome(result), release_task=False)
                     log.info(
                         "%s failed (%s); retry %d of %d",
                         spec.task_id,
@@ -187,19 +201,35 @@ class Executor:
                         spec.retries,
                     )
                     current = store.begin_retry(current, self.clock.now())
-                result = self._attempt(current, spec)
+                result = self._attempt(
+                    current, spec, launched if attempt.retry_state.attempt_number == 1 else None
+                )
             if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
                 attempt.retry_state.set_result(result)
         assert result is not None
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
-        finished = store.finish_run(current.id, _outcome(result), release_task=True, pause_by=pause_by)
+        store.finish_run(current, _outcome(result), release_task=True, pause_by=pause_by)
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", spec.task_id, current.id, result.message)
-        return finished
+        return current.id
 
-    def _attempt(self, run: store.Run, spec: TaskSpec) -> RunResult:
+    def _attempt(self, run: store.RunTicket, spec: TaskSpec, process: ProcessRun | None) -> RunResult:
+        if process is None:
+            if self.stopping.is_set():
+                now = self.clock.now()
+                message = "interrupted: the daemon shut down before it started"
+                return RunResult("interrupted", None, now, now, message, "", "", self._log_path(run, spec))
+            process = self._prepare(run, spec)
+            process.start()
+        if process.pid is not None:
+            store.set_run_process(run.id, process.pid)
+        return process.supervise()
+
+    def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
+        return self.core.home.logs_dir / spec.task_id / f"{run.id}.log"
+
+    def _prepare(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun:
         home = self.core.home
-        log_path = home.logs_dir / spec.task_id / f"{run.id}.log"
         checkpoint = store.load_checkpoint(spec.task_id)
         env = minimal_environment(
             {
@@ -217,7 +247,7 @@ class Executor:
             [str(spec.resolved_script(home.tasks_dir)), *spec.args],
             cwd=home.tasks_dir,
             env=env,
-            log_path=log_path,
+            log_path=self._log_path(run, spec),
             timeout=spec.timeout_seconds,
             kill_grace=self.settings.kill_grace_seconds,
             output_cap=self.settings.output_cap_bytes,
@@ -225,11 +255,7 @@ class Executor:
         )
         with self._lock:
             self._in_flight[spec.task_id] = process
-        if self.stopping.is_set():
-            now = self.clock.now()
-            message = "interrupted: the daemon shut down before it started"
-            return RunResult("interrupted", None, now, now, message, "", "", log_path)
-        return process.run(on_start=lambda pid: store.set_run_process(run.id, pid, str(log_path)))
+        return process
 
 
 class Daemon:
@@ -242,6 +268,11 @@ class Daemon:
         self.stopping = threading.Event()
         self._stop_signal: int | None = None
         self._reload_requested = False
+        # Queued runs and stop requests come from outside (SIGUSR1 from the
+        # CLI, recovery at start) or wait behind a busy task; only then is
+        # the loop's pass worth the queries.
+        self._requests_pending = True
+        self._queued_waiting = False
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="run")
         self.executor = Executor(core, self.stopping)
         self.housekeeping = housekeeping_schedule.Scheduler()
@@ -253,13 +284,21 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
-        signal.signal(signal.SIGUSR1, lambda signum, frame: None)  # the wakeup fd does the work
+        signal.signal(signal.SIGUSR1, self._on_request_signal)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop_signal = signum
 
     def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
         self._reload_requested = True
+
+    def _on_request_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._requests_pending = True  # the wakeup fd ends the sleep
+
+    def notify(self) -> None:
+        """Something in this process queued a run or asked for a stop: look now."""
+        self._requests_pending = True
+        self.waker.wake()
 
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
@@ -315,8 +354,11 @@ class Daemon:
             self._reload_requested = False
             self.reload()
         self.housekeeping.run_pending()
-        self._apply_stop_requests()
-        self._dispatch()
+        if self._requests_pending:
+            self._requests_pending = False
+            self._apply_stop_requests()
+            self._start_queued()
+        self._dispatch_due()
         return self._seconds_to_sleep()
 
     def reload(self) -> None:
@@ -342,29 +384,42 @@ class Daemon:
         for run in store.runs_with_stop_requested():
             self.executor.cancel(run.task_id, "stopped on request")
 
-    def _submit(self, run: store.Run, spec: TaskSpec) -> None:
-        self.executor.reserve(spec.task_id)  # counted busy before the worker thread starts
-        self._pool.submit(self._work, run, spec)
-
-    def _work(self, run: store.Run, spec: TaskSpec) -> None:
+    def _submit(self, run: store.RunTicket, spec: TaskSpec) -> None:
+        # Spawned here, on the loop thread that woke at the due instant; a
+        # hand-off to a worker first cost milliseconds of GIL wait (benchmarks/).
         try:
-            self.executor.execute(run, spec)
+            launched = self.executor.launch(run, spec)
+        except Exception:
+            log.exception("could not launch %s (run %d); the worker will record it", spec.task_id, run.id)
+            launched = None
+        self._pool.submit(self._work, run, spec, launched)
+
+    def _work(self, run: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None) -> None:
+        try:
+            self.executor.execute(run, spec, launched)
         finally:
+            if self._queued_waiting:
+                self._requests_pending = True
             self.waker.wake()
 
-    def _dispatch(self) -> None:
+    def _start_queued(self) -> None:
         now = self.clock.now()
         free = self.settings.workers - self._busy()
-        if free > 0:
-            for queued in store.queued_runs(free):
-                spec = self.specs.get(queued.task_id)
-                if spec is None:
-                    store.skip_queued(queued.id, now, "the task is not in the current config")
-                    continue
-                run, reason = store.start_queued(queued.id, now)
-                if reason is None:
-                    self._submit(run, spec)
-                    free -= 1
+        for queued in store.queued_runs(max(free, 0)):
+            spec = self.specs.get(queued.task_id)
+            if spec is None:
+                store.skip_queued(queued.id, now, "the task is not in the current config")
+                continue
+            ticket, _ = store.start_queued(queued.id, now)
+            if ticket is not None:
+                self._submit(ticket, spec)
+        # Runs still queued (behind a busy task, or no free worker) are
+        # looked at again when a worker finishes.
+        self._queued_waiting = store.has_queued_runs()
+
+    def _dispatch_due(self) -> None:
+        now = self.clock.now()
+        free = self.settings.workers - self._busy()
         for task in store.due_tasks(now, limit=max(free, 0) + self._busy()):
             spec = self.specs.get(task.task_id)
             if spec is None:
@@ -378,7 +433,7 @@ class Daemon:
                 self._submit(run, spec)
                 free -= 1
 
-    def _plan(self, task: store.Task, spec: TaskSpec) -> store.Decision:
+    def _plan(self, task: store.DueTask, spec: TaskSpec) -> store.Decision:
         assert task.next_run is not None
         now = self.clock.now()
         if task.current_run_id is not None:
@@ -423,6 +478,7 @@ class Daemon:
 
 
 def _outcome(result: RunResult) -> store.Outcome:
+    log_path = str(result.log_path) if result.log_path else None
     return store.Outcome(
         result.status,
         result.exit_code,
@@ -431,4 +487,5 @@ def _outcome(result: RunResult) -> store.Outcome:
         result.message,
         result.stdout_tail,
         result.stderr_tail,
+        log_path,
     )

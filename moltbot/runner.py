@@ -3,6 +3,9 @@
 The process gets an argv list (never a shell string), its own session, a
 minimal cron-like environment, and stdout/stderr pipes that are copied to the
 run's log file (capped) while the last lines of each are kept for the store.
+The log file is created at the first byte of output, by the supervising
+thread: most scheduled tasks print nothing, and creating a directory and a
+file for each run was the largest cost left on the daemon's loop thread.
 
 One thread per run waits on a pidfd, the pipes and a cancel eventfd with a
 selector, so a run costs no polling. When the deadline passes or the run is
@@ -42,7 +45,7 @@ class RunResult:
     message: str
     stdout_tail: str
     stderr_tail: str
-    log_path: Path
+    log_path: Path | None  # None: the run printed nothing, so no file was made
 
 
 def minimal_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -106,6 +109,10 @@ class ProcessRun:
         self._closed = False
         self._guard = threading.Lock()  # the fd number must not be written after close
         self._started = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._spawn_error: str | None = None
+        self._pidfd = -1
+        self.started_at: datetime
 
     def cancel(self, reason: str) -> None:
         """Ask the run to end (thread-safe): SIGTERM, then SIGKILL after the grace period."""
@@ -119,12 +126,39 @@ class ProcessRun:
         return self._started.wait(timeout)
 
     def run(self, on_start: Callable[[int], None] | None = None) -> RunResult:
-        started_at = self.now()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        """Start and supervise in the calling thread."""
+        self.start()
+        if on_start and self.pid is not None:
+            on_start(self.pid)
+        return self.supervise()
+
+    def start(self) -> None:
+        """Spawn the process now (the daemon does this on its loop thread, on time).
+
+        A failure to spawn is not raised: ``supervise`` reports it as a failed run.
+        """
+        self.started_at = self.now()
         try:
-            # Unbuffered: `tail -f` on a running task's log shows output as it comes.
-            with open(self.log_path, "wb", buffering=0) as log:
-                return self._run(log, started_at, on_start)
+            self._process = self._spawn()
+        except OSError as exc:
+            self._spawn_error = f"could not start {self.argv[0]}: {exc.strerror or exc}"
+        else:
+            self.pid = self._process.pid
+            self._pidfd = os.pidfd_open(self._process.pid)
+        self._started.set()
+
+    def supervise(self) -> RunResult:
+        """Wait for the started process, copying its output; return how it ended."""
+        try:
+            if self._process is None:
+                message = self._spawn_error or "not started"
+                return RunResult("failed", None, self.started_at, self.now(), message, "", message, None)
+            log = _LazyLog(self.log_path)
+            try:
+                return self._supervise(self._process, self._pidfd, log, self.started_at)
+            finally:
+                log.close()
+                os.close(self._pidfd)
         finally:
             with self._guard:
                 self._closed = True
@@ -142,26 +176,8 @@ class ProcessRun:
             close_fds=True,
         )
 
-    def _run(self, log: BinaryIO, started_at: datetime, on_start: Callable[[int], None] | None) -> RunResult:
-        try:
-            process = self._spawn()
-        except OSError as exc:
-            self._started.set()
-            message = f"could not start {self.argv[0]}: {exc.strerror or exc}"
-            log.write(f"[moltbot] {message}\n".encode())
-            return RunResult("failed", None, started_at, self.now(), message, "", message, self.log_path)
-        self.pid = process.pid
-        self._started.set()
-        if on_start:
-            on_start(process.pid)
-        pidfd = os.pidfd_open(process.pid)
-        try:
-            return self._supervise(process, pidfd, log, started_at)
-        finally:
-            os.close(pidfd)
-
     def _supervise(
-        self, process: subprocess.Popen[bytes], pidfd: int, log: BinaryIO, started_at: datetime
+        self, process: subprocess.Popen[bytes], pidfd: int, log: _LazyLog, started_at: datetime
     ) -> RunResult:
         assert process.stdout is not None and process.stderr is not None
         stdout_tail, stderr_tail = _Tail(), _Tail()
@@ -234,7 +250,7 @@ class ProcessRun:
             message,
             stdout_tail.text(),
             stderr_tail.text(),
-            self.log_path,
+            self.log_path if log.created else None,
         )
 
     def _terminate(self, pid: int) -> float:
@@ -253,6 +269,31 @@ class ProcessRun:
             name = signal.Signals(-returncode).name
             return "failed", f"killed by signal {name} after {seconds:.1f}s"
         return "failed", f"exit code {returncode} after {seconds:.1f}s"
+
+
+class _LazyLog:
+    """The run's log file, made when the first output arrives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+
+    @property
+    def created(self) -> bool:
+        return self._file is not None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Unbuffered: `tail -f` on a running task's log shows output as it comes.
+            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 (closed in close)
+        self._file.write(data)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -6,6 +6,11 @@ write start ``IMMEDIATE``: a deferred transaction that later upgrades to a
 write lock gets SQLITE_BUSY at once instead of waiting, which the daemon and a
 concurrent CLI would otherwise hit.
 
+The daemon's per-run statements (find due tasks, claim, start, finish) are
+hand-written SQL: Peewee spends ~250 us building each query, which made
+every run start measurably late (see benchmarks/). Peewee still owns the
+schema, the migrations and every cold path (CLI, config sync, status).
+
 Times are stored as fixed-width UTC strings (``2026-11-23T09:00:00.000000Z``):
 readable with the sqlite3 shell, and sortable as text, so ordering and the
 ``next_run`` index work on them directly.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,8 +55,21 @@ __all__ = [
 
 UTC = UTC
 database = DatabaseProxy()
+_writer = threading.RLock()
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
 ACTIVE_RUN_STATES = ("queued", "running")
+
+
+def to_db(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; times must be aware")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def from_db(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 class UTCDateTimeField(Field):
@@ -59,22 +78,17 @@ class UTCDateTimeField(Field):
     field_type = "TEXT"
 
     def db_value(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; times must be aware")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return to_db(value)
 
     def python_value(self, value: str | None) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return from_db(value)
 
 
 class BaseModel(Model):
     class Meta:
         database = database
         legacy_table_names = False
+        only_save_dirty = True  # an UPDATE names only the columns that changed
 
 
 class Task(BaseModel):
@@ -209,7 +223,10 @@ def open_db(path: Path) -> SqliteDatabase:
 
 @contextmanager
 def write_transaction() -> Iterator[None]:
-    with database.atomic("IMMEDIATE"):
+    # Threads of one process take turns here rather than in SQLite: a writer
+    # that finds the database locked sleeps in SQLite's busy handler for
+    # milliseconds at a time, which showed up directly as firing lateness.
+    with _writer, database.atomic("IMMEDIATE"):
         yield
 
 
@@ -225,8 +242,15 @@ def get_meta(key: str) -> str | None:
 # --- events --------------------------------------------------------------------------
 
 
+def _sql(query: str, params: tuple[Any, ...] = ()) -> Any:
+    return database.execute_sql(query, params)
+
+
 def add_event(at: datetime, task_id: str, action: str, message: str, duration: float | None = None) -> None:
-    Event.create(timestamp=at, task_id=task_id, action=action, message=message, duration=duration)
+    _sql(
+        "INSERT INTO event (timestamp, task_id, action, message, duration) VALUES (?, ?, ?, ?, ?)",
+        (to_db(at), task_id, action, message, duration),
+    )
 
 
 def recent_events(task_id: str | None, limit: int) -> list[Event]:
@@ -318,11 +342,15 @@ def sync_tasks(
 
 def derive_status(task: Task) -> str:
     """The one place the displayed status is computed from the task's state."""
-    if task.current_run_id is not None:
+    return status_of(task.current_run_id, task.paused_by, task.last_status)
+
+
+def status_of(current_run_id: int | None, paused_by: str | None, last_status: str | None) -> str:
+    if current_run_id is not None:
         return "running"
-    if task.paused_by:
+    if paused_by:
         return "paused"
-    if task.last_status in ("failed", "timeout"):
+    if last_status in ("failed", "timeout"):
         return "error"
     return "idle"
 
@@ -339,34 +367,45 @@ def list_tasks() -> list[Task]:
     return list(Task.select().where(Task.removed == False).order_by(Task.priority, Task.task_id))  # noqa: E712
 
 
-def _schedulable() -> Any:
-    return (
-        Task.next_run.is_null(False)
-        & Task.paused_by.is_null()
-        & (Task.current_run_id.is_null() | (Task.overlap == "skip"))
-        & (Task.enabled == True)  # noqa: E712
-        & (Task.removed == False)  # noqa: E712
-    )
+# A task is schedulable when it has a next_run, is not paused, enabled, still
+# in the config, and either idle or allowed to come due while running
+# (overlap = skip, so the occurrence can be recorded as skipped).
+_SCHEDULABLE = (
+    "next_run IS NOT NULL AND paused_by IS NULL AND enabled = 1 AND removed = 0 "
+    "AND (current_run_id IS NULL OR overlap = 'skip')"
+)
+
+
+@dataclass(frozen=True)
+class DueTask:
+    """What planning needs to know of a due task."""
+
+    task_id: str
+    next_run: datetime
+    anchor: datetime
+    current_run_id: int | None
+    last_finished: datetime | None
 
 
 def earliest_next_run() -> datetime | None:
-    """When the next scheduled task is due (index walk on next_run)."""
-    row = Task.select(Task.next_run).where(_schedulable()).order_by(Task.next_run).limit(1).first()
-    return row.next_run if row else None
+    """When the next scheduled task is due (an index walk on next_run)."""
+    row = _sql(f"SELECT next_run FROM task WHERE {_SCHEDULABLE} ORDER BY next_run LIMIT 1").fetchone()
+    return from_db(row[0]) if row else None
 
 
-def due_tasks(now: datetime, limit: int) -> list[Task]:
+def due_tasks(now: datetime, limit: int) -> list[DueTask]:
     """Tasks due at ``now``: highest priority (lowest number) first, then oldest due."""
-    return list(
-        Task.select()
-        .where(_schedulable() & (Task.next_run <= now))
-        .order_by(Task.priority, Task.next_run)
-        .limit(limit)
-    )
+    rows = _sql(
+        "SELECT task_id, next_run, anchor, current_run_id, last_finished FROM task "
+        f"WHERE {_SCHEDULABLE} AND next_run <= ? ORDER BY priority, next_run LIMIT ?",
+        (to_db(now), limit),
+    ).fetchall()
+    return [DueTask(r[0], from_db(r[1]), from_db(r[2]), r[3], from_db(r[4])) for r in rows]  # type: ignore[arg-type]
 
 
 def set_next_run(task_id: str, next_run: datetime | None) -> None:
-    Task.update(next_run=next_run).where(Task.task_id == task_id).execute()
+    with write_transaction():
+        Task.update(next_run=next_run).where(Task.task_id == task_id).execute()
 
 
 def pause_task(task_id: str, by: str, now: datetime) -> Task:
@@ -399,21 +438,95 @@ def tasks_paused_by(by: str) -> list[Task]:
 # --- runs ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunTicket:
+    """A run the executor is to carry out (or has recorded)."""
+
+    id: int
+    task_id: str
+    attempt: int
+    trigger: str
+    requested_by: str | None
+    scheduled_for: datetime | None
+    started_at: datetime | None
+
+
+def _insert_run(
+    task_id: str,
+    status: str,
+    trigger: str,
+    *,
+    scheduled_for: datetime | None,
+    queued_at: datetime,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    message: str | None = None,
+    requested_by: str | None = None,
+    attempt: int = 1,
+) -> int:
+    cursor = _sql(
+        "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
+        "started_at, finished_at, message, owner_pid, stop_requested) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (
+            task_id,
+            status,
+            trigger,
+            requested_by,
+            attempt,
+            to_db(scheduled_for),
+            to_db(queued_at),
+            to_db(started_at),
+            to_db(finished_at),
+            message,
+            os.getpid() if started_at else None,
+        ),
+    )
+    return int(cursor.lastrowid)
+
+
 def record_run(
     task_id: str, status: str, trigger: str, scheduled_for: datetime | None, now: datetime, message: str
-) -> Run:
+) -> int:
     """Record a run that did not execute (skipped or missed), with its event."""
-    run = Run.create(
-        task_id=task_id,
-        status=status,
-        trigger=trigger,
-        scheduled_for=scheduled_for,
-        queued_at=now,
-        finished_at=now,
-        message=message,
+    run_id = _insert_run(
+        task_id, status, trigger, scheduled_for=scheduled_for, queued_at=now, finished_at=now, message=message
     )
     add_event(now, task_id, status, message)
-    return run
+    return run_id
+
+
+def _start(
+    task_id: str,
+    trigger: str,
+    now: datetime,
+    *,
+    scheduled_for: datetime | None,
+    requested_by: str | None = None,
+    attempt: int = 1,
+    queued_run: int | None = None,
+) -> RunTicket:
+    """Inside a write transaction: a running row that owns its task."""
+    if queued_run is None:
+        run_id = _insert_run(
+            task_id,
+            "running",
+            trigger,
+            scheduled_for=scheduled_for,
+            queued_at=now,
+            started_at=now,
+            requested_by=requested_by,
+            attempt=attempt,
+        )
+    else:
+        run_id = queued_run
+        _sql(
+            "UPDATE run SET status = 'running', started_at = ?, owner_pid = ? WHERE id = ?",
+            (to_db(now), os.getpid(), run_id),
+        )
+    _sql("UPDATE task SET current_run_id = ?, status = 'running' WHERE task_id = ?", (run_id, task_id))
+    add_event(now, task_id, "started", f"run {run_id} started ({trigger})")
+    return RunTicket(run_id, task_id, attempt, trigger, requested_by, scheduled_for, now)
 
 
 def enqueue_run(
@@ -456,35 +569,33 @@ def queued_runs(limit: int) -> list[Run]:
 
 
 def has_queued_runs() -> bool:
-    return Run.select().where(Run.status == "queued").exists()
+    return _sql("SELECT 1 FROM run WHERE status = 'queued' LIMIT 1").fetchone() is not None
 
 
-def mark_started(run: Run, task: Task, now: datetime) -> None:
-    """Inside a write transaction: the run is running and owns its task."""
-    run.status, run.started_at, run.owner_pid = "running", now, os.getpid()
-    run.save()
-    task.current_run_id = run.id
-    task.status = derive_status(task)
-    task.save()
-    add_event(now, task.task_id, "started", f"run {run.id} started ({run.trigger})")
-
-
-def start_queued(run_id: int, now: datetime) -> tuple[Run, str | None]:
-    """Start a queued run; returns the run and, if it was not started, why."""
+def start_queued(run_id: int, now: datetime) -> tuple[RunTicket | None, str | None]:
+    """Start a queued run; returns its ticket, or None and why it was not started."""
     with write_transaction():
         run = Run.get_by_id(run_id)
         if run.status != "queued":
-            return run, f"run {run_id} is {run.status}"
+            return None, f"run {run_id} is {run.status}"
         task = Task.get_or_none(Task.task_id == run.task_id)
         if task is None or task.removed:
             _finish_unstarted(run, "skipped", now, "task no longer exists")
-            return run, "task no longer exists"
+            return None, "task no longer exists"
         if task.current_run_id is not None:
             # Callers only see queued runs of idle tasks, so this is a race
             # with a concurrent claim; leave it queued for the next pass.
-            return run, "task is running"
-        mark_started(run, task, now)
-        return run, None
+            return None, "task is running"
+        ticket = _start(
+            run.task_id,
+            run.trigger,
+            now,
+            scheduled_for=run.scheduled_for,
+            requested_by=run.requested_by,
+            attempt=run.attempt,
+            queued_run=run.id,
+        )
+        return ticket, None
 
 
 def _finish_unstarted(run: Run, status: str, now: datetime, message: str) -> None:
@@ -501,8 +612,9 @@ def skip_queued(run_id: int, now: datetime, message: str) -> Run:
         return run
 
 
-def set_run_process(run_id: int, pgid: int, log_path: str) -> None:
-    Run.update(pgid=pgid, log_path=log_path).where(Run.id == run_id).execute()
+def set_run_process(run_id: int, pgid: int) -> None:
+    with write_transaction():
+        _sql("UPDATE run SET pgid = ? WHERE id = ?", (pgid, run_id))
 
 
 def get_run(run_id: int) -> Run | None:
@@ -551,54 +663,76 @@ class Outcome:
     message: str
     stdout_tail: str
     stderr_tail: str
+    log_path: str | None = None
 
 
-def finish_run(run_id: int, outcome: Outcome, *, release_task: bool, pause_by: str | None = None) -> Run:
+def finish_run(
+    ticket: RunTicket, outcome: Outcome, *, release_task: bool, pause_by: str | None = None
+) -> None:
     """Record an attempt's end; ``release_task`` False while a retry follows."""
+    duration = (outcome.finished_at - outcome.started_at).total_seconds()
+    failed = outcome.status in ("failed", "timeout")
     with write_transaction():
-        run = Run.get_by_id(run_id)
-        run.status, run.exit_code, run.message = outcome.status, outcome.exit_code, outcome.message
-        run.finished_at = outcome.finished_at
-        run.stdout_tail, run.stderr_tail = outcome.stdout_tail, outcome.stderr_tail
-        run.save()
-        task = Task.get_or_none(Task.task_id == run.task_id)
-        duration = (outcome.finished_at - outcome.started_at).total_seconds()
+        _sql(
+            "UPDATE run SET status = ?, exit_code = ?, message = ?, finished_at = ?, stdout_tail = ?, "
+            "stderr_tail = ?, log_path = ? WHERE id = ?",
+            (
+                outcome.status,
+                outcome.exit_code,
+                outcome.message,
+                to_db(outcome.finished_at),
+                outcome.stdout_tail,
+                outcome.stderr_tail,
+                outcome.log_path,
+                ticket.id,
+            ),
+        )
         action = {"success": "completed"}.get(outcome.status, outcome.status)
-        add_event(outcome.finished_at, run.task_id, action, f"run {run.id}: {outcome.message}", duration)
-        if task is None:
-            return run
-        task.last_run = outcome.started_at
-        task.run_count += 1
-        if outcome.status in ("failed", "timeout"):
-            task.error_count += 1
-            task.last_error = outcome.message
+        add_event(
+            outcome.finished_at, ticket.task_id, action, f"run {ticket.id}: {outcome.message}", duration
+        )
+        row = _sql(
+            "SELECT current_run_id, paused_by, last_status, last_finished FROM task WHERE task_id = ?",
+            (ticket.task_id,),
+        ).fetchone()
+        if row is None:
+            return
+        current_run_id, paused_by, last_status, last_finished = row
         if outcome.status != "interrupted" or pause_by:
-            task.last_status = outcome.status
+            last_status = outcome.status
         if release_task:
-            task.current_run_id = None
-            task.last_finished = outcome.finished_at
-        if pause_by:
-            task.paused_by = pause_by
-        task.status = derive_status(task)
-        task.save()
-        return run
+            current_run_id, last_finished = None, to_db(outcome.finished_at)
+        paused_by = pause_by or paused_by
+        _sql(
+            "UPDATE task SET last_run = ?, run_count = run_count + 1, error_count = error_count + ?, "
+            "last_error = CASE WHEN ? THEN ? ELSE last_error END, last_status = ?, current_run_id = ?, "
+            "last_finished = ?, paused_by = ?, status = ? WHERE task_id = ?",
+            (
+                to_db(outcome.started_at),
+                int(failed),
+                failed,
+                outcome.message,
+                last_status,
+                current_run_id,
+                last_finished,
+                paused_by,
+                status_of(current_run_id, paused_by, last_status),
+                ticket.task_id,
+            ),
+        )
 
 
-def begin_retry(previous: Run, now: datetime) -> Run:
+def begin_retry(previous: RunTicket, now: datetime) -> RunTicket:
     """The next attempt of a failed run: a new row that keeps owning the task."""
     with write_transaction():
-        run = Run.create(
-            task_id=previous.task_id,
-            status="queued",
-            trigger="retry",
+        return _start(
+            previous.task_id,
+            "retry",
+            now,
+            scheduled_for=previous.scheduled_for,
             requested_by=previous.requested_by,
             attempt=previous.attempt + 1,
-            scheduled_for=previous.scheduled_for,
-            queued_at=now,
         )
-        task = Task.get(Task.task_id == previous.task_id)
-        mark_started(run, task, now)
-        return run
 
 
 def _alive(pid: int | None) -> bool:
@@ -673,8 +807,8 @@ def prune(before: datetime) -> tuple[int, list[str]]:
 
 
 def load_checkpoint(task_id: str) -> str | None:
-    row = Checkpoint.get_or_none(Checkpoint.task_id == task_id)
-    return row.data if row else None
+    row = _sql("SELECT data FROM checkpoint WHERE task_id = ?", (task_id,)).fetchone()
+    return row[0] if row else None
 
 
 def save_checkpoint(task_id: str, data: str, run_id: int | None, now: datetime) -> None:
@@ -693,33 +827,32 @@ def count_runs() -> int:
 
 # (run_for, next_run, [(status, scheduled_for, message), ...]), or None: leave the task alone
 Decision = tuple[datetime | None, datetime | None, list[tuple[str, datetime, str]]] | None
-PlanFn = Callable[[Task], Decision]
+PlanFn = Callable[[DueTask], Decision]
 
 
-def apply_plan(task_id: str, now: datetime, plan: PlanFn, trigger: str = "schedule") -> Run | None:
+def apply_plan(task_id: str, now: datetime, plan: PlanFn, trigger: str = "schedule") -> RunTicket | None:
     """Claim a due task in one transaction: record what is not run, advance
     next_run, and create the running row if ``plan`` says to run.
 
-    ``plan(task)`` returns (run_for, next_run, records) or None to leave the
-    task alone; it sees the row as re-read inside the transaction, so two
+    ``plan(task)`` sees the row as re-read inside the transaction, so two
     claimers can never both run the same occurrence.
     """
     with write_transaction():
-        task = Task.get_or_none(Task.task_id == task_id)
-        if task is None or task.next_run is None or task.next_run > now or task.paused_by:
+        row = _sql(
+            "SELECT next_run, anchor, current_run_id, last_finished FROM task "
+            "WHERE task_id = ? AND next_run <= ? AND paused_by IS NULL",
+            (task_id, to_db(now)),
+        ).fetchone()
+        if row is None:
             return None
+        task = DueTask(task_id, from_db(row[0]), from_db(row[1]), row[2], from_db(row[3]))  # type: ignore[arg-type]
         decision = plan(task)
         if decision is None:
             return None
         run_for, next_run, records = decision
         for status, scheduled_for, message in records:
             record_run(task_id, status, trigger, scheduled_for, now, message)
-        task.next_run = next_run
+        _sql("UPDATE task SET next_run = ? WHERE task_id = ?", (to_db(next_run), task_id))
         if run_for is None or task.current_run_id is not None:
-            task.save()
             return None
-        run = Run.create(
-            task_id=task_id, status="queued", trigger=trigger, scheduled_for=run_for, queued_at=now
-        )
-        mark_started(run, task, now)
-        return run
+        return _start(task_id, trigger, now, scheduled_for=run_for)

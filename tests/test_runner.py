@@ -135,3 +135,9 @@ def test_minimal_environment_passes_basics_and_hides_the_rest() -> None:
 def test_death_by_signal_is_named(tmp_path: Path, signal_exit: str) -> None:
     _, result = run(tmp_path, signal_exit + "\n")
     assert result.status == "failed" and "killed by signal SIGKILL" in result.message  # type: ignore[attr-defined]
+
+
+def test_a_silent_run_leaves_no_log_file(tmp_path: Path) -> None:
+    _, result = run(tmp_path, "exit 0\n")
+    assert result.status == "success" and result.log_path is None  # type: ignore[attr-defined]
+    assert not (tmp_path / "logs").exists()

@@ -1,0 +1,135 @@
+"""The daemon loop in-process with an injected clock, the store's schema, the home layout."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from moltbot import store
+from moltbot.clock import FakeClock
+from moltbot.config import Home
+from moltbot.daemon import Daemon
+from moltbot.scheduler import Core
+from tests.conftest import Env, wait_until
+
+MORNING = datetime(2026, 11, 23, 8, 59, 30, tzinfo=UTC)
+
+
+def make_daemon(env: Env, clock: FakeClock) -> Daemon:
+    core = Core(env.home, clock)
+    core.open()
+    specs = core.load_specs()
+    core.sync(specs)
+    return Daemon(core, specs)
+
+
+def test_the_loop_sleeps_exactly_until_the_next_due_instant(env: Env) -> None:
+    env.script("job.sh", "echo ran\n")
+    env.write_tasks(
+        {"task_id": "job", "script_path": "job.sh", "schedule": "daily at 09:00", "timezone": "UTC"}
+    )
+    clock = FakeClock(MORNING)
+    daemon = make_daemon(env, clock)
+    try:
+        assert daemon.step() == pytest.approx(30.0)  # no polling: one wake-up, at 09:00
+        clock.advance(seconds=30.25)
+        daemon.step()
+        wait_until(lambda: daemon.executor.busy() == 0 and store.get_task("job").current_run_id is None)
+        (run,) = store.recent_runs("job", 5)
+        assert run.status == "success" and run.scheduled_for == MORNING + timedelta(seconds=30)
+        assert run.started_at == MORNING + timedelta(seconds=30.25)  # the injected clock, not the wall
+        assert daemon.step() == pytest.approx(timedelta(days=1).total_seconds() - 0.25)
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
+
+
+def test_nothing_scheduled_means_sleeping_until_woken(env: Env) -> None:
+    env.script("job.sh", "true\n")
+    env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "every 1h", "enabled": False})
+    daemon = make_daemon(env, FakeClock(MORNING))
+    daemon.housekeeping.clear()  # only the task table decides here
+    try:
+        assert daemon.step() is None
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
+
+
+def test_housekeeping_prunes_old_runs_and_their_logs(env: Env) -> None:
+    env.write_tasks(settings="[daemon]\nlog_retention_days = 7\n")
+    clock = FakeClock(MORNING)
+    daemon = make_daemon(env, clock)
+    try:
+        old_log = env.home.logs_dir / "x" / "1.log"
+        old_log.parent.mkdir()
+        old_log.write_text("old")
+        for age_days, log in ((10, str(old_log)), (1, None)):
+            at = MORNING - timedelta(days=age_days)
+            store.Run.create(task_id="x", status="success", trigger="schedule", finished_at=at, log_path=log)
+            store.add_event(at, "x", "completed", "done")
+        daemon.prune()
+        remaining = list(store.Run.select())
+        assert [r.finished_at for r in remaining] == [MORNING - timedelta(days=1)]
+        assert not old_log.exists()
+        assert [e.timestamp for e in store.recent_events("x", 10)] == [MORNING - timedelta(days=1)]
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
+
+
+def test_schema_version_is_recorded_and_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    db = store.open_db(path)
+    assert db.pragma("user_version") == store.SCHEMA_VERSION
+    assert db.pragma("journal_mode") == "wal"
+    store.open_db(path)  # idempotent
+    db = store.open_db(path)
+    db.pragma("user_version", store.SCHEMA_VERSION + 1)
+    with pytest.raises(RuntimeError, match="knows up to"):
+        store.open_db(path)
+
+
+def test_naive_datetimes_never_reach_the_store(tmp_path: Path) -> None:
+    store.open_db(tmp_path / "n.db")
+    with pytest.raises(ValueError, match="naive"):
+        store.add_event(datetime(2026, 1, 1), "x", "a", "m")
+
+
+def test_a_fresh_home_gets_the_bundled_examples_and_they_pass_check(tmp_path: Path) -> None:
+    home = Home(tmp_path / "fresh")
+    home.ensure()
+    tasks = json.loads(home.tasks_json.read_text())["tasks"]
+    assert {t["task_id"] for t in tasks} == {"disk-usage", "backup", "checkpoint-demo"}
+    for task in tasks:
+        assert os.access(home.tasks_dir / task["script_path"], os.X_OK)
+    env = Env(home)
+    assert env.cli("check").returncode == 0
+    # Edits survive: a second start does not overwrite the user's tasks.json.
+    home.tasks_json.write_text('{"tasks": []}')
+    home.ensure()
+    assert json.loads(home.tasks_json.read_text()) == {"tasks": []}
+
+
+def test_the_bundled_checkpoint_demo_runs_and_resumes(tmp_path: Path) -> None:
+    home = Home(tmp_path / "demo")
+    home.ensure()
+    document = json.loads(home.tasks_json.read_text())
+    for task in document["tasks"]:
+        if task["task_id"] == "checkpoint-demo":
+            task["env"] = {"DEMO_ITEMS": "4", "DEMO_DELAY": "0"}
+    home.tasks_json.write_text(json.dumps(document))
+    env = Env(home)
+    env.cli("checkpoint", "save", '{"next_item": 2}', "--task", "checkpoint-demo", check=True)
+    assert json.loads(env.cli("checkpoint", "load", "--task", "checkpoint-demo", check=True).stdout) == {
+        "next_item": 2
+    }
+    result = env.cli_json("run", "checkpoint-demo")
+    assert result["success"], result
+    assert result["stdout"].startswith("resuming from checkpoint at item 2\n")
+    assert result["stdout"].endswith("done: 2 items this run\n")
+    assert env.cli("checkpoint", "load", "--task", "checkpoint-demo").returncode == 1  # cleared
