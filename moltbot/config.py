@@ -9,19 +9,21 @@ so one run of ``moltbot check`` lists them all.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
 import shutil
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from moltbot.jsonlines import line_map
-from moltbot.schedules import Schedule, ScheduleError, parse_schedule
+# Schedules, JSON positions and TOML are imported where configs are loaded:
+# `moltbot status` needs only Home and stays fast.
+if TYPE_CHECKING:
+    from moltbot.schedules import Schedule
 
 __all__ = [
     "ConfigError",
@@ -150,6 +152,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 _KNOWN_SECTIONS = {"daemon", "signal", "discord", "ollama", "letta"}
 
 
+@functools.cache
 def host_zone() -> ZoneInfo:
     """The host's IANA zone: $TZ, /etc/timezone, the /etc/localtime link, else UTC."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
@@ -190,6 +193,8 @@ def load_settings(path: Path) -> Settings:
     """Read moltbot.toml; a missing file means all defaults."""
     if not path.exists():
         return Settings()
+    import tomllib
+
     text = path.read_text()
     try:
         data = tomllib.loads(text)
@@ -330,6 +335,8 @@ class _TaskReader:
 
 def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[TaskSpec]:
     """Read and validate tasks.json (the original format plus optional fields)."""
+    from moltbot.jsonlines import line_map
+
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -367,6 +374,8 @@ def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[Task
 
 
 def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> TaskSpec | None:
+    from moltbot.schedules import parse_schedule
+
     entry = reader.entry
     for name in entry:
         if name not in _TASK_FIELDS:
@@ -388,7 +397,7 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
     if schedule_text:
         try:
             schedule = parse_schedule(schedule_text, zone)
-        except ScheduleError as exc:
+        except ValueError as exc:  # ScheduleError
             reader.problem("schedule" if "schedule" in entry else "interval_minutes", str(exc))
     values: dict[str, Any] = {
         "enabled": reader.get("enabled", (bool,), True),

@@ -16,13 +16,15 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
 from moltbot.config import Home, Settings, TaskSpec, load_settings, load_tasks
-from moltbot.schedules import Schedule, parse_schedule
+
+if TYPE_CHECKING:
+    from moltbot.schedules import Schedule
 
 __all__ = ["Core", "Plan", "UnknownTask", "plan_due"]
 
@@ -243,6 +245,8 @@ class Core:
         raise UnknownTask(name, suggestion)
 
     def schedule_of(self, task: store.Task) -> Schedule:
+        from moltbot.schedules import parse_schedule
+
         text, zone = task.schedule_key.rsplit("@", 1)
         return parse_schedule(text, ZoneInfo(zone))
 
@@ -256,7 +260,7 @@ class Core:
 
     def status(self) -> dict[str, Any]:
         """The original status shape, plus fields the original lacked."""
-        tasks = store.list_tasks()
+        tasks = store.task_states()
         running = [task.task_id for task in tasks if task.current_run_id is not None]
         pid = self.daemon_pid()
         return {

@@ -1,0 +1,30 @@
+"""The shipped systemd unit is valid and runs the installed moltbot."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).parent.parent / "deploy" / "moltbot.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_unit_file_verifies(tmp_path: Path) -> None:
+    # Point it at this venv's moltbot: verify checks that ExecStart exists.
+    moltbot = Path(sys.executable).parent / "moltbot"
+    unit = tmp_path / "moltbot.service"
+    unit.write_text(UNIT.read_text().replace("/opt/moltbot/venv/bin/moltbot", str(moltbot)))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    problems = [line for line in result.stderr.splitlines() if "moltbot.service" in line]
+    assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_the_unit_reloads_with_sighup_and_lets_the_daemon_stop_its_tasks() -> None:
+    text = UNIT.read_text()
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+    assert "KillMode=mixed" in text and "KillSignal=SIGTERM" in text
+    assert "ExecStart=/opt/moltbot/venv/bin/moltbot daemon" in text
