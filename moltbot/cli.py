@@ -387,6 +387,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Validate, then have the daemon pick up tasks.json (SIGHUP); without one, sync the store."""
+    import signal
+
+    code = cmd_check(args)
+    if code != EXIT_OK:
+        return code
+    core = _core(args)
+    pid = core.daemon_pid()
+    if pid and pid > 0:
+        os.kill(pid, signal.SIGHUP)
+        print(f"reload sent to the daemon (pid {pid})")
+    else:
+        result = core.sync(core.load_specs())
+        print(f"no daemon running; store synced (added {len(result.added)}, changed {len(result.changed)}, "
+              f"removed {len(result.removed)})")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     task_id = args.task or os.environ.get("MOLTBOT_TASK_ID")
     if not task_id:
@@ -449,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
     add("tasks", cmd_tasks, "list task definitions", json_flag=True)
     add("check", cmd_check, "validate tasks.json and moltbot.toml")
+    add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])
     checkpoint.add_argument("data", nargs="?", help="JSON to save")

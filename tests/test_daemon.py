@@ -268,6 +268,22 @@ def test_sighup_reloads_and_a_broken_config_keeps_the_last_good_one(env: Env, st
     assert env.cli_json("status")["task_count"] == 2
 
 
+def test_reload_command_validates_first_then_signals_the_daemon(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("a.sh", "true\n")
+    env.write_tasks({"task_id": "a", "script_path": "a.sh", "schedule": "daily at 03:00"})
+    daemon = start_daemon()
+    env.write_tasks({"task_id": "a", "script_path": "a.sh", "schedule": "daily at 03:00", "bogus": 1})
+    refused = env.cli("reload")
+    assert refused.returncode == 3 and "unknown field 'bogus'" in refused.stderr
+    env.write_tasks(
+        {"task_id": "a", "script_path": "a.sh", "schedule": "daily at 03:00"},
+        {"task_id": "b", "script_path": "a.sh", "schedule": "daily at 04:00"},
+    )
+    assert "reload sent to the daemon" in env.cli("reload", check=True).stdout
+    wait_until(lambda: "config reloaded: 2 tasks" in daemon.output(), what="the reload")
+    assert [t["id"] for t in env.cli_json("status")["tasks"]] == ["a", "b"]
+
+
 def test_the_daemon_refuses_a_broken_config_and_a_second_instance(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
     env.write_tasks({"task_id": "a", "script_path": "missing.sh", "schedule": "every 1h"})
     broken = env.cli("daemon")
