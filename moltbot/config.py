@@ -130,7 +130,7 @@ class Home:
 class Settings:
     """``[daemon]`` in moltbot.toml; other sections belong to later integrations."""
 
-    timezone: ZoneInfo = field(default_factory=lambda: host_zone())
+    timezone: ZoneInfo = field(default_factory=lambda: _default_zone())
     workers: int = 4
     missed_grace_seconds: float = 60.0
     max_catchup_runs: int = 10
@@ -150,6 +150,10 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "log_retention_days": (int,),
 }
 _KNOWN_SECTIONS = {"daemon", "signal", "discord", "ollama", "letta"}
+
+
+def _default_zone() -> ZoneInfo:
+    return host_zone()
 
 
 @functools.cache
@@ -199,8 +203,8 @@ def load_settings(path: Path) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        raise ConfigError([ConfigProblem(path, int(line[1]) if line else None, None, str(exc))]) from exc
+        found = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([ConfigProblem(path, int(found[1]) if found else None, None, str(exc))]) from exc
     problems: list[ConfigProblem] = []
     for section in data:
         if section not in _KNOWN_SECTIONS:
@@ -219,10 +223,10 @@ def load_settings(path: Path) -> Settings:
             problems.append(ConfigProblem(path, line, f"daemon.{key}", f"expected {expected}, got {value!r}"))
         elif key == "timezone":
             try:
-                values[key] = ZoneInfo(value)
+                values[key] = ZoneInfo(str(value))
             except (ZoneInfoNotFoundError, ValueError):
                 problems.append(ConfigProblem(path, line, "daemon.timezone", f"unknown IANA zone {value!r}"))
-        elif value < (0 if key in ("missed_grace_seconds", "kill_grace_seconds") else 1):
+        elif isinstance(value, int | float) and value < (0 if key.endswith("grace_seconds") else 1):
             problems.append(ConfigProblem(path, line, f"daemon.{key}", f"must be positive, got {value!r}"))
         else:
             values[key] = value

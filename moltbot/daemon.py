@@ -12,6 +12,7 @@ each worker supervises one process group (see runner.py).
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import select
@@ -183,7 +184,7 @@ class Executor:
             stop=stop_after_attempt(spec.retries + 1),
             wait=wait_exponential(multiplier=spec.retry_backoff_seconds, max=6 * 3600),
             retry=retry_if_result(should_retry),
-            sleep=lambda seconds: self.stopping.wait(seconds),
+            sleep=self._backoff,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         for attempt in retrying:
@@ -212,6 +213,10 @@ class Executor:
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", spec.task_id, current.id, result.message)
         return current.id
+
+    def _backoff(self, seconds: float) -> None:
+        """Wait between attempts; a shutdown ends the wait at once."""
+        self.stopping.wait(seconds)
 
     def _attempt(self, run: store.RunTicket, spec: TaskSpec, process: ProcessRun | None) -> RunResult:
         if process is None:
@@ -428,7 +433,7 @@ class Daemon:
             running = task.current_run_id is not None
             if not running and free <= 0:
                 continue
-            run = store.apply_plan(task.task_id, now, lambda row, spec=spec: self._plan(row, spec))
+            run = store.apply_plan(task.task_id, now, functools.partial(self._plan, spec=spec))
             if run is not None:
                 self._submit(run, spec)
                 free -= 1

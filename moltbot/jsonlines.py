@@ -8,7 +8,7 @@ It runs only on text that ``json.loads`` already accepted.
 from __future__ import annotations
 
 import json
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]  # real, but not in typeshed
 
 __all__ = ["Path", "line_map"]
 

@@ -147,7 +147,7 @@ class Run(BaseModel):
     @property
     def duration(self) -> float | None:
         if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
+            return float((self.finished_at - self.started_at).total_seconds())
         return None
 
 
@@ -673,12 +673,13 @@ def current_run(task_id: str) -> Run | None:
 
 
 def last_finished_run(task_id: str) -> Run | None:
-    return (
+    found: Run | None = (
         Run.select()
         .where((Run.task_id == task_id) & Run.started_at.is_null(False) & Run.finished_at.is_null(False))
         .order_by(Run.id.desc())
         .first()
     )
+    return found
 
 
 def request_stop(task_id: str, now: datetime) -> Run | None:
