@@ -161,9 +161,8 @@ class Executor:
             # One task's failure must never stop the daemon or other tasks.
             log.exception("internal error while running %s (run %d)", spec.task_id, run.id)
             now = self.clock.now()
-            outcome = store.Outcome(
-                "failed", None, run.started_at or now, now, "internal error in moltbot", "", ""
-            )
+            message = "internal error in moltbot (see its log)"
+            outcome = RunResult("failed", None, run.started_at or now, now, message, "", "", None)
             store.finish_run(run, outcome, release_task=True)
             return run.id
         finally:
@@ -193,7 +192,7 @@ class Executor:
                     assert result is not None
                     if self.stopping.is_set():
                         break  # shutting down during the backoff: the failure stands
-                    store.finish_run(current, _outcome(result), release_task=False)
+                    store.finish_run(current, result, release_task=False)
                     log.info(
                         "%s failed (%s); retry %d of %d",
                         spec.task_id,
@@ -209,7 +208,7 @@ class Executor:
                 attempt.retry_state.set_result(result)
         assert result is not None
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
-        store.finish_run(current, _outcome(result), release_task=True, pause_by=pause_by)
+        store.finish_run(current, result, release_task=True, pause_by=pause_by)
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", spec.task_id, current.id, result.message)
         return current.id
@@ -480,17 +479,3 @@ class Daemon:
             log.info(
                 "housekeeping: pruned %d runs older than %d days", deleted, self.settings.log_retention_days
             )
-
-
-def _outcome(result: RunResult) -> store.Outcome:
-    log_path = str(result.log_path) if result.log_path else None
-    return store.Outcome(
-        result.status,
-        result.exit_code,
-        result.started_at,
-        result.finished_at,
-        result.message,
-        result.stdout_tail,
-        result.stderr_tail,
-        log_path,
-    )

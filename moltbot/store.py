@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from peewee import (
     AutoField,
@@ -41,6 +41,9 @@ from peewee import (
     TextField,
     fn,
 )
+
+if TYPE_CHECKING:
+    from moltbot.runner import RunResult  # what finish_run records
 
 __all__ = [
     "ACTIVE_RUN_STATES",
@@ -697,22 +700,8 @@ def runs_with_stop_requested() -> list[Run]:
     return list(Run.select().where((Run.status == "running") & (Run.stop_requested == True)))  # noqa: E712
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What the runner reports about a finished attempt."""
-
-    status: str  # success | failed | timeout | interrupted
-    exit_code: int | None
-    started_at: datetime
-    finished_at: datetime
-    message: str
-    stdout_tail: str
-    stderr_tail: str
-    log_path: str | None = None
-
-
 def finish_run(
-    ticket: RunTicket, outcome: Outcome, *, release_task: bool, pause_by: str | None = None
+    ticket: RunTicket, outcome: RunResult, *, release_task: bool, pause_by: str | None = None
 ) -> None:
     """Record an attempt's end; ``release_task`` False while a retry follows."""
     duration = (outcome.finished_at - outcome.started_at).total_seconds()
@@ -728,7 +717,7 @@ def finish_run(
                 to_db(outcome.finished_at),
                 outcome.stdout_tail,
                 outcome.stderr_tail,
-                outcome.log_path,
+                str(outcome.log_path) if outcome.log_path else None,
                 ticket.id,
             ),
         )

@@ -32,6 +32,16 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
         time.sleep(0.02)
 
 
+def alive(pid: int) -> bool:
+    """Is the process running (a zombie counts as dead)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @dataclass
 class Env:
     """A MOLTBOT_HOME in a temporary directory, with helpers to shape it."""

@@ -9,7 +9,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 from moltbot import store
-from tests.conftest import Env, wait_until
+from tests.conftest import Env, alive, wait_until
 
 
 def runs(task_id: str, status: str | None = None) -> list[store.Run]:
@@ -189,20 +189,11 @@ def test_kill_9_recovery_kills_orphans_and_reruns_per_policy(env: Env, start_dae
 
     start_daemon()
     wait_until(lambda: runs("hang", "success"), what="the recovery run")
-    wait_until(lambda: not _alive(orphan), timeout=5, what="the orphan to be killed")
+    wait_until(lambda: not alive(orphan), timeout=5, what="the orphan to be killed")
     statuses = [(r.status, r.trigger) for r in runs("hang")]
     assert statuses == [("interrupted", "manual"), ("success", "recovery")]
     assert [(r.status, r.trigger) for r in runs("oneshot")] == [("interrupted", "schedule")]
-    assert not _alive(int((env.home.root / "orphan.pid.oneshot").read_text()))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
+    assert not alive(int((env.home.root / "orphan.pid.oneshot").read_text()))
 
 
 def test_missed_runs_after_downtime_follow_the_policy(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from moltbot.runner import ProcessRun, minimal_environment
-from tests.conftest import wait_until
+from tests.conftest import alive, wait_until
 
 
 def make_script(tmp_path: Path, body: str, name: str = "task.sh") -> Path:
@@ -30,16 +29,6 @@ def run(tmp_path: Path, body: str, **options: float) -> tuple[ProcessRun, object
         output_cap=int(options.pop("output_cap", 1 << 20)),
     )
     return process, process.run()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split()[2] != "Z"
 
 
 def test_success_keeps_stdout_and_stderr_apart(tmp_path: Path) -> None:
