@@ -35,20 +35,18 @@ def build(home: MoltbotHome, task_count: int, run_count: int) -> None:
     core.sync(core.load_specs())
     start = datetime.now(UTC) - timedelta(days=20)
     batch = []
-    db = store.database
     for index in range(run_count):
         at = store.to_db(start + timedelta(seconds=index))
         task_id = f"task-{index % task_count:05d}"
         batch.append((task_id, "success", "schedule", 1, at, at, at, at, "ok", 0))
         if len(batch) == 50_000 or index == run_count - 1:
-            with db.atomic():
-                db.cursor().executemany(
+            with store.write_transaction():
+                store.connection().executemany(
                     "INSERT INTO run (task_id, status, trigger, attempt, scheduled_for, queued_at, "
                     "started_at, finished_at, message, stop_requested) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     batch,
                 )
             batch.clear()
-    db.close()
 
 
 def timed(command: list[str], env: dict[str, str], repeat: int) -> list[float]:

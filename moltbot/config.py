@@ -8,14 +8,11 @@ so one run of ``moltbot check`` lists them all.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -109,6 +106,9 @@ class Home:
             directory.mkdir(parents=True, exist_ok=True)
         if self.tasks_json.exists():
             return
+        import shutil  # first start only: keep them off every command's path
+        from importlib import resources
+
         bundled = resources.files("moltbot.example_tasks")
         for entry in bundled.iterdir():
             name = entry.name
@@ -237,6 +237,8 @@ def load_settings(path: Path) -> Settings:
 
 
 def _unknown(name: str, known: Any) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {'section' if known is _KNOWN_SECTIONS else 'field'} {name!r}{hint}"

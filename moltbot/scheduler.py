@@ -8,7 +8,6 @@ polls.
 
 from __future__ import annotations
 
-import difflib
 import fcntl
 import json
 import os
@@ -224,6 +223,8 @@ class Core:
 
     def resolve(self, name: str) -> store.Task:
         """A task by id or (case-insensitive) name; UnknownTask suggests the closest."""
+        import difflib
+
         task = store.get_task(name)
         if task is not None and not task.removed:
             return task

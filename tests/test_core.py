@@ -84,12 +84,11 @@ def test_housekeeping_prunes_old_runs_and_their_logs(env: Env) -> None:
 
 def test_schema_version_is_recorded_and_a_newer_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    db = store.open_db(path)
-    assert db.pragma("user_version") == store.SCHEMA_VERSION
-    assert db.pragma("journal_mode") == "wal"
+    store.open_db(path)
+    assert store.schema_version() == store.SCHEMA_VERSION
+    assert store.connection().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.open_db(path)  # idempotent
-    db = store.open_db(path)
-    db.pragma("user_version", store.SCHEMA_VERSION + 1)
+    store.connection().execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
     with pytest.raises(RuntimeError, match="knows up to"):
         store.open_db(path)
 
