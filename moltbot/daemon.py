@@ -30,7 +30,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponen
 
 from moltbot import store
 from moltbot.config import ConfigError, TaskSpec
-from moltbot.runner import ProcessRun, RunResult, minimal_environment
+from moltbot.runner import ProcessRun, RunResult, minimal_environment, processes_of_run, signal_processes
 from moltbot.scheduler import Core, Plan, plan_due
 
 __all__ = ["AlreadyRunning", "Daemon", "DaemonLock"]
@@ -225,8 +225,6 @@ class Executor:
                 return RunResult("interrupted", None, now, now, message, "", "", self._log_path(run, spec))
             process = self._prepare(run, spec)
             process.start()
-        if process.pid is not None:
-            store.set_run_process(run.id, process.pid)
         return process.supervise()
 
     def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
@@ -324,10 +322,13 @@ class Daemon:
         now = self.clock.now()
         for run in store.recover_abandoned_runs(now):
             spec = self.specs.get(run.task_id)
+            orphans = processes_of_run(self.core.home.root, run.id)
+            signal_processes(orphans, signal.SIGKILL)
             log.warning(
-                "run %d of %s was left running by a crashed daemon; recorded as interrupted",
+                "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
                 run.id,
                 run.task_id,
+                len(orphans),
             )
             if spec and not spec.schedule.one_shot and spec.missed != "skip":
                 store.enqueue_run(run.task_id, "recovery", None, now)

@@ -7,6 +7,7 @@ It runs only on text that ``json.loads`` already accepted.
 
 from __future__ import annotations
 
+import bisect
 import json
 from json.decoder import scanstring  # type: ignore[attr-defined]  # real, but not in typeshed
 
@@ -19,8 +20,9 @@ _decoder = json.JSONDecoder()
 
 def line_map(text: str) -> dict[Path, int]:
     """Map every path (keys and list indexes) to the 1-based line where it starts."""
+    starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
     lines: dict[Path, int] = {}
-    _value(text, _skip(text, 0), (), lines)
+    _value(text, _skip(text, 0), (), lines, starts)
     return lines
 
 
@@ -30,13 +32,13 @@ def _skip(text: str, index: int) -> int:
     return index
 
 
-def _line(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
+def _line(starts: list[int], index: int) -> int:
+    return bisect.bisect_right(starts, index)  # counting from the top each time was quadratic
 
 
-def _value(text: str, index: int, path: Path, lines: dict[Path, int]) -> int:
+def _value(text: str, index: int, path: Path, lines: dict[Path, int], starts: list[int]) -> int:
     """Record positions inside the value at ``index``; return the index after it."""
-    lines.setdefault(path, _line(text, index))
+    lines.setdefault(path, _line(starts, index))
     char = text[index]
     if char == "{":
         index = _skip(text, index + 1)
@@ -45,9 +47,9 @@ def _value(text: str, index: int, path: Path, lines: dict[Path, int]) -> int:
         while True:
             key_start = index
             key, index = scanstring(text, index + 1)
-            lines[(*path, key)] = _line(text, key_start)
+            lines[(*path, key)] = _line(starts, key_start)
             index = _skip(text, index)  # at ':'
-            index = _value(text, _skip(text, index + 1), (*path, key), lines)
+            index = _value(text, _skip(text, index + 1), (*path, key), lines, starts)
             index = _skip(text, index)
             if text[index] == "}":
                 return index + 1
@@ -58,7 +60,7 @@ def _value(text: str, index: int, path: Path, lines: dict[Path, int]) -> int:
             return index + 1
         position = 0
         while True:
-            index = _value(text, index, (*path, position), lines)
+            index = _value(text, index, (*path, position), lines, starts)
             index = _skip(text, index)
             if text[index] == "]":
                 return index + 1

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["ProcessRun", "RunResult", "minimal_environment"]
+__all__ = ["ProcessRun", "RunResult", "minimal_environment", "processes_of_run", "signal_processes"]
 
 TAIL_BYTES = 4000
 _PASSED_THROUGH = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -294,6 +294,36 @@ class _LazyLog:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def processes_of_run(home: Path, run_id: int) -> list[int]:
+    """Every process still running for ``run_id`` of the moltbot at ``home``.
+
+    Found by the environment the runner gave the run (children inherit it),
+    so this needs nothing written at start-up and also finds processes that
+    left the run's process group. Used after a crash and for foreground runs.
+    """
+    markers = (f"MOLTBOT_RUN_ID={run_id}\0".encode(), f"MOLTBOT_HOME={home}\0".encode())
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                content = environ.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        if all(b"\0" + marker in b"\0" + content for marker in markers):
+            found.append(int(entry.name))
+    return found
+
+
+def signal_processes(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -344,12 +344,11 @@ class Core:
         run = store.request_stop(task.task_id, self.clock.now())
         if run is None:
             return None
-        if self.daemon_pid() is None and run.pgid:
+        if self.daemon_pid() is None:
             # A foreground `moltbot run` owns it; its runner sees the exit.
-            try:
-                os.killpg(run.pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            from moltbot.runner import processes_of_run, signal_processes
+
+            signal_processes(processes_of_run(self.home.root, run.id), signal.SIGTERM)
         self.wake_daemon()
         return run
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from moltbot.runner import ProcessRun, minimal_environment
+from moltbot.runner import ProcessRun, minimal_environment, processes_of_run, signal_processes
 from tests.conftest import alive, wait_until
 
 
@@ -130,3 +132,22 @@ def test_a_silent_run_leaves_no_log_file(tmp_path: Path) -> None:
     _, result = run(tmp_path, "exit 0\n")
     assert result.status == "success" and result.log_path is None  # type: ignore[attr-defined]
     assert not (tmp_path / "logs").exists()
+
+
+def test_processes_of_a_run_are_found_even_outside_its_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "escaped.pid"
+    script = make_script(tmp_path, f"setsid sleep 300 &\necho $! > {pid_file}\nsleep 300\n")
+    env = minimal_environment({"MOLTBOT_RUN_ID": "77", "MOLTBOT_HOME": str(tmp_path)})
+    main = subprocess.Popen([str(script)], env=env, start_new_session=True)
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
+        escaped = int(pid_file.read_text())
+        found = processes_of_run(tmp_path, 77)
+        assert main.pid in found and escaped in found
+        assert processes_of_run(tmp_path, 78) == [] and processes_of_run(tmp_path / "other", 77) == []
+        signal_processes(found, signal.SIGKILL)
+        main.wait(10)
+        wait_until(lambda: not alive(escaped), what="the escaped process to die")
+    finally:
+        main.kill()
+        main.wait()

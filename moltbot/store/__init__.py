@@ -498,11 +498,6 @@ def has_queued_runs() -> bool:
     return _sql("SELECT 1 FROM run WHERE status = 'queued' LIMIT 1").fetchone() is not None
 
 
-def set_run_process(run_id: int, pgid: int) -> None:
-    with write_transaction():
-        _sql("UPDATE run SET pgid = ? WHERE id = ?", (pgid, run_id))
-
-
 def finish_run(
     ticket: RunTicket, outcome: RunResult, *, release_task: bool, pause_by: str | None = None
 ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,7 +119,6 @@ class Run(BaseModel):
     stdout_tail = TextField(null=True)
     stderr_tail = TextField(null=True)
     log_path = TextField(null=True)
-    pgid = IntegerField(null=True)  # the task's process group while it runs
     owner_pid = IntegerField(null=True)  # the moltbot process supervising it
     stop_requested = BooleanField(default=False)
 
@@ -432,19 +430,14 @@ def recover_abandoned_runs(now: datetime) -> list[Run]:
     """After a crash (kill -9): runs left running become interrupted, tasks freed.
 
     A run whose supervising process is still alive (a foreground ``moltbot
-    run``) is left alone. The process group of an abandoned run is killed:
-    nobody supervises it any more, and its task will be run again by policy.
+    run``) is left alone. The caller kills what an abandoned run left running
+    (``runner.processes_of_run``): nobody supervises it any more.
     """
     with write_transaction():
         abandoned = []
         for run in Run.select().where(Run.status == "running"):
             if run.owner_pid != os.getpid() and _alive(run.owner_pid):
                 continue
-            if run.pgid:
-                try:
-                    os.killpg(run.pgid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
             run.status, run.finished_at = "interrupted", now
             run.message = "interrupted: the daemon stopped without shutting down (crash or kill -9)"
             run.save()
