@@ -260,6 +260,49 @@ class Executor:
         return process
 
 
+class Checkpointer:
+    """Checkpoints the SQLite WAL on its own thread, every ``every`` commits.
+
+    Woken by commits, never by a timer: an idle daemon stays asleep.
+    """
+
+    def __init__(self, every: int = 200) -> None:
+        self.every = every
+        self._commits = 0
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+
+    def start(self) -> None:
+        store.background_checkpoints(self._count)
+        self._thread.start()
+
+    def _count(self) -> None:
+        self._commits += 1  # under the store's writer lock: no race
+        if self._commits >= self.every:
+            self._commits = 0
+            self._due.set()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            try:
+                store.checkpoint()
+            except Exception:
+                log.exception("WAL checkpoint failed; the next one will retry")
+            if self._stopping:
+                return
+
+    def stop(self) -> None:
+        """A last checkpoint, then the thread ends."""
+        if not self._thread.is_alive():
+            return
+        self._stopping = True
+        self._due.set()
+        self._thread.join(30)
+
+
 class Daemon:
     def __init__(self, core: Core, specs: list[TaskSpec]) -> None:
         self.core = core
@@ -277,6 +320,7 @@ class Daemon:
         self._queued_waiting = False
         self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="run")
         self.executor = Executor(core, self.stopping)
+        self._checkpointer = Checkpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -305,6 +349,7 @@ class Daemon:
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self.install_signal_handlers()
+        self._checkpointer.start()
         self.startup()
         log.info(
             "moltbot daemon started (pid %d, %d tasks, %d workers)",
@@ -345,6 +390,7 @@ class Daemon:
         log.info("shutting down (%s): stopping runs, their tasks resume on the next start", signame)
         self.executor.cancel_all("the daemon is shutting down")
         self._pool.shutdown(wait=True)
+        self._checkpointer.stop()
         self.waker.close()
         log.info("moltbot daemon stopped")
 
