@@ -93,6 +93,22 @@ def test_schema_version_is_recorded_and_a_newer_database_is_refused(tmp_path: Pa
         store.open_db(path)
 
 
+def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store.open_db(path)
+    conn = store.connection()
+    conn.execute("DROP INDEX task_priority_next_run")  # what schema 1 lacked
+    conn.execute("PRAGMA user_version = 1")
+    store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
+    store.open_db(path)
+    assert store.schema_version() == store.SCHEMA_VERSION == 2
+    indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
+    assert "task_priority_next_run" in indexes
+    query = "SELECT task_id FROM task WHERE priority = 5 AND next_run <= 'x' ORDER BY next_run"
+    plan = store.connection().execute("EXPLAIN QUERY PLAN " + query).fetchall()
+    assert "task_priority_next_run" in str(plan) and "TEMP B-TREE" not in str(plan)
+
+
 def test_naive_datetimes_never_reach_the_store(tmp_path: Path) -> None:
     store.open_db(tmp_path / "n.db")
     with pytest.raises(ValueError, match="naive"):

@@ -25,6 +25,8 @@ from peewee import (
     TextField,
     fn,
 )
+from playhouse.migrate import SqliteMigrator
+from playhouse.migrate import migrate as migrate_schema
 
 from moltbot.store import (
     SCHEMA_VERSION,
@@ -165,10 +167,16 @@ def _migrate_1(db: DatabaseProxy) -> None:
     db.create_tables(MODELS)
 
 
-# Each entry moves the schema up one version. Later ones use
-# playhouse.migrate.SqliteMigrator (add_column, add_index, ...); the version
-# lives in PRAGMA user_version so it is read without touching any table.
-MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1]
+# Each entry moves the schema up one version, using playhouse.migrate's
+# SqliteMigrator (add_column, add_index, ...); the version lives in PRAGMA
+# user_version so it is read without touching any table.
+def _migrate_2(db: DatabaseProxy) -> None:
+    """Due tasks are found per priority level (see store.due_tasks)."""
+    migrator = SqliteMigrator(db.obj)
+    migrate_schema(migrator.add_index("task", ("priority", "next_run"), False))
+
+
+MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2]
 
 
 def recent_events(task_id: str | None, limit: int) -> list[Event]:
