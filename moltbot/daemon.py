@@ -117,6 +117,7 @@ class Executor:
         self.settings = core.settings
         self.stopping = stopping
         self._in_flight: dict[str, ProcessRun | None] = {}
+        self._backoffs: dict[str, threading.Event] = {}  # set: give up the pending retry
         self._lock = threading.Lock()
 
     def reserve(self, task_id: str) -> None:
@@ -129,16 +130,20 @@ class Executor:
             return len(self._in_flight)
 
     def cancel(self, task_id: str, reason: str) -> None:
+        """End the task's current attempt, and any retry it is waiting to make."""
         with self._lock:
             process = self._in_flight.get(task_id)
+            backoff = self._backoffs.get(task_id)
+        if backoff is not None:
+            backoff.set()
         if process is not None:
             process.cancel(reason)
 
     def cancel_all(self, reason: str) -> None:
         with self._lock:
-            processes = [process for process in self._in_flight.values() if process is not None]
-        for process in processes:
-            process.cancel(reason)
+            task_ids = list(self._in_flight)
+        for task_id in task_ids:
+            self.cancel(task_id, reason)
 
     def launch(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun | None:
         """Spawn the first attempt now, in the calling thread; ``execute`` supervises it.
@@ -168,10 +173,19 @@ class Executor:
         finally:
             with self._lock:
                 self._in_flight.pop(spec.task_id, None)
+                self._backoffs.pop(spec.task_id, None)
 
     def _run_with_retries(self, first: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None) -> int:
         current = first
         result: RunResult | None = None
+        given_up = threading.Event()  # a stop request or shutdown during the backoff
+        with self._lock:
+            self._backoffs[spec.task_id] = given_up
+        if self.stopping.is_set():
+            given_up.set()
+
+        def wait_for_retry(seconds: float) -> None:
+            given_up.wait(seconds)
 
         def should_retry(outcome: RunResult) -> bool:
             if outcome.status not in RETRYABLE or self.stopping.is_set():
@@ -183,15 +197,15 @@ class Executor:
             stop=stop_after_attempt(spec.retries + 1),
             wait=wait_exponential(multiplier=spec.retry_backoff_seconds, max=6 * 3600),
             retry=retry_if_result(should_retry),
-            sleep=self._backoff,
+            sleep=wait_for_retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         for attempt in retrying:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     assert result is not None
-                    if self.stopping.is_set():
-                        break  # shutting down during the backoff: the failure stands
+                    if given_up.is_set() or self.stopping.is_set():
+                        break  # stopped or shutting down during the backoff: the failure stands
                     store.finish_run(current, result, release_task=False)
                     log.info(
                         "%s failed (%s); retry %d of %d",
@@ -212,10 +226,6 @@ class Executor:
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", spec.task_id, current.id, result.message)
         return current.id
-
-    def _backoff(self, seconds: float) -> None:
-        """Wait between attempts; a shutdown ends the wait at once."""
-        self.stopping.wait(seconds)
 
     def _attempt(self, run: store.RunTicket, spec: TaskSpec, process: ProcessRun | None) -> RunResult:
         if process is None:

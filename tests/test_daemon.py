@@ -130,6 +130,21 @@ def test_a_failing_task_retries_bounded_and_never_stops_the_others(env: Env, sta
     assert any(entry["action"] == "failed" and "exit code 4" in entry["message"] for entry in logs)
 
 
+def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    marker = env.home.root / "attempted"
+    env.script("flaky.sh", f"touch {marker}\nexit 1\n")
+    env.write_tasks(
+        {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "in 1 seconds", "retries": 3,
+         "retry_backoff_seconds": 600},
+    )  # fmt: skip
+    start_daemon()
+    env.db()
+    wait_until(marker.exists, what="the first attempt to fail")
+    assert env.cli("stop", "flaky").returncode == 0  # the task now waits 600 s to retry
+    wait_until(lambda: task("flaky").current_run_id is None, timeout=10, what="the retry to be given up")
+    assert [(r.status, r.attempt) for r in runs("flaky")] == [("failed", 1)]
+
+
 def test_sigterm_interrupts_keeps_the_checkpoint_and_resumes_on_restart(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
     env.script(
         "count.sh",
