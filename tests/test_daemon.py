@@ -181,6 +181,20 @@ def test_sigterm_interrupts_keeps_the_checkpoint_and_resumes_on_restart(env: Env
     assert len([r for r in runs("count") if r.started_at]) == 2  # a one-shot: interrupted + resumed, no more
 
 
+def test_a_task_paused_by_its_user_stays_paused_across_a_shutdown(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("long.sh", "sleep 300\n")
+    env.write_tasks({"task_id": "long", "script_path": "long.sh", "schedule": "in 1 seconds"})
+    daemon = start_daemon()
+    env.db()
+    wait_until(lambda: task("long").current_run_id, what="the run to start")
+    env.cli("pause", "long", check=True)
+    assert daemon.stop() == 0
+    assert task("long").paused_by == "user"
+    start_daemon()
+    assert task("long").paused_by == "user"
+    assert [r.trigger for r in runs("long")] == ["schedule"]  # no resume run was queued
+
+
 def test_kill_9_recovery_kills_orphans_and_reruns_per_policy(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
     pid_file = env.home.root / "orphan.pid"
     env.script("hang.sh", f'echo $$ > {pid_file}\nif [ "$MOLTBOT_RUN_ID" = 1 ]; then sleep 300; fi\n')

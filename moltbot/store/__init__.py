@@ -572,7 +572,7 @@ def finish_run(
             last_status = outcome.status
         if release_task:
             current_run_id, last_finished = None, to_db(outcome.finished_at)
-        paused_by = pause_by or paused_by
+        paused_by = paused_by or pause_by  # a user's pause outlives a shutdown's
         _sql(
             "UPDATE task SET last_run = ?, run_count = run_count + 1, error_count = error_count + ?, "
             "last_error = CASE WHEN ? THEN ? ELSE last_error END, last_status = ?, current_run_id = ?, "
