@@ -68,6 +68,9 @@ def test_housekeeping_prunes_old_runs_and_their_logs(env: Env) -> None:
         old_log = env.home.logs_dir / "x" / "1.log"
         old_log.parent.mkdir()
         old_log.write_text("old")
+        for extra in range(2500):  # more than one pruning batch
+            at = MORNING - timedelta(days=20, seconds=extra)
+            store.Run.create(task_id="x", status="failed", trigger="schedule", finished_at=at)
         for age_days, log in ((10, str(old_log)), (1, None)):
             at = MORNING - timedelta(days=age_days)
             store.Run.create(task_id="x", status="success", trigger="schedule", finished_at=at, log_path=log)

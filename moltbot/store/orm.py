@@ -465,24 +465,36 @@ def recent_runs(task_id: str, limit: int) -> list[Run]:
     return list(Run.select().where(Run.task_id == task_id).order_by(Run.id.desc()).limit(limit))
 
 
+PRUNE_BATCH = 2000
+
+
 def prune(before: datetime) -> tuple[int, list[str]]:
-    """Delete finished runs and events older than ``before``; return log files to delete."""
-    with write_transaction():
-        old = Run.select(Run.id, Run.log_path).where(
-            Run.finished_at.is_null(False) & (Run.finished_at < before) & Run.status.in_(TERMINAL_RUN_STATES)
-        )
-        logs = [row.log_path for row in old if row.log_path]
-        deleted = (
-            Run.delete()
-            .where(
-                Run.finished_at.is_null(False)
-                & (Run.finished_at < before)
-                & Run.status.in_(TERMINAL_RUN_STATES)
+    """Delete finished runs and events older than ``before``; return log files to delete.
+
+    In batches of short transactions, oldest first: one transaction over a
+    large backlog would hold the write lock, and every run start, for seconds.
+    """
+    deleted, logs = 0, []
+    finished_long_ago = (
+        Run.finished_at.is_null(False) & (Run.finished_at < before) & Run.status.in_(TERMINAL_RUN_STATES)
+    )
+    while True:
+        with write_transaction():
+            batch = list(
+                Run.select(Run.id, Run.log_path).where(finished_long_ago).order_by(Run.id).limit(PRUNE_BATCH)
             )
-            .execute()
-        )
-        Event.delete().where(Event.timestamp < before).execute()
-        return deleted, logs
+            if not batch:
+                break
+            Run.delete().where(Run.id.in_([row.id for row in batch])).execute()
+        deleted += len(batch)
+        logs += [row.log_path for row in batch if row.log_path]
+    while True:
+        with write_transaction():
+            ids = [e.id for e in Event.select(Event.id).where(Event.timestamp < before).limit(PRUNE_BATCH)]
+            if not ids:
+                break
+            Event.delete().where(Event.id.in_(ids)).execute()
+    return deleted, logs
 
 
 def count_runs() -> int:
