@@ -128,6 +128,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                 run = core.wait_for_run(queued.id)
+                if run.status in ("queued", "running"):
+                    print(f"moltbot: the daemon stopped before run {run.id} finished; it is recorded and "
+                          "resumes (or runs) when the daemon is back", file=sys.stderr)  # fmt: skip
+                    return EXIT_FAILED
         else:
             run = _run_in_foreground(core, args.task)
     except UnknownTask as exc:

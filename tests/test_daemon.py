@@ -6,6 +6,8 @@ import itertools
 import json
 import os
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from moltbot import store
@@ -57,6 +59,26 @@ def test_cli_run_is_handed_to_the_daemon_and_recorded_once(env: Env, start_daemo
         daemon.process.pid,
         True,
     )
+
+
+def test_cli_run_reports_a_daemon_that_stops_or_dies_first(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    env.script("long.sh", "sleep 300\n")
+    env.write_tasks({"task_id": "long", "script_path": "long.sh", "schedule": "daily at 03:00"})
+    env.db()
+    for end, expected_stream, expected in (
+        ("stop", "stdout", "interrupted: the daemon is shutting down"),
+        ("kill", "stderr", "the daemon stopped before run"),
+    ):
+        daemon = start_daemon()
+        waiting = subprocess.Popen([sys.executable, "-m", "moltbot", "run", "long"], env=env.environ,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        wait_until(lambda: task("long").current_run_id, what="the handed-over run to start")
+        daemon.stop() if end == "stop" else daemon.kill()
+        stdout, stderr = waiting.communicate(timeout=30)
+        assert waiting.returncode == 1
+        assert expected in (stdout if expected_stream == "stdout" else stderr), (stdout, stderr)
+        if end == "stop":
+            env.cli("resume", "long", check=True)  # so the next start queues no resume run of its own
 
 
 def test_unknown_task_suggests_the_closest(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
