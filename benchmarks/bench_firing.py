@@ -72,13 +72,9 @@ def run_moltbot(dues: list[float], out: Path, workers: int) -> None:
         }
         for index, due in enumerate(dues)
     ]
-    home = MoltbotHome(tasks, workers=workers)
-    home.start()
-    try:
+    with MoltbotHome(tasks, workers=workers) as home:
+        home.start()
         wait_for_files(out, len(dues), timeout=LEAD + 120)
-    finally:
-        home.stop()
-        shutil.rmtree(home.root, ignore_errors=True)
 
 
 def one_round(kind: str, runner: str, count: int, spread: float, workers: int) -> list[float]:

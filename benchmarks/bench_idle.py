@@ -59,22 +59,27 @@ def main() -> None:
             "args": ["/dev/null"],
         },
     ]
-    home = MoltbotHome(tasks)
-    home.start()
-    peer = subprocess.Popen([sys.executable, "-c", PEER])
+    with MoltbotHome(tasks) as home:
+        home.start()
+        peer = subprocess.Popen([sys.executable, "-c", PEER])
+        try:
+            measure(home, peer, args.seconds)
+        finally:
+            peer.kill()
+            peer.wait()
+
+
+def measure(home: MoltbotHome, peer: subprocess.Popen[bytes], seconds: float) -> None:
     time.sleep(2)  # let start-up settle before the window opens
     pids = {"moltbot": home.process.pid, "1s-poll loop": peer.pid}  # type: ignore[union-attr]
     before = {name: (cpu_seconds(pid), wakeups(pid)) for name, pid in pids.items()}
-    time.sleep(args.seconds)
+    time.sleep(seconds)
     after = {name: (cpu_seconds(pid), wakeups(pid)) for name, pid in pids.items()}
-    print(f"== idle over {args.seconds:.0f} s ==")
+    print(f"== idle over {seconds:.0f} s ==")
     for name, pid in pids.items():
-        share = (after[name][0] - before[name][0]) / args.seconds * 100
+        share = (after[name][0] - before[name][0]) / seconds * 100
         woke = after[name][1] - before[name][1]
         print(f"{name:14s} RSS {rss_mb(pid):6.1f} MB  CPU {share:7.4f} % of a core  wake-ups {woke}")
-    peer.kill()
-    peer.wait()
-    home.stop()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -64,7 +63,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    home = MoltbotHome([])
+    with MoltbotHome([]) as home:
+        run(home, args)
+
+
+def run(home: MoltbotHome, args: argparse.Namespace) -> None:
     began = time.perf_counter()
     build(home, args.tasks, args.runs)
     print(f"built {args.tasks} tasks and {args.runs} runs in {time.perf_counter() - began:.0f} s")
@@ -81,7 +84,6 @@ def main() -> None:
     for name, values in results.items():
         median = statistics.median(values)
         print(f"{name:24s} {median * 1000:7.1f} ms  ({median / floor:4.1f}x python start-up)")
-    os.system(f"rm -rf {home.root}")
 
 
 if __name__ == "__main__":

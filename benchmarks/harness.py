@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -85,4 +86,16 @@ class MoltbotHome:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(60)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> MoltbotHome:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever happened, no daemon and no directory are left behind."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
