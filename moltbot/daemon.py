@@ -351,11 +351,6 @@ class Daemon:
     def _on_request_signal(self, signum: int, frame: FrameType | None) -> None:
         self._requests_pending = True  # the wakeup fd ends the sleep
 
-    def notify(self) -> None:
-        """Something in this process queued a run or asked for a stop: look now."""
-        self._requests_pending = True
-        self.waker.wake()
-
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self.install_signal_handlers()

@@ -108,7 +108,6 @@ class ProcessRun:
         self._cancel_reason: str | None = None
         self._closed = False
         self._guard = threading.Lock()  # the fd number must not be written after close
-        self._started = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._spawn_error: str | None = None
         self._pidfd = -1
@@ -121,9 +120,6 @@ class ProcessRun:
                 return
             self._cancel_reason = reason
             os.eventfd_write(self._cancel_fd, 1)
-
-    def wait_started(self, timeout: float | None = None) -> bool:
-        return self._started.wait(timeout)
 
     def run(self, on_start: Callable[[int], None] | None = None) -> RunResult:
         """Start and supervise in the calling thread."""
@@ -145,7 +141,6 @@ class ProcessRun:
         else:
             self.pid = self._process.pid
             self._pidfd = os.pidfd_open(self._process.pid)
-        self._started.set()
 
     def supervise(self) -> RunResult:
         """Wait for the started process, copying its output; return how it ended."""

@@ -68,9 +68,6 @@ if TYPE_CHECKING:
         UTCDateTimeField as UTCDateTimeField,
     )
     from moltbot.store.orm import (
-        count_runs as count_runs,
-    )
-    from moltbot.store.orm import (
         current_run as current_run,
     )
     from moltbot.store.orm import (
@@ -128,9 +125,6 @@ if TYPE_CHECKING:
         sync_tasks as sync_tasks,
     )
     from moltbot.store.orm import (
-        task_ids as task_ids,
-    )
-    from moltbot.store.orm import (
         tasks_paused_by as tasks_paused_by,
     )
 
@@ -155,7 +149,6 @@ _ORM_NAMES = frozenset(
         "sync_tasks",
         "derive_status",
         "get_task",
-        "task_ids",
         "list_tasks",
         "pause_task",
         "resume_task",
@@ -172,7 +165,6 @@ _ORM_NAMES = frozenset(
         "recover_abandoned_runs",
         "recent_runs",
         "prune",
-        "count_runs",
     }
 )
 

@@ -23,7 +23,6 @@ from peewee import (
     Model,
     SqliteDatabase,
     TextField,
-    fn,
 )
 from playhouse.migrate import SqliteMigrator
 from playhouse.migrate import migrate as migrate_schema
@@ -272,10 +271,6 @@ def get_task(task_id: str) -> Task | None:
     return Task.get_or_none(Task.task_id == task_id)
 
 
-def task_ids() -> list[str]:
-    return [row.task_id for row in Task.select(Task.task_id).where(Task.removed == False)]  # noqa: E712
-
-
 def list_tasks() -> list[Task]:
     return list(Task.select().where(Task.removed == False).order_by(Task.priority, Task.task_id))  # noqa: E712
 
@@ -495,10 +490,6 @@ def prune(before: datetime) -> tuple[int, list[str]]:
                 break
             Event.delete().where(Event.id.in_(ids)).execute()
     return deleted, logs
-
-
-def count_runs() -> int:
-    return int(Run.select(fn.COUNT(Run.id)).scalar() or 0)
 
 
 def migrate() -> None:
