@@ -332,6 +332,11 @@ def test_the_daemon_refuses_a_broken_config_and_a_second_instance(env: Env, star
     assert broken.returncode == 3
     assert f"{env.home.tasks_json}:" in broken.stderr and "script not found" in broken.stderr
     env.script("missing.sh", "true\n")
+    env.home.settings_toml.write_text("[daemon]\nworkers = 'many'\n")
+    bad_settings = env.cli("daemon")
+    assert bad_settings.returncode == 3
+    assert f"{env.home.settings_toml}:2: daemon.workers: expected int, got 'many'" in bad_settings.stderr
+    env.home.settings_toml.unlink()
     daemon = start_daemon()
     second = env.cli("daemon")
     assert second.returncode == 1
