@@ -219,3 +219,31 @@ def test_next_after_is_strictly_later_and_monotonic(zone_name: str, instant: dat
     assert second is not None and second > first
     # Nothing is skipped: asking from just before ``first`` still yields ``first``.
     assert schedule.next_after(first - timedelta(microseconds=1), anchor) == first
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    zone_name=st.sampled_from(ZONES),
+    anchor=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 1), timezones=st.just(UTC)
+    ),
+    days=st.sampled_from([1, 2, 7]),
+)
+def test_calendar_day_intervals_keep_the_wall_time_across_dst(
+    zone_name: str, anchor: datetime, days: int
+) -> None:
+    """`every Nd` fires on every Nth local day at the anchor's wall time; where that time does not
+    exist (a spring-forward gap) it fires later that same day, by less than the gap."""
+    zone = ZoneInfo(zone_name)
+    fires = parse_schedule(f"every {days}d", zone).upcoming(anchor, anchor, 6)
+    local_anchor = anchor.astimezone(zone)
+    wall = local_anchor.replace(tzinfo=None).time()
+    for index, fire in enumerate(fires, start=1):
+        local = fire.astimezone(zone)
+        assert local.date() == local_anchor.date() + timedelta(days=index * days)
+        if local.time() != wall:
+            naive = datetime.combine(local.date(), wall)
+            round_trip = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+            assert round_trip != naive, f"{naive} exists in {zone_name} but fired at {local}"
+            assert timedelta(0) < local.replace(tzinfo=None) - naive <= timedelta(hours=1)
+    assert all(b > a for a, b in pairwise(fires))
