@@ -117,23 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     core = _ready_core(args)
     try:
-        if core.daemon_pid() is not None:
-            queued = core.request_run(args.task, "manual", requested_by=f"cli:{_user()}")
-            if queued.status == "skipped":
-                run = queued
-            else:
-                if not args.json:
-                    print(
-                        f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...",
-                        file=sys.stderr,
-                    )
-                run = core.wait_for_run(queued.id)
-                if run.status in ("queued", "running"):
-                    print(f"moltbot: the daemon stopped before run {run.id} finished; it is recorded and "
-                          "resumes (or runs) when the daemon is back", file=sys.stderr)  # fmt: skip
-                    return EXIT_FAILED
-        else:
-            run = _run_in_foreground(core, args.task)
+        run = _run_one(core, args.task, announce=not args.json)
     except UnknownTask as exc:
         return _unknown(exc)
     except RuntimeError as exc:
@@ -165,6 +149,29 @@ def _user() -> str:
         return str(os.getuid())
 
 
+def _run_one(core: Core, name: str, announce: bool) -> Any:
+    """Run a task now: handed to the daemon when one runs, else in the foreground.
+
+    Raises RuntimeError when the run cannot be carried out to its end here.
+    """
+    from moltbot.store import ACTIVE_RUN_STATES
+
+    if core.daemon_pid() is None:
+        return _run_in_foreground(core, name)
+    queued = core.request_run(name, "manual", requested_by=f"cli:{_user()}")
+    if queued.status == "skipped":
+        return queued
+    if announce:
+        print(f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...", file=sys.stderr)
+    run = core.wait_for_run(queued.id)
+    if run.status in ACTIVE_RUN_STATES:
+        raise RuntimeError(
+            f"the daemon stopped before run {run.id} finished; it is recorded and resumes (or runs) "
+            "when the daemon is back"
+        )
+    return run
+
+
 def _run_in_foreground(core: Core, name: str) -> Any:
     """No daemon: claim the task, run it here, record it exactly like the daemon would."""
     import signal
@@ -194,22 +201,20 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     core = _ready_core(args)
     tasks = [task for task in core.status()["tasks"] if task["enabled"] and not task["paused_by"]]
     results = []
+    failed = False
     for task in tasks:
-        if core.daemon_pid() is not None:
-            queued = core.request_run(task["id"], "manual", requested_by=f"cli:{_user()}")
-            run = queued if queued.status == "skipped" else core.wait_for_run(queued.id)
-        else:
-            try:
-                run = _run_in_foreground(core, task["id"])
-            except RuntimeError as exc:
-                print(f"moltbot: {exc}", file=sys.stderr)
-                continue
+        try:
+            run = _run_one(core, task["id"], announce=not args.json)
+        except RuntimeError as exc:
+            print(f"moltbot: {task['id']}: {exc}", file=sys.stderr)
+            failed = True
+            continue
         results.append(core.run_result(run))
         if not args.json:
             _print_run(results[-1])
     if args.json:
         _print_json(results)
-    return EXIT_OK if all(result["success"] for result in results) else EXIT_FAILED
+    return EXIT_OK if not failed and all(result["success"] for result in results) else EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -343,6 +348,7 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from moltbot import store
+    from moltbot.config import split_schedule_key
 
     _ready_core(args)
 
@@ -350,7 +356,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     listing = []
     for task in tasks:
         spec = task.spec()
-        schedule_text, zone = task.schedule_key.rsplit("@", 1)
+        schedule_text, zone = split_schedule_key(task.schedule_key)
         listing.append(
             {
                 "task_id": task.task_id,

@@ -283,6 +283,12 @@ class TaskSpec:
         return path if path.is_absolute() else tasks_dir / path
 
 
+def split_schedule_key(key: str) -> tuple[str, ZoneInfo]:
+    """The schedule text and zone stored in a task's ``schedule_key``."""
+    text, zone = key.rsplit("@", 1)
+    return text, ZoneInfo(zone)
+
+
 _TASK_FIELDS = {
     "task_id",
     "name",

@@ -163,12 +163,9 @@ class Executor:
         try:
             return self._run_with_retries(run, spec, launched)
         except Exception:
-            # One task's failure must never stop the daemon or other tasks.
-            log.exception("internal error while running %s (run %d)", spec.task_id, run.id)
-            now = self.clock.now()
-            message = "internal error in moltbot (see its log)"
-            outcome = RunResult("failed", None, run.started_at or now, now, message, "", "", None)
-            store.finish_run(run, outcome, release_task=True)
+            # Recording itself failed (the database?): the worker, the daemon
+            # and the other tasks carry on; start-up recovery settles the row.
+            log.exception("could not record the end of %s (run %d)", spec.task_id, run.id)
             return run.id
         finally:
             with self._lock:
@@ -200,26 +197,34 @@ class Executor:
             sleep=wait_for_retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        for attempt in retrying:
-            with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    assert result is not None
-                    if given_up.is_set() or self.stopping.is_set():
-                        break  # stopped or shutting down during the backoff: the failure stands
-                    store.finish_run(current, result, release_task=False)
-                    log.info(
-                        "%s failed (%s); retry %d of %d",
-                        spec.task_id,
-                        result.message,
-                        attempt.retry_state.attempt_number - 1,
-                        spec.retries,
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        assert result is not None
+                        if given_up.is_set() or self.stopping.is_set():
+                            break  # stopped or shutting down during the backoff: the failure stands
+                        store.finish_run(current, result, release_task=False)
+                        log.info(
+                            "%s failed (%s); retry %d of %d",
+                            spec.task_id,
+                            result.message,
+                            attempt.retry_state.attempt_number - 1,
+                            spec.retries,
+                        )
+                        current = store.begin_retry(current, self.clock.now())
+                    result = self._attempt(
+                        current, spec, launched if attempt.retry_state.attempt_number == 1 else None
                     )
-                    current = store.begin_retry(current, self.clock.now())
-                result = self._attempt(
-                    current, spec, launched if attempt.retry_state.attempt_number == 1 else None
-                )
-            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
-                attempt.retry_state.set_result(result)
+                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                    attempt.retry_state.set_result(result)
+        except Exception:
+            # One task's failure must never stop the daemon or other tasks. It
+            # is recorded against the attempt in progress, not the first one.
+            log.exception("internal error while running %s (run %d)", spec.task_id, current.id)
+            now = self.clock.now()
+            message = "internal error in moltbot (see its log)"
+            result = RunResult("failed", None, current.started_at or now, now, message, "", "", None)
         assert result is not None
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
         store.finish_run(current, result, release_task=True, pause_by=pause_by)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
-from moltbot.config import Home, Settings, TaskSpec, load_settings, load_tasks
+from moltbot.config import Home, Settings, TaskSpec, load_settings, load_tasks, split_schedule_key
 
 if TYPE_CHECKING:
     from moltbot.schedules import Schedule
@@ -248,11 +248,10 @@ class Core:
     def schedule_of(self, task: store.Task) -> Schedule:
         from moltbot.schedules import parse_schedule
 
-        text, zone = task.schedule_key.rsplit("@", 1)
-        return parse_schedule(text, ZoneInfo(zone))
+        return parse_schedule(*split_schedule_key(task.schedule_key))
 
     def zone_of(self, task: store.Task) -> ZoneInfo:
-        return ZoneInfo(task.schedule_key.rsplit("@", 1)[1])
+        return split_schedule_key(task.schedule_key)[1]
 
     # reading state
 
@@ -360,20 +359,17 @@ class Core:
             except ProcessLookupError:
                 pass
 
-    def wait_for_run(self, run_id: int, timeout: float | None = None, poll: float = 0.05) -> store.Run:
+    def wait_for_run(self, run_id: int, poll: float = 0.05) -> store.Run:
         """Wait for a queued or running run to finish (for the CLI's `run`).
 
         The CLI is a separate process with no channel from the daemon but the
         database, so it re-reads the row; the daemon itself never polls.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             run = store.get_run(run_id)
             if run is None:
                 raise LookupError(f"run {run_id} vanished")
             if run.status not in store.ACTIVE_RUN_STATES:
-                return run
-            if deadline is not None and time.monotonic() > deadline:
                 return run
             if self.daemon_pid() is None:
                 return run

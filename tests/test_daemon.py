@@ -152,6 +152,31 @@ def test_a_failing_task_retries_bounded_and_never_stops_the_others(env: Env, sta
     assert any(entry["action"] == "failed" and "exit code 4" in entry["message"] for entry in logs)
 
 
+def test_an_internal_error_in_a_retry_is_recorded_on_that_attempt(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    first = env.home.root / "first-done"
+    # Attempt 1 fails silently; attempt 2 prints, and its log cannot be made:
+    # logs/flaky is a file, an environment fault moltbot does not expect.
+    env.script("flaky.sh", f"if [ ! -e {first} ]; then touch {first}; exit 1; fi\necho output\n")
+    (env.home.logs_dir / "flaky").write_text("not a directory")
+    env.script("fine.sh", "true\n")
+    env.write_tasks(
+        {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "in 1 seconds", "retries": 1,
+         "retry_backoff_seconds": 0},
+        {"task_id": "fine", "script_path": "fine.sh", "schedule": "every 1s"},
+    )  # fmt: skip
+    daemon = start_daemon()
+    env.db()
+    wait_until(lambda: len(runs("flaky", "failed")) == 2 and task("flaky").current_run_id is None,
+               what="both attempts recorded")  # fmt: skip
+    attempts = runs("flaky")
+    assert [(r.attempt, r.status) for r in attempts] == [(1, "failed"), (2, "failed")]
+    assert "exit code 1" in attempts[0].message and "internal error" in attempts[1].message
+    assert task("flaky").run_count == 2  # each attempt counted once
+    before = len(runs("fine", "success"))
+    wait_until(lambda: len(runs("fine", "success")) > before, what="other tasks to keep running")
+    assert "internal error while running flaky" in daemon.output()
+
+
 def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
     marker = env.home.root / "attempted"
     env.script("flaky.sh", f"touch {marker}\nexit 1\n")
@@ -356,6 +381,30 @@ def test_status_json_keeps_the_original_shape(env: Env) -> None:
     times = [datetime.fromisoformat(t) for t in upcoming]
     assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(minutes=15)] * 2
     assert json.loads(env.cli("tasks", "--json", check=True).stdout)[0]["schedule"] == "every 15m"
+
+
+def test_run_all_runs_enabled_unpaused_tasks_in_priority_order(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    order = env.home.root / "order"
+    env.script("note.sh", f'echo "$MOLTBOT_TASK_ID" >> {order}\n[ "$MOLTBOT_TASK_ID" != bad ]\n')
+    env.write_tasks(
+        {"task_id": "low", "script_path": "note.sh", "schedule": "daily at 03:00", "priority": 9},
+        {"task_id": "bad", "script_path": "note.sh", "schedule": "daily at 03:00", "priority": 5},
+        {"task_id": "high", "script_path": "note.sh", "schedule": "daily at 03:00", "priority": 1},
+        {"task_id": "off", "script_path": "note.sh", "schedule": "daily at 03:00", "enabled": False},
+        {"task_id": "held", "script_path": "note.sh", "schedule": "daily at 03:00"},
+    )
+    env.cli("pause", "held", check=True)
+    for with_daemon in (False, True):
+        order.unlink(missing_ok=True)
+        daemon = start_daemon() if with_daemon else None
+        result = env.cli("run-all", "--json")
+        assert result.returncode == 1  # `bad` failed
+        assert [(r["task_id"], r["success"]) for r in json.loads(result.stdout)] == [
+            ("high", True), ("bad", False), ("low", True)
+        ]  # fmt: skip
+        assert order.read_text().split() == ["high", "bad", "low"]
+        if daemon:
+            daemon.stop()
 
 
 def test_run_without_a_daemon_runs_in_the_foreground(env: Env) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from moltbot.runner import ProcessRun, minimal_environment, processes_of_run, signal_processes
+from moltbot.runner import ProcessRun, RunResult, minimal_environment, processes_of_run, signal_processes
 from tests.conftest import alive, wait_until
 
 
@@ -20,7 +20,7 @@ def make_script(tmp_path: Path, body: str, name: str = "task.sh") -> Path:
     return script
 
 
-def run(tmp_path: Path, body: str, **options: float) -> tuple[ProcessRun, object]:
+def run(tmp_path: Path, body: str, **options: float) -> tuple[ProcessRun, RunResult]:
     process = ProcessRun(
         [str(make_script(tmp_path, body))],
         cwd=tmp_path,
@@ -35,17 +35,17 @@ def run(tmp_path: Path, body: str, **options: float) -> tuple[ProcessRun, object
 
 def test_success_keeps_stdout_and_stderr_apart(tmp_path: Path) -> None:
     _, result = run(tmp_path, "echo out-line\necho err-line >&2\necho mark=$MARK\n")
-    assert result.status == "success" and result.exit_code == 0  # type: ignore[attr-defined]
-    assert result.stdout_tail == "out-line\nmark=yes\n"  # type: ignore[attr-defined]
-    assert result.stderr_tail == "err-line\n"  # type: ignore[attr-defined]
+    assert result.status == "success" and result.exit_code == 0
+    assert result.stdout_tail == "out-line\nmark=yes\n"
+    assert result.stderr_tail == "err-line\n"
     log = (tmp_path / "logs" / "1.log").read_text()
     assert "out-line" in log and "err-line" in log
 
 
 def test_failure_reports_the_exit_code(tmp_path: Path) -> None:
     _, result = run(tmp_path, "echo broken >&2\nexit 3\n")
-    assert (result.status, result.exit_code) == ("failed", 3)  # type: ignore[attr-defined]
-    assert result.message.startswith("exit code 3")  # type: ignore[attr-defined]
+    assert (result.status, result.exit_code) == ("failed", 3)
+    assert result.message.startswith("exit code 3")
 
 
 def test_a_missing_interpreter_is_a_failed_run_not_a_crash(tmp_path: Path) -> None:
@@ -60,28 +60,28 @@ def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -
     pid_file = tmp_path / "grandchild.pid"
     body = f"sleep 300 &\necho $! > {pid_file}\nwait\n"
     _, result = run(tmp_path, body, timeout=1, kill_grace=1)
-    assert result.status == "timeout"  # type: ignore[attr-defined]
-    assert "timed out after 1s" in result.message  # type: ignore[attr-defined]
+    assert result.status == "timeout"
+    assert "timed out after 1s" in result.message
     assert not alive(int(pid_file.read_text()))
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
     body = "trap '' TERM\nwhile :; do sleep 0.1; done\n"
     _, result = run(tmp_path, body, timeout=0.5, kill_grace=0.5)
-    assert result.status == "timeout" and result.exit_code == -9  # type: ignore[attr-defined]
+    assert result.status == "timeout" and result.exit_code == -9
 
 
 def test_leftover_background_processes_die_with_the_main_process(tmp_path: Path) -> None:
     pid_file = tmp_path / "left.pid"
     _, result = run(tmp_path, f"sleep 300 >/dev/null 2>&1 &\necho $! > {pid_file}\necho done\n")
-    assert result.status == "success"  # type: ignore[attr-defined]
+    assert result.status == "success"
     assert not alive(int(pid_file.read_text()))
 
 
 def test_leftover_holding_the_pipe_does_not_hang_the_run(tmp_path: Path) -> None:
     # The background sleep inherits stdout; without the group kill, EOF never comes.
     _, result = run(tmp_path, "sleep 300 &\necho parent-done\n", kill_grace=1)
-    assert result.status == "success" and "parent-done" in result.stdout_tail  # type: ignore[attr-defined]
+    assert result.status == "success" and "parent-done" in result.stdout_tail
 
 
 def test_cancel_interrupts_a_running_process(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_cancel_interrupts_a_running_process(tmp_path: Path) -> None:
         timeout=60,
         kill_grace=2,
     )
-    outcome: list[object] = []
+    outcome: list[RunResult] = []
     worker = threading.Thread(target=lambda: outcome.append(process.run()))
     worker.start()
     wait_until(
@@ -102,7 +102,7 @@ def test_cancel_interrupts_a_running_process(tmp_path: Path) -> None:
     process.cancel("stopped on request")
     worker.join(10)
     result = outcome[0]
-    assert result.status == "interrupted" and "stopped on request" in result.message  # type: ignore[attr-defined]
+    assert result.status == "interrupted" and "stopped on request" in result.message
     process.cancel("again")  # after the run: harmless, writes to no reused descriptor
 
 
@@ -112,8 +112,8 @@ def test_output_over_the_cap_is_truncated_in_the_log_but_tails_stay_current(tmp_
     log = (tmp_path / "logs" / "1.log").read_bytes()
     assert log.startswith(b"line-0\n")
     assert b"output truncated" in log and len(log) < 1200
-    assert result.stdout_tail.endswith("line-1999\n")  # type: ignore[attr-defined]
-    assert result.stdout_tail.startswith("line-")  # cut at a line boundary  # type: ignore[attr-defined]
+    assert result.stdout_tail.endswith("line-1999\n")
+    assert result.stdout_tail.startswith("line-")  # cut at a line boundary
 
 
 def test_minimal_environment_passes_basics_and_hides_the_rest() -> None:
@@ -125,12 +125,12 @@ def test_minimal_environment_passes_basics_and_hides_the_rest() -> None:
 @pytest.mark.parametrize("signal_exit", ["kill -KILL $$"])
 def test_death_by_signal_is_named(tmp_path: Path, signal_exit: str) -> None:
     _, result = run(tmp_path, signal_exit + "\n")
-    assert result.status == "failed" and "killed by signal SIGKILL" in result.message  # type: ignore[attr-defined]
+    assert result.status == "failed" and "killed by signal SIGKILL" in result.message
 
 
 def test_a_silent_run_leaves_no_log_file(tmp_path: Path) -> None:
     _, result = run(tmp_path, "exit 0\n")
-    assert result.status == "success" and result.log_path is None  # type: ignore[attr-defined]
+    assert result.status == "success" and result.log_path is None
     assert not (tmp_path / "logs").exists()
 
 

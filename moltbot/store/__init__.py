@@ -396,6 +396,15 @@ class DueTask:
     last_finished: datetime | None
 
 
+_DUE_COLUMNS = "task_id, next_run, anchor, current_run_id, last_finished"
+
+
+def _due_task(row: tuple[Any, ...]) -> DueTask:
+    next_run, anchor = from_db(row[1]), from_db(row[2])
+    assert next_run is not None and anchor is not None  # selected as due, so both are set
+    return DueTask(row[0], next_run, anchor, row[3], from_db(row[4]))
+
+
 def earliest_next_run() -> datetime | None:
     """When the next scheduled task is due (an index walk on next_run)."""
     row = _sql(f"SELECT next_run FROM task WHERE {_SCHEDULABLE} ORDER BY next_run LIMIT 1").fetchone()
@@ -417,11 +426,11 @@ def due_tasks(now: datetime, limit: int) -> list[DueTask]:
     stamp = to_db(now)
     for priority in PRIORITIES:
         rows = _sql(
-            "SELECT task_id, next_run, anchor, current_run_id, last_finished FROM task "
+            f"SELECT {_DUE_COLUMNS} FROM task "
             f"WHERE priority = ? AND next_run <= ? AND {_SCHEDULABLE} ORDER BY next_run LIMIT ?",
             (priority, stamp, limit - len(found)),
         ).fetchall()
-        found += [DueTask(r[0], from_db(r[1]), from_db(r[2]), r[3], from_db(r[4])) for r in rows]  # type: ignore[arg-type]
+        found += [_due_task(row) for row in rows]
         if len(found) >= limit:
             break
     return found
@@ -618,13 +627,12 @@ def apply_plan(task_id: str, now: datetime, plan: PlanFn, trigger: str = "schedu
     """
     with write_transaction():
         row = _sql(
-            "SELECT next_run, anchor, current_run_id, last_finished FROM task "
-            "WHERE task_id = ? AND next_run <= ? AND paused_by IS NULL",
+            f"SELECT {_DUE_COLUMNS} FROM task WHERE task_id = ? AND next_run <= ? AND paused_by IS NULL",
             (task_id, to_db(now)),
         ).fetchone()
         if row is None:
             return None
-        task = DueTask(task_id, from_db(row[0]), from_db(row[1]), row[2], from_db(row[3]))  # type: ignore[arg-type]
+        task = _due_task(row)
         decision = plan(task)
         if decision is None:
             return None
