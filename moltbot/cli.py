@@ -179,6 +179,7 @@ def _run_in_foreground(core: Core, name: str) -> Any:
 
     from moltbot import store
     from moltbot.daemon import Executor
+    from moltbot.runner import Supervisor
 
     task = core.resolve(name)
     spec = {spec.task_id: spec for spec in core.load_specs()}.get(task.task_id)
@@ -189,11 +190,14 @@ def _run_in_foreground(core: Core, name: str) -> Any:
     if ticket is None:
         store.skip_queued(queued.id, core.clock.now(), f"not started: {reason}")
         raise RuntimeError(f"{task.task_id} is already running")
-    executor = Executor(core, threading.Event())
-    stop = lambda signum, frame: executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")  # noqa: E731
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return store.get_run(executor.execute(ticket, spec))
+    with Supervisor() as supervisor:
+        executor = Executor(core, threading.Event(), supervisor)
+        stop = lambda signum, frame: executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")  # noqa: E731
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        flight = executor.launch(ticket, spec)
+        executor.drain()
+    return store.get_run(flight.ticket.id)
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:

@@ -1,12 +1,13 @@
-"""The daemon: sleep until the earliest due task, run it in a worker, repeat.
+"""The daemon: sleep until the earliest due task, start it, repeat.
 
-The main thread owns scheduling. It sleeps in ``select`` on a self-pipe until
-the earliest ``next_run`` (one indexed query) or until something wakes it: a
-worker finishing, SIGUSR1 from the CLI after it changed something, SIGHUP
-(reload) or SIGTERM/SIGINT (shut down). Signal handlers only set flags; the
-wake-up itself comes through ``signal.set_wakeup_fd``, so no signal is lost
-between checking the flags and going to sleep. Runs happen in a thread pool;
-each worker supervises one process group (see runner.py).
+One thread does it all. It sleeps in the supervisor's epoll (runner.py) until
+the earliest ``next_run`` (one indexed query), a retry's backoff or a run's
+deadline, or until something wakes it: a run's process exiting or writing
+output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload) or
+SIGTERM/SIGINT (shut down). Signal handlers only set flags; the wake-up
+itself comes through ``signal.set_wakeup_fd``, so no signal is lost between
+checking the flags and going to sleep. ``workers`` bounds how many runs are
+in flight at once; no thread is spent per run.
 """
 
 from __future__ import annotations
@@ -15,28 +16,41 @@ import fcntl
 import functools
 import logging
 import os
-import select
 import signal
-import socket
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 import schedule as housekeeping_schedule
-from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
 
 from moltbot import store
 from moltbot.config import ConfigError, TaskSpec
-from moltbot.runner import ProcessRun, RunResult, minimal_environment, processes_of_run, signal_processes
+from moltbot.runner import (
+    INTERNAL_ERROR,
+    ProcessRun,
+    RunResult,
+    Supervisor,
+    minimal_environment,
+    processes_of_run,
+    signal_processes,
+)
 from moltbot.scheduler import Core, Plan, plan_due
 
 __all__ = ["AlreadyRunning", "Daemon", "DaemonLock"]
 
 log = logging.getLogger(__name__)
 RETRYABLE = ("failed", "timeout")
+# A run due within CLAIM_AHEAD is claimed (recorded) that much early, so at
+# its due instant only the spawn is left to do: the claim's transaction was
+# most of the lateness left (benchmarks/bench_firing.py).
+CLAIM_AHEAD = timedelta(milliseconds=3)
 
 
 class AlreadyRunning(RuntimeError):
@@ -71,176 +85,179 @@ class DaemonLock:
             self.fd = None
 
 
-class Waker:
-    """A self-pipe: ``wake()`` from any thread or signal ends ``wait()`` early."""
+@dataclass
+class _Flight:
+    """A task between its first attempt's start and its recorded end."""
 
-    def __init__(self) -> None:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
+    ticket: store.RunTicket  # the current attempt
+    spec: TaskSpec
+    process: ProcessRun | None = None
+    failure: RunResult | None = None  # the attempt that failed, while its retry waits
+    retry_at: float | None = None  # monotonic
+    given_up: bool = False  # stopped or shutting down while a retry waits
 
-    @property
-    def signal_fd(self) -> int:
-        return self._writer.fileno()
 
-    def wake(self) -> None:
-        try:
-            self._writer.send(b"\0")
-        except BlockingIOError:
-            pass  # already full of wake-ups
-
-    def wait(self, timeout: float | None) -> None:
-        ready, _, _ = select.select([self._reader], [], [], timeout)
-        if ready:
-            try:
-                while self._reader.recv(4096):
-                    pass
-            except BlockingIOError:
-                pass
-
-    def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+class _Claim(NamedTuple):
+    at: datetime
+    run: store.RunTicket
+    spec: TaskSpec
 
 
 class Executor:
-    """Runs attempts of tasks with bounded retries and records them.
+    """Carries runs from their first attempt to their recorded end, on one thread.
 
-    Shared by the daemon's worker threads and a foreground ``moltbot run``.
-    It tracks the process of each task in flight so stop requests and
-    shutdown can cancel it.
+    Processes are watched by a ``Supervisor``; whoever drives it hands the runs
+    that ended to ``settle`` and calls ``start_due_retries``. The daemon's loop
+    does both; a foreground ``moltbot run`` uses ``drain``. Retries are bounded
+    by tenacity's stop and wait policies, evaluated here instead of blocking a
+    thread in ``Retrying``: a retry waiting its backoff costs a timer, not a
+    thread.
     """
 
-    def __init__(self, core: Core, stopping: threading.Event) -> None:
+    def __init__(self, core: Core, stopping: threading.Event, supervisor: Supervisor) -> None:
         self.core = core
         self.clock = core.clock
         self.settings = core.settings
         self.stopping = stopping
-        self._in_flight: dict[str, ProcessRun | None] = {}
-        self._backoffs: dict[str, threading.Event] = {}  # set: give up the pending retry
-        self._lock = threading.Lock()
-
-    def reserve(self, task_id: str) -> None:
-        """Count the task as busy before its process exists (keeps a launched one)."""
-        with self._lock:
-            self._in_flight.setdefault(task_id, None)
+        self.supervisor = supervisor
+        self._flights: dict[str, _Flight] = {}
+        self._by_process: dict[ProcessRun, _Flight] = {}
 
     def busy(self) -> int:
-        with self._lock:
-            return len(self._in_flight)
+        return len(self._flights)
+
+    def launch(self, run: store.RunTicket, spec: TaskSpec) -> _Flight:
+        """Start the first attempt of ``run`` (already recorded as running) now."""
+        flight = _Flight(run, spec)
+        self._flights[spec.task_id] = flight
+        self._start_attempt(flight)
+        return flight
 
     def cancel(self, task_id: str, reason: str) -> None:
-        """End the task's current attempt, and any retry it is waiting to make."""
-        with self._lock:
-            process = self._in_flight.get(task_id)
-            backoff = self._backoffs.get(task_id)
-        if backoff is not None:
-            backoff.set()
-        if process is not None:
-            process.cancel(reason)
+        """End the task's current attempt, and any retry it is waiting to make.
+
+        Safe in a signal handler: it writes nothing, the driving loop does.
+        """
+        flight = self._flights.get(task_id)
+        if flight is None:
+            return
+        if flight.process is not None:
+            flight.process.cancel(reason)
+        else:
+            flight.given_up = True
+            self.supervisor.wake()
 
     def cancel_all(self, reason: str) -> None:
-        with self._lock:
-            task_ids = list(self._in_flight)
-        for task_id in task_ids:
+        for task_id in list(self._flights):
             self.cancel(task_id, reason)
 
-    def launch(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun | None:
-        """Spawn the first attempt now, in the calling thread; ``execute`` supervises it.
+    def settle(self, ended: list[ProcessRun]) -> list[str]:
+        """Record the attempts that ended (or plan their retries); return the tasks released."""
+        released = []
+        for process in ended:
+            flight = self._by_process.pop(process)
+            assert process.result is not None
+            try:
+                if self._retry_planned(flight, process.result):
+                    continue
+            except Exception:
+                log.exception("could not plan a retry of %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            self._close(flight, process.result)
+            released.append(flight.spec.task_id)
+        return released
 
-        None when shutting down (``execute`` then records the run as interrupted).
-        """
-        self.reserve(spec.task_id)
+    def start_due_retries(self) -> list[str]:
+        """Start retries whose backoff is over; give up those stopped meanwhile. Return the tasks released."""
+        now = time.monotonic()
+        released = []
+        for flight in [flight for flight in self._flights.values() if flight.failure is not None]:
+            assert flight.retry_at is not None and flight.failure is not None
+            if flight.given_up or self.stopping.is_set():
+                self._close(flight, flight.failure)  # the failure stands
+                released.append(flight.spec.task_id)
+            elif flight.retry_at <= now:
+                try:
+                    store.finish_run(flight.ticket, flight.failure, release_task=False)
+                    flight.ticket = store.begin_retry(flight.ticket, self.clock.now())
+                except Exception:
+                    log.exception("could not record the retry of %s", flight.spec.task_id)
+                    self._flights.pop(flight.spec.task_id, None)  # start-up recovery settles the rows
+                    released.append(flight.spec.task_id)
+                    continue
+                flight.failure = flight.retry_at = None
+                self._start_attempt(flight)
+        return released
+
+    def seconds_to_next_retry(self) -> float | None:
+        waiting = [flight.retry_at for flight in self._flights.values() if flight.retry_at is not None]
+        return max(0.0, min(waiting) - time.monotonic()) if waiting else None
+
+    def drain(self) -> None:
+        """Drive the supervisor until every run here is recorded as ended."""
+        while self._flights:
+            self.start_due_retries()  # first: when stopping, a waiting retry ends at once
+            if self._flights:
+                self.settle(self.supervisor.wait(self.seconds_to_next_retry()))
+
+    def _start_attempt(self, flight: _Flight) -> None:
         if self.stopping.is_set():
-            return None
-        process = self._prepare(run, spec)
-        process.start()
-        return process
-
-    def execute(self, run: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None = None) -> int:
-        """Carry ``run`` (already recorded as running) to its end; return the last attempt's id."""
-        self.reserve(spec.task_id)
+            now = self.clock.now()
+            message = "interrupted: the daemon shut down before it started"
+            self._close(flight, RunResult("interrupted", None, now, now, message, "", "", None))
+            return
         try:
-            return self._run_with_retries(run, spec, launched)
+            process = self._prepare(flight.ticket, flight.spec)
+            process.start()
         except Exception:
-            # Recording itself failed (the database?): the worker, the daemon
-            # and the other tasks carry on; start-up recovery settles the row.
-            log.exception("could not record the end of %s (run %d)", spec.task_id, run.id)
-            return run.id
-        finally:
-            with self._lock:
-                self._in_flight.pop(spec.task_id, None)
-                self._backoffs.pop(spec.task_id, None)
+            log.exception("could not launch %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            now = self.clock.now()
+            self._close(flight, RunResult("failed", None, now, now, INTERNAL_ERROR, "", "", None))
+            return
+        flight.process = process
+        self._by_process[process] = flight
+        self.supervisor.watch(process)
 
-    def _run_with_retries(self, first: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None) -> int:
-        current = first
-        result: RunResult | None = None
-        given_up = threading.Event()  # a stop request or shutdown during the backoff
-        with self._lock:
-            self._backoffs[spec.task_id] = given_up
-        if self.stopping.is_set():
-            given_up.set()
-
-        def wait_for_retry(seconds: float) -> None:
-            given_up.wait(seconds)
-
-        def should_retry(outcome: RunResult) -> bool:
-            if outcome.status not in RETRYABLE or self.stopping.is_set():
-                return False
-            latest = store.get_run(current.id)
-            return latest is not None and not latest.stop_requested
-
-        retrying = Retrying(
+    def _retry_planned(self, flight: _Flight, result: RunResult) -> bool:
+        spec = flight.spec
+        if result.status not in RETRYABLE or self.stopping.is_set() or flight.given_up:
+            return False
+        latest = store.get_run(flight.ticket.id)
+        if latest is None or latest.stop_requested:
+            return False
+        policy = Retrying(
             stop=stop_after_attempt(spec.retries + 1),
             wait=wait_exponential(multiplier=spec.retry_backoff_seconds, max=6 * 3600),
-            retry=retry_if_result(should_retry),
-            sleep=wait_for_retry,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        assert result is not None
-                        if given_up.is_set() or self.stopping.is_set():
-                            break  # stopped or shutting down during the backoff: the failure stands
-                        store.finish_run(current, result, release_task=False)
-                        log.info(
-                            "%s failed (%s); retry %d of %d",
-                            spec.task_id,
-                            result.message,
-                            attempt.retry_state.attempt_number - 1,
-                            spec.retries,
-                        )
-                        current = store.begin_retry(current, self.clock.now())
-                    result = self._attempt(
-                        current, spec, launched if attempt.retry_state.attempt_number == 1 else None
-                    )
-                if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
-                    attempt.retry_state.set_result(result)
-        except Exception:
-            # One task's failure must never stop the daemon or other tasks. It
-            # is recorded against the attempt in progress, not the first one.
-            log.exception("internal error while running %s (run %d)", spec.task_id, current.id)
-            now = self.clock.now()
-            message = "internal error in moltbot (see its log)"
-            result = RunResult("failed", None, current.started_at or now, now, message, "", "", None)
-        assert result is not None
-        pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
-        store.finish_run(current, result, release_task=True, pause_by=pause_by)
-        level = logging.INFO if result.status == "success" else logging.WARNING
-        log.log(level, "%s run %d: %s", spec.task_id, current.id, result.message)
-        return current.id
+        state = RetryCallState(policy, None, (), {})
+        state.attempt_number = flight.ticket.attempt
+        if policy.stop(state):
+            return False
+        delay = policy.wait(state)
+        flight.process, flight.failure = None, result
+        flight.retry_at = time.monotonic() + delay
+        log.info(
+            "%s failed (%s); retry %d of %d in %gs",
+            spec.task_id,
+            result.message,
+            flight.ticket.attempt,
+            spec.retries,
+            delay,
+        )
+        return True
 
-    def _attempt(self, run: store.RunTicket, spec: TaskSpec, process: ProcessRun | None) -> RunResult:
-        if process is None:
-            if self.stopping.is_set():
-                now = self.clock.now()
-                message = "interrupted: the daemon shut down before it started"
-                return RunResult("interrupted", None, now, now, message, "", "", self._log_path(run, spec))
-            process = self._prepare(run, spec)
-            process.start()
-        return process.supervise()
+    def _close(self, flight: _Flight, result: RunResult) -> None:
+        """The run's end: its last attempt is recorded and the task released."""
+        self._flights.pop(flight.spec.task_id, None)
+        pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
+        try:
+            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by)
+        except Exception:
+            # Recording itself failed (the database?): the daemon and the other
+            # tasks carry on; start-up recovery settles the row.
+            log.exception("could not record the end of %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            return
+        level = logging.INFO if result.status == "success" else logging.WARNING
+        log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
 
     def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
         return self.core.home.logs_dir / spec.task_id / f"{run.id}.log"
@@ -260,7 +277,7 @@ class Executor:
         # The venv's bin first: task scripts can call `moltbot checkpoint ...`
         # and `#!/usr/bin/env python3` finds the interpreter with moltbot.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        process = ProcessRun(
+        return ProcessRun(
             [str(spec.resolved_script(home.tasks_dir)), *spec.args],
             cwd=home.tasks_dir,
             env=env,
@@ -269,10 +286,8 @@ class Executor:
             kill_grace=self.settings.kill_grace_seconds,
             output_cap=self.settings.output_cap_bytes,
             now=self.clock.now,
+            label=spec.task_id,
         )
-        with self._lock:
-            self._in_flight[spec.task_id] = process
-        return process
 
 
 class Checkpointer:
@@ -324,7 +339,7 @@ class Daemon:
         self.clock = core.clock
         self.settings = core.settings
         self.specs = {spec.task_id: spec for spec in specs}
-        self.waker = Waker()
+        self.supervisor = Supervisor()
         self.stopping = threading.Event()
         self._stop_signal: int | None = None
         self._reload_requested = False
@@ -333,15 +348,16 @@ class Daemon:
         # the loop's pass worth the queries.
         self._requests_pending = True
         self._queued_waiting = False
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="run")
-        self.executor = Executor(core, self.stopping)
+        self._ended: list[ProcessRun] = []  # runs that ended since the last pass
+        self._claimed: list[_Claim] = []  # recorded, to start at their instant
+        self.executor = Executor(core, self.stopping, self.supervisor)
         self._checkpointer = Checkpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
 
     # --- lifecycle ---------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        signal.set_wakeup_fd(self.waker.signal_fd, warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self.supervisor.signal_fd, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
@@ -368,7 +384,7 @@ class Daemon:
             self.settings.workers,
         )
         while not self.stopping.is_set():
-            self.waker.wait(self.step())
+            self.wait(self.step())
         self.shutdown()
         return 0
 
@@ -399,12 +415,33 @@ class Daemon:
         signame = signal.Signals(self._stop_signal).name if self._stop_signal else "request"
         log.info("shutting down (%s): stopping runs, their tasks resume on the next start", signame)
         self.executor.cancel_all("the daemon is shutting down")
-        self._pool.shutdown(wait=True)
+        self._launch(self._claimed)  # recorded as interrupted: they never start
+        self._claimed = []
+        self.executor.settle(self._ended)
+        self._ended = []
+        self.executor.drain()
         self._checkpointer.stop()
-        self.waker.close()
+        self.supervisor.close()
         log.info("moltbot daemon stopped")
 
     # --- one pass of the scheduling loop -------------------------------------------
+
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until a run ends, a signal or a wake-up comes, or ``timeout`` passes.
+
+        Output and the other events of a run that has not ended yet are handled
+        without a pass of the loop: a pass costs queries, and a due run that
+        comes while one is under way starts late.
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if end is None else max(0.0, end - time.monotonic())
+            ended = self.supervisor.wait(remaining)
+            self._ended.extend(ended)
+            if ended or self.supervisor.woken or remaining == 0:
+                return
+            if end is not None and time.monotonic() >= end:
+                return
 
     def step(self) -> float | None:
         """Do everything that is due now; return how long to sleep (None: until woken)."""
@@ -415,12 +452,39 @@ class Daemon:
             self._reload_requested = False
             self.reload()
         self.housekeeping.run_pending()
+        self._released(self.executor.start_due_retries())
+        self._start_claimed()
+        if self._busy() < self.settings.workers:
+            self._claim_due()  # on time first; the runs that ended can wait
+            self._start_claimed()
+        ended, self._ended = self._ended, []
+        if ended:
+            # The ends of runs and the claims they make room for share one commit.
+            with store.write_transaction():
+                self._released(self.executor.settle(ended))
+                self._claim_due()
+            self._start_claimed()
         if self._requests_pending:
             self._requests_pending = False
             self._apply_stop_requests()
             self._start_queued()
-        self._dispatch_due()
         return self._seconds_to_sleep()
+
+    def _start_claimed(self) -> None:
+        """Start the claimed runs whose instant has come."""
+        if not self._claimed:
+            return
+        now = self.clock.now()
+        self._launch([claim for claim in self._claimed if claim.at <= now])
+        self._claimed = [claim for claim in self._claimed if claim.at > now]
+
+    def _launch(self, claims: list[_Claim]) -> None:
+        for claim in claims:
+            self.executor.launch(claim.run, claim.spec)
+
+    def _released(self, task_ids: list[str]) -> None:
+        if task_ids and self._queued_waiting:
+            self._requests_pending = True  # a run queued behind one of them may start
 
     def reload(self) -> None:
         try:
@@ -439,29 +503,15 @@ class Daemon:
         )
 
     def _busy(self) -> int:
-        return self.executor.busy()
+        return self.executor.busy() + len(self._claimed)
 
     def _apply_stop_requests(self) -> None:
         for run in store.runs_with_stop_requested():
+            claimed = [claim for claim in self._claimed if claim.run.id == run.id]
+            if claimed:  # stopped in the instant before it started: start it, to be stopped
+                self._claimed.remove(claimed[0])
+                self._launch(claimed)
             self.executor.cancel(run.task_id, "stopped on request")
-
-    def _submit(self, run: store.RunTicket, spec: TaskSpec) -> None:
-        # Spawned here, on the loop thread that woke at the due instant; a
-        # hand-off to a worker first cost milliseconds of GIL wait (benchmarks/).
-        try:
-            launched = self.executor.launch(run, spec)
-        except Exception:
-            log.exception("could not launch %s (run %d); the worker will record it", spec.task_id, run.id)
-            launched = None
-        self._pool.submit(self._work, run, spec, launched)
-
-    def _work(self, run: store.RunTicket, spec: TaskSpec, launched: ProcessRun | None) -> None:
-        try:
-            self.executor.execute(run, spec, launched)
-        finally:
-            if self._queued_waiting:
-                self._requests_pending = True
-            self.waker.wake()
 
     def _start_queued(self) -> None:
         now = self.clock.now()
@@ -473,30 +523,34 @@ class Daemon:
                 continue
             ticket, _ = store.start_queued(queued.id, now)
             if ticket is not None:
-                self._submit(ticket, spec)
+                self.executor.launch(ticket, spec)
         # Runs still queued (behind a busy task, or no free worker) are
         # looked at again when a worker finishes.
         self._queued_waiting = store.has_queued_runs()
 
-    def _dispatch_due(self) -> None:
+    def _claim_due(self) -> None:
+        """Claim what is due now or within CLAIM_AHEAD (recorded before anything starts)."""
         now = self.clock.now()
         free = self.settings.workers - self._busy()
-        for task in store.due_tasks(now, limit=max(free, 0) + self._busy()):
-            spec = self.specs.get(task.task_id)
-            if spec is None:
-                store.set_next_run(task.task_id, None)  # the store and config disagree; never spin on it
-                continue
-            running = task.current_run_id is not None
-            if not running and free <= 0:
-                continue
-            run = store.apply_plan(task.task_id, now, functools.partial(self._plan, spec=spec))
-            if run is not None:
-                self._submit(run, spec)
-                free -= 1
+        due = store.due_tasks(now + CLAIM_AHEAD, limit=max(free, 0) + self._busy())
+        with store.write_transaction() if len(due) > 1 else nullcontext():
+            for task in due:
+                spec = self.specs.get(task.task_id)
+                if spec is None:
+                    store.set_next_run(task.task_id, None)  # the store and config disagree; never spin on it
+                    continue
+                running = task.current_run_id is not None
+                if not running and free <= 0:
+                    continue
+                plan = functools.partial(self._plan, spec=spec)
+                run = store.apply_plan(task.task_id, now, plan, lead=CLAIM_AHEAD)
+                if run is not None:
+                    self._claimed.append(_Claim(run.started_at or now, run, spec))
+                    free -= 1
 
     def _plan(self, task: store.DueTask, spec: TaskSpec) -> store.Decision:
         assert task.next_run is not None
-        now = self.clock.now()
+        now = max(self.clock.now(), task.next_run)  # a task claimed ahead is planned for its instant
         if task.current_run_id is not None:
             # overlap = skip: the occurrence passes while the task runs.
             following = spec.schedule.next_after(max(task.next_run, now), task.anchor)
@@ -516,10 +570,17 @@ class Daemon:
 
     def _seconds_to_sleep(self) -> float | None:
         candidates = []
+        retry = self.executor.seconds_to_next_retry()
+        if retry is not None:
+            candidates.append(retry)
+        now = self.clock.now()
+        if self._claimed:
+            earliest_claim = min(claim.at for claim in self._claimed)
+            candidates.append(max(0.0, (earliest_claim - now).total_seconds()))
         if self._busy() < self.settings.workers:
             earliest = store.earliest_next_run()
             if earliest is not None:
-                candidates.append(max(0.0, (earliest - self.clock.now()).total_seconds()))
+                candidates.append(max(0.0, (earliest - CLAIM_AHEAD - now).total_seconds()))
         idle = self.housekeeping.idle_seconds
         if idle is not None:
             candidates.append(max(0.0, idle))

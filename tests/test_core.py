@@ -12,9 +12,9 @@ import pytest
 from moltbot import store
 from moltbot.clock import FakeClock
 from moltbot.config import Home
-from moltbot.daemon import Daemon
+from moltbot.daemon import CLAIM_AHEAD, Daemon
 from moltbot.scheduler import Core
-from tests.conftest import Env, wait_until
+from tests.conftest import Env
 
 MORNING = datetime(2026, 11, 23, 8, 59, 30, tzinfo=UTC)
 
@@ -35,14 +35,49 @@ def test_the_loop_sleeps_exactly_until_the_next_due_instant(env: Env) -> None:
     clock = FakeClock(MORNING)
     daemon = make_daemon(env, clock)
     try:
-        assert daemon.step() == pytest.approx(30.0)  # no polling: one wake-up, at 09:00
+        # No polling: one wake-up, just before 09:00 to record the run ahead.
+        assert daemon.step() == pytest.approx(30.0 - CLAIM_AHEAD.total_seconds())
         clock.advance(seconds=30.25)
         daemon.step()
-        wait_until(lambda: daemon.executor.busy() == 0 and store.get_task("job").current_run_id is None)
+        while daemon.executor.busy():  # the loop's own turns, driven here
+            daemon.wait(5)
+            daemon.step()
+        assert store.get_task("job").current_run_id is None
         (run,) = store.recent_runs("job", 5)
         assert run.status == "success" and run.scheduled_for == MORNING + timedelta(seconds=30)
         assert run.started_at == MORNING + timedelta(seconds=30.25)  # the injected clock, not the wall
-        assert daemon.step() == pytest.approx(timedelta(days=1).total_seconds() - 0.25)
+        assert daemon.step() == pytest.approx(
+            timedelta(days=1).total_seconds() - 0.25 - CLAIM_AHEAD.total_seconds()
+        )
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
+
+
+def test_a_run_claimed_ahead_is_recorded_first_and_started_at_its_instant(env: Env) -> None:
+    marker = env.home.root / "started"
+    env.script("job.sh", f"touch {marker}\n")
+    env.write_tasks(
+        {"task_id": "job", "script_path": "job.sh", "schedule": "daily at 09:00", "timezone": "UTC"}
+    )
+    clock = FakeClock(MORNING)
+    daemon = make_daemon(env, clock)
+    nine = MORNING + timedelta(seconds=30)
+    try:
+        clock.advance(seconds=30 - CLAIM_AHEAD.total_seconds() / 2)
+        assert daemon.step() == pytest.approx(CLAIM_AHEAD.total_seconds() / 2)
+        (run,) = store.recent_runs("job", 5)
+        assert (run.status, run.started_at) == ("running", nine)  # written down before it happens
+        assert daemon.executor.busy() == 0 and not marker.exists()
+        assert store.get_task("job").next_run == nine + timedelta(days=1)
+        clock.advance(seconds=CLAIM_AHEAD.total_seconds() / 2)
+        daemon.step()
+        assert daemon.executor.busy() == 1  # spawned at 09:00 exactly
+        while daemon.executor.busy():
+            daemon.wait(5)
+            daemon.step()
+        (run,) = store.recent_runs("job", 5)
+        assert run.status == "success" and run.started_at == nine and marker.exists()
     finally:
         daemon.stopping.set()
         daemon.shutdown()

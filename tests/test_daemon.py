@@ -192,6 +192,23 @@ def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) 
     assert [(r.status, r.attempt) for r in runs("flaky")] == [("failed", 1)]
 
 
+def test_shutdown_during_a_retry_backoff_does_not_wait_for_it(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    marker = env.home.root / "attempted"
+    env.script("flaky.sh", f"touch {marker}\nexit 1\n")
+    env.write_tasks(
+        {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "in 1 seconds", "retries": 3,
+         "retry_backoff_seconds": 600},
+    )  # fmt: skip
+    daemon = start_daemon()
+    env.db()
+    wait_until(marker.exists, what="the first attempt to fail")
+    wait_until(lambda: "retry 1 of 3" in daemon.output(), what="the retry to be planned")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.process.wait(10) == 0  # not 600 s
+    assert [(r.status, r.attempt) for r in runs("flaky")] == [("failed", 1)]
+    assert task("flaky").current_run_id is None
+
+
 def test_sigterm_interrupts_keeps_the_checkpoint_and_resumes_on_restart(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
     env.script(
         "count.sh",

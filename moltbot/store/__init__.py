@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -251,15 +251,26 @@ def _loaded_orm() -> Any:
 
 @contextmanager
 def write_transaction() -> Iterator[None]:
-    """One IMMEDIATE transaction; nested uses join the outer one."""
+    """One IMMEDIATE transaction; a nested use is a savepoint inside it.
+
+    The daemon records a batch of run ends and claims in one transaction (one
+    commit per loop pass, not two per run); the savepoints keep each item
+    all-or-nothing when one of them fails.
+    """
     with _writer:
         conn = connection()
         if _local.depth:
+            savepoint = f"s{_local.depth}"
+            conn.execute(f"SAVEPOINT {savepoint}")
             _local.depth += 1
             try:
                 yield
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {savepoint}")
+                raise
             finally:
                 _local.depth -= 1
+                conn.execute(f"RELEASE {savepoint}")
             return
         conn.execute("BEGIN IMMEDIATE")
         _local.depth = 1
@@ -545,12 +556,13 @@ def finish_run(
     failed = outcome.status in ("failed", "timeout")
     with write_transaction():
         _sql(
-            "UPDATE run SET status = ?, exit_code = ?, message = ?, finished_at = ?, stdout_tail = ?, "
-            "stderr_tail = ?, log_path = ? WHERE id = ?",
+            "UPDATE run SET status = ?, exit_code = ?, message = ?, started_at = ?, finished_at = ?, "
+            "stdout_tail = ?, stderr_tail = ?, log_path = ? WHERE id = ?",
             (
                 outcome.status,
                 outcome.exit_code,
                 outcome.message,
+                to_db(outcome.started_at),
                 to_db(outcome.finished_at),
                 outcome.stdout_tail,
                 outcome.stderr_tail,
@@ -618,21 +630,27 @@ Decision = tuple[datetime | None, datetime | None, list[tuple[str, datetime, str
 PlanFn = Callable[[DueTask], Decision]
 
 
-def apply_plan(task_id: str, now: datetime, plan: PlanFn, trigger: str = "schedule") -> RunTicket | None:
+def apply_plan(
+    task_id: str, now: datetime, plan: PlanFn, trigger: str = "schedule", lead: timedelta = timedelta(0)
+) -> RunTicket | None:
     """Claim a due task in one transaction: record what is not run, advance
     next_run, and create the running row if ``plan`` says to run.
 
     ``plan(task)`` sees the row as re-read inside the transaction, so two
-    claimers can never both run the same occurrence.
+    claimers can never both run the same occurrence. With a ``lead``, a task
+    due within it is claimed ahead: its run is recorded as starting at its
+    due instant, and the caller starts it then.
     """
     with write_transaction():
         row = _sql(
             f"SELECT {_DUE_COLUMNS} FROM task WHERE task_id = ? AND next_run <= ? AND paused_by IS NULL",
-            (task_id, to_db(now)),
+            (task_id, to_db(now + lead)),
         ).fetchone()
         if row is None:
             return None
         task = _due_task(row)
+        assert task.next_run is not None
+        now = max(now, task.next_run)
         decision = plan(task)
         if decision is None:
             return None
