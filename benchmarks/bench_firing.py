@@ -5,7 +5,8 @@ Python scheduler) and by the physical floor, interleaved round by round:
 
 - lateness: N one-shot tasks spread evenly over a few seconds; each start is
   compared with its due instant. The floor is a bare loop that sleeps until
-  each due instant and spawns the probe.
+  each due instant and spawns the probe; "floor+pipes" spawns it the way a
+  supervised run must be (output pipes, own session, minimal environment).
 - burst: N tasks due at one instant; the makespan is the last start minus the
   due instant. The floor spawns all probes back to back as fast as it can.
 
@@ -20,8 +21,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness import MoltbotHome, iso, make_probe, percentiles, read_starts, wait_for_files
+
+from moltbot.runner import minimal_environment
 
 LEAD = 6.0  # seconds between setting up and the first due instant (daemon start-up, registration)
 
@@ -31,15 +35,28 @@ def schedule_instants(count: int, spread: float, burst: bool) -> list[float]:
     return [first] * count if burst else [first + spread * i / count for i in range(count)]
 
 
-def run_floor(dues: list[float], out: Path, probe: Path) -> None:
+def run_floor(dues: list[float], out: Path, probe: Path, supervised: bool = False) -> None:
+    """The bare loop; ``supervised``: spawning as moltbot's runner must (output
+    pipes, own session, minimal environment), to tell the cost of those from
+    the cost of scheduling."""
+    options: dict[str, Any] = {}
+    if supervised:
+        options = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "start_new_session": True,
+            "cwd": probe.parent,
+            "env": minimal_environment({"MOLTBOT_TASK_ID": "probe"}),
+        }
     children = []
     for index, due in enumerate(dues):
         delay = due - time.time()
         if delay > 0:
             time.sleep(delay)
-        children.append(subprocess.Popen([str(probe), str(out / f"t{index}")]))
+        children.append(subprocess.Popen([str(probe), str(out / f"t{index}")], **options))
     for child in children:
-        child.wait()
+        child.communicate()
 
 
 def run_apscheduler(dues: list[float], out: Path, probe: Path, workers: int) -> None:
@@ -83,6 +100,8 @@ def one_round(kind: str, runner: str, count: int, spread: float, workers: int) -
     dues = schedule_instants(count, spread, burst=(kind == "burst"))
     if runner == "floor":
         run_floor(dues, out, probe)
+    elif runner == "floor+pipes":
+        run_floor(dues, out, probe, supervised=True)
     elif runner == "apscheduler":
         run_apscheduler(dues, out, probe, workers)
     else:
@@ -99,12 +118,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    runners = ["floor", "apscheduler", "moltbot"]
+    runners = ["floor", "floor+pipes", "apscheduler", "moltbot"]
     for kind in ("lateness", "burst"):
         results: dict[str, list[float]] = {runner: [] for runner in runners}
         makespans: dict[str, list[float]] = {runner: [] for runner in runners}
         for round_index in range(args.rounds):
-            order = runners[round_index % 3 :] + runners[: round_index % 3]  # interleave
+            shift = round_index % len(runners)
+            order = runners[shift:] + runners[:shift]  # interleave
             for runner in order:
                 lateness = one_round(kind, runner, args.tasks, args.spread, args.workers)
                 results[runner].extend(lateness)
