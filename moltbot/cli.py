@@ -444,6 +444,41 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """Messages not delivered yet, and those given up (refused, or possibly delivered)."""
+    from moltbot.store import messages
+
+    _core(args)
+    rows = messages.pending_outbox()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": row.id,
+                    "channel": row.channel,
+                    "address": row.address,
+                    "status": row.status,
+                    "attempts": row.attempts,
+                    "created_at": row.created_at.isoformat(),
+                    "next_attempt": row.due_at.isoformat() if row.status == "pending" else None,
+                    "error": row.last_error,
+                    "text": row.text,
+                    "run_id": row.run_id,
+                }
+                for row in rows
+            ]
+        )
+        return EXIT_OK
+    if not rows:
+        print("outbox: nothing waiting")
+        return EXIT_OK
+    for row in rows:
+        what = (row.text or f"result of run {row.run_id}").splitlines()[0][:60]
+        error = f" ({row.last_error})" if row.last_error else ""
+        print(f"{row.id:>6} {row.status:<8} {row.channel}:{row.address} tries {row.attempts}: {what}{error}")
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -482,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
     add("tasks", cmd_tasks, "list task definitions", json_flag=True)
     add("check", cmd_check, "validate tasks.json and moltbot.toml")
+    add("outbox", cmd_outbox, "list chat messages not delivered yet (or given up)", json_flag=True)
     add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigProblem",
     "Home",
     "Settings",
+    "SignalSettings",
     "TaskSpec",
     "host_zone",
     "load_settings",
@@ -127,6 +129,93 @@ class Home:
 
 
 @dataclass(frozen=True)
+class SignalSettings:
+    """``[signal]`` in moltbot.toml: the gateway and who may command the bot."""
+
+    url: str = "http://127.0.0.1:8080"
+    number: str = ""
+    allowed: tuple[str, ...] = ()  # E.164 numbers and/or ACI UUIDs
+    viewers: tuple[str, ...] = ()  # read-only commands only
+    groups: tuple[str, ...] = ()  # internal group ids, as in groupInfo.groupId
+    admins: tuple[str, ...] = ()  # alert recipients; empty: the allowed senders
+    linked_device: bool = False
+    max_command_age_seconds: float = 600.0
+    timeout_seconds: float = 10.0  # every HTTP call to the gateway
+
+    @property
+    def alert_recipients(self) -> tuple[str, ...]:
+        return self.admins or self.allowed
+
+
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SIGNAL_TYPES: dict[str, tuple[type, ...]] = {
+    "url": (str,),
+    "number": (str,),
+    "allowed": (list,),
+    "viewers": (list,),
+    "groups": (list,),
+    "admins": (list,),
+    "linked_device": (bool,),
+    "max_command_age_seconds": (int, float),
+    "timeout_seconds": (int, float),
+}
+
+
+def _signal_settings(
+    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
+) -> tuple[SignalSettings, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    values: dict[str, Any] = {}
+
+    def problem(key: str, message: str) -> None:
+        problems.append(ConfigProblem(path, _toml_line(text, "signal", key), f"signal.{key}", message))
+
+    for key, value in body.items():
+        types = _SIGNAL_TYPES.get(key)
+        if types is None:
+            problem(key, _unknown(key, _SIGNAL_TYPES))
+        elif not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            problem(key, f"expected {' or '.join(t.__name__ for t in types)}, got {value!r}")
+        elif isinstance(value, list):
+            valid = _is_group_id if key == "groups" else _is_signal_address
+            bad = [item for item in value if not (isinstance(item, str) and valid(item))]
+            if bad:
+                wanted = (
+                    "group ids (as in groupInfo.groupId)" if key == "groups" else "E.164 numbers or UUIDs"
+                )
+                problem(key, f"expected {wanted}, got {bad[0]!r}")
+            else:
+                values[key] = tuple(item.lower() if UUID.fullmatch(item) else item for item in value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            problem(key, f"must be positive, got {value!r}")
+        else:
+            values[key] = value
+    # The environment wins: per-host values stay out of the shared file.
+    for key, variable in (("url", "SIGNAL_API_URL"), ("number", "SIGNAL_NUMBER")):
+        if environ.get(variable):
+            values[key] = environ[variable]
+    number = values.get("number", "")
+    if not E164.fullmatch(number):
+        problem("number", f"the bot's registered number in E.164 form (+4915...) is required, got {number!r}")
+    url = str(values.get("url", SignalSettings.url))
+    if not re.match(r"https?://[^/]+", url):
+        problem("url", f"expected an http(s) URL, got {url!r}")
+    values["url"] = url.rstrip("/")
+    if not values.get("allowed") and not values.get("linked_device"):
+        problem("allowed", "nobody may command the bot: list your number or UUID")
+    return SignalSettings(**values), problems
+
+
+def _is_signal_address(item: str) -> bool:
+    return bool(E164.fullmatch(item) or UUID.fullmatch(item))
+
+
+def _is_group_id(item: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9+/=_-]{8,}", item))
+
+
+@dataclass(frozen=True)
 class Settings:
     """``[daemon]`` in moltbot.toml; other sections belong to later integrations."""
 
@@ -137,6 +226,7 @@ class Settings:
     kill_grace_seconds: float = 10.0
     output_cap_bytes: int = 1024 * 1024
     log_retention_days: int = 30
+    signal: SignalSettings | None = None  # no [signal] section: no Signal
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,6 +320,9 @@ def load_settings(path: Path) -> Settings:
             problems.append(ConfigProblem(path, line, f"daemon.{key}", f"must be positive, got {value!r}"))
         else:
             values[key] = value
+    if isinstance(data.get("signal"), dict):
+        values["signal"], signal_problems = _signal_settings(data["signal"], path, text, os.environ)
+        problems += signal_problems
     if problems:
         raise ConfigError(problems)
     sections = {name: body for name, body in data.items() if name != "daemon"}

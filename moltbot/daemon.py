@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import schedule as housekeeping_schedule
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
@@ -95,6 +95,14 @@ class _Flight:
     failure: RunResult | None = None  # the attempt that failed, while its retry waits
     retry_at: float | None = None  # monotonic
     given_up: bool = False  # stopped or shutting down while a retry waits
+
+
+class Bridge(Protocol):
+    """A chat transport the daemon starts and stops (Signal; Discord later)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class _Claim(NamedTuple):
@@ -250,7 +258,8 @@ class Executor:
         self._flights.pop(flight.spec.task_id, None)
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
         try:
-            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by)
+            alert = self._alert_wanted(flight, result)
+            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
         except Exception:
             # Recording itself failed (the database?): the daemon and the other
             # tasks carry on; start-up recovery settles the row.
@@ -258,6 +267,14 @@ class Executor:
             return
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
+
+    def _alert_wanted(self, flight: _Flight, result: RunResult) -> bool:
+        """Scheduled runs alert per the task's ``notify`` (a requested run's requester hears anyway)."""
+        if self.settings.signal is None or flight.ticket.requested_by is not None:
+            return False
+        if flight.spec.notify == "always":
+            return True
+        return flight.spec.notify == "failure" and result.status in RETRYABLE and not self.stopping.is_set()
 
     def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
         return self.core.home.logs_dir / spec.task_id / f"{run.id}.log"
@@ -353,6 +370,8 @@ class Daemon:
         self.executor = Executor(core, self.stopping, self.supervisor)
         self._checkpointer = Checkpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
+        self.bridges: list[Bridge] = []  # chat transports, each on threads of its own
+        core.wake_in_process = self._wake_for_requests
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -372,11 +391,17 @@ class Daemon:
     def _on_request_signal(self, signum: int, frame: FrameType | None) -> None:
         self._requests_pending = True  # the wakeup fd ends the sleep
 
+    def _wake_for_requests(self) -> None:
+        """A chat command in this process changed something (any thread)."""
+        self._requests_pending = True
+        self.supervisor.wake()
+
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self.install_signal_handlers()
         self._checkpointer.start()
         self.startup()
+        self.start_bridges()
         log.info(
             "moltbot daemon started (pid %d, %d tasks, %d workers)",
             os.getpid(),
@@ -411,6 +436,15 @@ class Daemon:
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 
+    def start_bridges(self) -> None:
+        signal_settings = self.settings.signal
+        if signal_settings is not None:
+            from moltbot.signal_chat.bridge import SignalBridge
+
+            self.bridges.append(SignalBridge(self.core, signal_settings))
+        for bridge in self.bridges:
+            bridge.start()
+
     def shutdown(self) -> None:
         signame = signal.Signals(self._stop_signal).name if self._stop_signal else "request"
         log.info("shutting down (%s): stopping runs, their tasks resume on the next start", signame)
@@ -420,6 +454,8 @@ class Daemon:
         self.executor.settle(self._ended)
         self._ended = []
         self.executor.drain()
+        for bridge in self.bridges:
+            bridge.stop()  # after the runs: their results are queued (and sent, or on the next start)
         self._checkpointer.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")

@@ -13,9 +13,10 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from moltbot import store
@@ -25,11 +26,20 @@ from moltbot.config import Home, Settings, TaskSpec, load_settings, load_tasks, 
 if TYPE_CHECKING:
     from moltbot.schedules import Schedule
 
-__all__ = ["Core", "Plan", "UnknownTask", "plan_due"]
+__all__ = ["Core", "Plan", "UnknownTask", "Watcher", "plan_due"]
 
 # How many missed occurrences are enumerated to report and replay them; past
 # this a long outage of a per-second task is reported as "more than".
 ENUMERATION_LIMIT = 10_000
+
+
+class Watcher(NamedTuple):
+    """A chat that asked for something: where its answers go."""
+
+    channel: str
+    address: str
+    reply_to: int | None = None  # the request's id on that channel (Signal: its timestamp), to quote
+    reply_author: str | None = None
 
 
 class UnknownTask(LookupError):
@@ -165,6 +175,8 @@ class Core:
         self.home = home
         self.clock = clock or SystemClock()
         self._settings = settings
+        # Set by a daemon in this process: chat handlers wake its loop directly.
+        self.wake_in_process: Callable[[], None] | None = None
 
     # set-up
 
@@ -326,17 +338,56 @@ class Core:
         self.wake_daemon()
         return result
 
-    def request_run(self, name: str, trigger: str = "manual", requested_by: str | None = None) -> store.Run:
-        """Queue a run for the daemon (recorded before it happens)."""
+    def request_run(
+        self,
+        name: str,
+        trigger: str = "manual",
+        requested_by: str | None = None,
+        watcher: Watcher | None = None,
+    ) -> store.Run:
+        """Queue a run for the daemon (recorded before it happens).
+
+        A ``watcher`` (a chat) gets the run's result when it ends: recorded in
+        the same transaction as the run, queued for it in the one that ends it.
+        """
+        from moltbot.store import messages
+
         task = self.resolve(name)
         now = self.clock.now()
-        run = store.enqueue_run(task.task_id, trigger, requested_by, now)
-        if task.current_run_id is not None and task.overlap == "skip":
-            # Recorded, then refused: the requester gets an answer, the log a trace.
-            message = f"already running (run {task.current_run_id}); overlap policy: skip"
-            return store.skip_queued(run.id, now, message)
+        with store.write_transaction():
+            run = store.enqueue_run(task.task_id, trigger, requested_by, now)
+            if task.current_run_id is not None and task.overlap == "skip":
+                # Recorded, then refused: the requester gets an answer, the log a trace.
+                message = f"already running (run {task.current_run_id}); overlap policy: skip"
+                return store.skip_queued(run.id, now, message)
+            if watcher is not None:
+                messages.watch_run(run.id, *watcher)
         self.wake_daemon()
         return run
+
+    def last_output(self, name: str) -> store.Run | None:
+        """The task's last finished run (its output tails)."""
+        return store.last_finished_run(self.resolve(name).task_id)
+
+    def run(self, run_id: int) -> store.Run | None:
+        return store.get_run(run_id)
+
+    def definition(self, task_id: str) -> dict[str, Any]:
+        """The task's entry as loaded from its config."""
+        task = store.get_task(task_id)
+        return task.spec() if task else {}
+
+    def task_states(self) -> list[store.TaskState]:
+        return store.task_states()
+
+    def post(self, watcher: Watcher, text: str) -> int:
+        """Queue a message to a chat (written before it is sent); its id."""
+        from moltbot.store import messages
+
+        channel, address, reply_to, reply_author = watcher
+        return messages.enqueue_message(
+            channel, address, text, self.clock.now(), reply_to=reply_to, reply_author=reply_author
+        )
 
     def request_stop(self, name: str) -> store.Run | None:
         task = self.resolve(name)
@@ -352,6 +403,13 @@ class Core:
         return run
 
     def wake_daemon(self) -> None:
+        """Tell the daemon to look at the store again (after the current transaction commits)."""
+        store.after_commit(self._wake_daemon_now)
+
+    def _wake_daemon_now(self) -> None:
+        if self.wake_in_process is not None:
+            self.wake_in_process()
+            return
         pid = self.daemon_pid()
         if pid and pid > 0 and pid != os.getpid():
             try:

@@ -36,10 +36,20 @@ def alive(pid: int) -> bool:
     """Is the process running (a zombie counts as dead)?"""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def dies_soon(pid: int) -> bool:
+    """SIGKILL is delivered asynchronously: the process is gone within moments, not at once."""
+    deadline = time.monotonic() + 5
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @dataclass

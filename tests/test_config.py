@@ -151,14 +151,17 @@ def test_schedule_and_interval_together_is_an_error(env: Env) -> None:
 def test_settings_defaults_and_errors(env: Env) -> None:
     assert load_settings(env.home.settings_toml).workers == 4  # no file: defaults
     env.home.settings_toml.write_text(
-        '[daemon]\ntimezone = "Europe/Berlin"\nworkers = 2\n\n[signal]\nurl = "http://127.0.0.1:8080"\n'
+        '[daemon]\ntimezone = "Europe/Berlin"\nworkers = 2\n\n[signal]\nurl = "http://127.0.0.1:8080/"\n'
+        'number = "+4915100000000"\nallowed = ["+4915100000001"]\n'
     )
     settings = load_settings(env.home.settings_toml)
-    assert (settings.timezone.key, settings.workers, settings.sections["signal"]["url"]) == (
+    assert settings.signal is not None
+    assert (settings.timezone.key, settings.workers, settings.signal.url) == (
         "Europe/Berlin",
         2,
         "http://127.0.0.1:8080",
     )
+    assert settings.signal.alert_recipients == ("+4915100000001",)  # admins default to the allowed
     env.home.settings_toml.write_text(
         '[daemon]\nworkers = 0\nwrokers = 3\ntimezone = "Nowhere"\n\n[sginal]\n'
     )
@@ -172,6 +175,30 @@ def test_settings_defaults_and_errors(env: Env) -> None:
     )
     assert f"{env.home.settings_toml}:4: daemon.timezone: unknown IANA zone 'Nowhere'" in text
     assert f"{env.home.settings_toml}:6: sginal: unknown section 'sginal' (did you mean 'signal'?)" in text
+
+
+def test_signal_section_errors_name_line_and_field(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.home.settings_toml.write_text(
+        '[signal]\nnumber = "015100000000"\nallowed = ["+4915100000001", "alice"]\n'
+        "linked_device = 1\nmax_command_age = 60\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env.home.settings_toml)
+    text, path = str(caught.value), env.home.settings_toml
+    assert f"{path}:2: signal.number: the bot's registered number in E.164 form" in text
+    assert f"{path}:3: signal.allowed: expected E.164 numbers or UUIDs, got 'alice'" in text
+    assert f"{path}:4: signal.linked_device: expected bool, got 1" in text
+    assert f"{path}:5: signal.max_command_age: unknown field" in text and "max_command_age_seconds" in text
+    # The environment overrides the file (per-host values, kept out of shared config).
+    monkeypatch.setenv("SIGNAL_NUMBER", "+4915100000009")
+    monkeypatch.setenv("SIGNAL_API_URL", "http://127.0.0.1:9999")
+    path.write_text(
+        '[signal]\nnumber = "+4915100000000"\nallowed = ["0B0E0A2C-1111-2222-3333-444455556666"]\n'
+    )
+    signal = load_settings(path).signal
+    assert signal is not None
+    assert (signal.number, signal.url) == ("+4915100000009", "http://127.0.0.1:9999")
+    assert signal.allowed == ("0b0e0a2c-1111-2222-3333-444455556666",)  # UUIDs compare lower-case
 
 
 def test_check_command_reports_and_exits_nonzero(env: Env) -> None:

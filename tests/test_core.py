@@ -14,6 +14,7 @@ from moltbot.clock import FakeClock
 from moltbot.config import Home
 from moltbot.daemon import CLAIM_AHEAD, Daemon
 from moltbot.scheduler import Core
+from moltbot.store import messages
 from tests.conftest import Env
 
 MORNING = datetime(2026, 11, 23, 8, 59, 30, tzinfo=UTC)
@@ -110,7 +111,18 @@ def test_housekeeping_prunes_old_runs_and_their_logs(env: Env) -> None:
             at = MORNING - timedelta(days=age_days)
             store.Run.create(task_id="x", status="success", trigger="schedule", finished_at=at, log_path=log)
             store.add_event(at, "x", "completed", "done")
+        old, recent = MORNING - timedelta(days=10), MORNING - timedelta(days=1)
+        for at, status in ((old, "sent"), (old, "failed"), (recent, "sent")):
+            row_id = messages.enqueue_message("signal", "+4915100000001", f"{status} {at}", at)
+            if status == "sent":
+                messages.mark_sent(row_id, at)
+            else:
+                messages.mark_failed(row_id, "refused")
+        messages.accept_inbound("signal", "uuid", 1, "+4915100000001", "status", old)
         daemon.prune()
+        kept = [(row.status, row.created_at) for row in messages.Outbox.select().order_by(messages.Outbox.id)]
+        assert kept == [("failed", old), ("sent", recent)]  # what was given up stays listed
+        assert messages.Inbox.select().count() == 0
         remaining = list(store.Run.select())
         assert [r.finished_at for r in remaining] == [MORNING - timedelta(days=1)]
         assert not old_log.exists()
@@ -136,10 +148,16 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     store.open_db(path)
     conn = store.connection()
     conn.execute("DROP INDEX task_priority_next_run")  # what schema 1 lacked
+    for table in ("inbox", "outbox", "run_watch"):  # what schemas 1 and 2 lacked
+        conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 1")
     store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
     store.open_db(path)
-    assert store.schema_version() == store.SCHEMA_VERSION == 2
+    assert store.schema_version() == store.SCHEMA_VERSION == 3
+    tables = {
+        row[0] for row in store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {"inbox", "outbox", "run_watch"} <= tables
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
     query = "SELECT task_id FROM task WHERE priority = 5 AND next_run <= 'x' ORDER BY next_run"

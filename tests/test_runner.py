@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from moltbot.runner import ProcessRun, RunResult, minimal_environment, processes_of_run, signal_processes
-from tests.conftest import alive, wait_until
+from tests.conftest import alive, dies_soon, wait_until
 
 
 def make_script(tmp_path: Path, body: str, name: str = "task.sh") -> Path:
@@ -62,7 +62,7 @@ def test_timeout_kills_the_whole_group_including_grandchildren(tmp_path: Path) -
     _, result = run(tmp_path, body, timeout=1, kill_grace=1)
     assert result.status == "timeout"
     assert "timed out after 1s" in result.message
-    assert not alive(int(pid_file.read_text()))
+    assert dies_soon(int(pid_file.read_text()))
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_leftover_background_processes_die_with_the_main_process(tmp_path: Path)
     pid_file = tmp_path / "left.pid"
     _, result = run(tmp_path, f"sleep 300 >/dev/null 2>&1 &\necho $! > {pid_file}\necho done\n")
     assert result.status == "success"
-    assert not alive(int(pid_file.read_text()))
+    assert dies_soon(int(pid_file.read_text()))
 
 
 def test_leftover_holding_the_pipe_does_not_hang_the_run(tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ if TYPE_CHECKING:
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
 ACTIVE_RUN_STATES = ("queued", "running")
 # The schema version this code writes; orm.MIGRATIONS has one step per version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _ORM_NAMES = frozenset(
     {
         "UTCDateTimeField",
@@ -189,6 +189,8 @@ _writer = threading.RLock()
 # stalled run starts by milliseconds (benchmarks/: p99 lateness 6.3 -> 3 ms).
 _auto_checkpoint = True
 _after_commit: Callable[[], None] | None = None
+# Told after a commit that queued outgoing messages (the chat bridges wait on it).
+_outbox_listener: Callable[[], None] | None = None
 
 
 def open_db(path: Path) -> None:
@@ -283,8 +285,40 @@ def write_transaction() -> Iterator[None]:
             conn.execute("COMMIT")
             if _after_commit is not None:
                 _after_commit()
+            if getattr(_local, "outbox_written", False):
+                _local.outbox_written = False
+                if _outbox_listener is not None:
+                    _outbox_listener()
+            callbacks, _local.after_commit = getattr(_local, "after_commit", []), []
+            for callback in callbacks:
+                callback()
         finally:
             _local.depth = 0
+            _local.outbox_written = False
+            _local.after_commit = []
+
+
+def listen_for_outbox(listener: Callable[[], None] | None) -> None:
+    """Call ``listener`` after each commit that queued an outgoing message."""
+    global _outbox_listener
+    _outbox_listener = listener
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction commits (now, outside one).
+
+    Waking the daemon inside a transaction would let it look before the
+    change is visible, and then sleep through it.
+    """
+    if getattr(_local, "depth", 0):
+        _local.after_commit = [*getattr(_local, "after_commit", []), callback]
+    else:
+        callback()
+
+
+def note_outbox_write() -> None:
+    """Inside a write transaction: it queues a message (the listener hears at commit)."""
+    _local.outbox_written = True
 
 
 def _sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
@@ -549,9 +583,19 @@ def has_queued_runs() -> bool:
 
 
 def finish_run(
-    ticket: RunTicket, outcome: RunResult, *, release_task: bool, pause_by: str | None = None
+    ticket: RunTicket,
+    outcome: RunResult,
+    *,
+    release_task: bool,
+    pause_by: str | None = None,
+    alert: bool = False,
 ) -> None:
-    """Record an attempt's end; ``release_task`` False while a retry follows."""
+    """Record an attempt's end; ``release_task`` False while a retry follows.
+
+    At the run's end (``release_task``), the chats watching it and, with
+    ``alert``, the alert channel get their message queued in this same
+    transaction: a result is never lost between the two.
+    """
     duration = (outcome.finished_at - outcome.started_at).total_seconds()
     failed = outcome.status in ("failed", "timeout")
     with write_transaction():
@@ -581,6 +625,8 @@ def finish_run(
         if row is None:
             return
         current_run_id, paused_by, last_status, last_finished = row
+        if release_task:
+            _queue_run_messages(ticket, outcome, alert)
         if outcome.status != "interrupted" or pause_by:
             last_status = outcome.status
         if release_task:
@@ -605,10 +651,35 @@ def finish_run(
         )
 
 
+def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: bool) -> None:
+    """Inside finish_run: the run's result for whoever waits for it."""
+    stamp = to_db(outcome.finished_at)
+    queued = False
+    if ticket.requested_by is not None:  # only requested runs have watchers; scheduled ones skip the query
+        queued = bool(
+            _sql(
+                "INSERT INTO outbox (channel, address, kind, run_id, reply_to, reply_author, "
+                "created_at, due_at, attempts, status) SELECT channel, address, 'run-finished', ?, "
+                "reply_to, reply_author, ?, ?, 0, 'pending' FROM run_watch WHERE run_id = ?",
+                (ticket.id, stamp, stamp, ticket.id),
+            ).rowcount
+        )
+        _sql("DELETE FROM run_watch WHERE run_id = ?", (ticket.id,))
+    if alert:
+        _sql(
+            "INSERT INTO outbox (channel, address, kind, run_id, created_at, due_at, attempts, status) "
+            "VALUES ('alerts', 'admins', 'run-finished', ?, ?, ?, 0, 'pending')",
+            (ticket.id, stamp, stamp),
+        )
+        queued = True
+    if queued:
+        note_outbox_write()
+
+
 def begin_retry(previous: RunTicket, now: datetime) -> RunTicket:
-    """The next attempt of a failed run: a new row that keeps owning the task."""
+    """The next attempt of a failed run: a new row that keeps owning the task (and its watchers)."""
     with write_transaction():
-        return _start(
+        ticket = _start(
             previous.task_id,
             "retry",
             now,
@@ -616,6 +687,9 @@ def begin_retry(previous: RunTicket, now: datetime) -> RunTicket:
             requested_by=previous.requested_by,
             attempt=previous.attempt + 1,
         )
+        if previous.requested_by is not None:
+            _sql("UPDATE run_watch SET run_id = ? WHERE run_id = ?", (ticket.id, previous.id))
+        return ticket
 
 
 def load_checkpoint(task_id: str) -> str | None:

@@ -175,7 +175,14 @@ def _migrate_2(db: DatabaseProxy) -> None:
     migrate_schema(migrator.add_index("task", ("priority", "next_run"), False))
 
 
-MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2]
+def _migrate_3(db: DatabaseProxy) -> None:
+    """Chat traffic: inbox, outbox, run watchers (moltbot/store/messages.py)."""
+    from moltbot.store import messages
+
+    messages.create_tables()
+
+
+MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2, _migrate_3]
 
 
 def recent_events(task_id: str | None, limit: int) -> list[Event]:
@@ -489,6 +496,9 @@ def prune(before: datetime) -> tuple[int, list[str]]:
             if not ids:
                 break
             Event.delete().where(Event.id.in_(ids)).execute()
+    from moltbot.store import messages
+
+    messages.prune(before)
     return deleted, logs
 
 

@@ -1,0 +1,232 @@
+"""Chat commands: declared once, parsed tolerantly, authorized by role, answered briefly.
+
+The grammar is the original bot's (``status``, ``run:TASK``, ``pause:TASK``,
+``resume:TASK``, ``logs``, ``logs:TASK``) plus ``stop``, ``tasks``,
+``next``, ``output`` and ``help``. Case does not matter; ``/run backup``,
+``!run: backup`` and ``RUN backup`` all mean ``run:backup``. Everything is
+done through the core API (``moltbot.scheduler.Core``), so a command works
+on a task whatever its kind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from moltbot.scheduler import Core, UnknownTask, Watcher
+
+from . import format as fmt  # relative: this folder is moltbot.handlers once installed
+
+__all__ = ["COMMANDS", "Reply", "Request", "handle", "parse"]
+
+ROLES = ("viewer", "admin")  # an admin may do everything a viewer may
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    role: str  # "admin" | "viewer"
+    requester: str  # recorded as the run's requested_by, e.g. "signal:<uuid>"
+    watcher: Watcher  # where the answers go
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    run_id: int | None = None  # a run was started: its result follows when it ends
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argument: str | None  # "TASK", "COMMAND" or None
+    required: bool
+    role: str
+    help: str
+    action: Callable[[Core, Request, str | None], Reply]
+
+    @property
+    def usage(self) -> str:
+        if self.argument is None:
+            return self.name
+        return f"{self.name}:{self.argument}" if self.required else f"{self.name}[:{self.argument}]"
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str, help: str, role: str = "viewer", argument: str | None = None, required: bool = True
+) -> Callable[[Callable[[Core, Request, str | None], Reply]], Callable[[Core, Request, str | None], Reply]]:
+    def register(
+        action: Callable[[Core, Request, str | None], Reply],
+    ) -> Callable[[Core, Request, str | None], Reply]:
+        COMMANDS[name] = Command(name, argument, required, role, help, action)
+        return action
+
+    return register
+
+
+class ParseError(ValueError):
+    pass
+
+
+_SHAPE = re.compile(r"\s*[/!]?\s*([A-Za-z][A-Za-z-]*)\s*(?::\s*(.*?)|\s+(.*?))?\s*", re.DOTALL)
+
+
+def parse(text: str) -> tuple[Command, str | None]:
+    """``run:backup``, ``/run backup``, ``Run: backup`` -> (run, "backup"); ParseError explains."""
+    match = _SHAPE.fullmatch(text or "")
+    if not match:
+        raise ParseError(_help_hint(None))
+    name = match[1].lower()
+    argument = (match[2] if match[2] is not None else match[3]) or None
+    found = COMMANDS.get(name)
+    if found is None:
+        raise ParseError(_help_hint(name))
+    if found.argument is None and argument:
+        raise ParseError(f"{found.name} takes no argument. {found.usage}: {found.help}")
+    if found.required and found.argument and not argument:
+        raise ParseError(f"{found.name} needs a {found.argument.lower()}: {found.usage}")
+    return found, argument
+
+
+def _help_hint(name: str | None) -> str:
+    close = difflib.get_close_matches(name or "", list(COMMANDS), n=1, cutoff=0.5) if name else []
+    hint = (
+        f"unknown command {name!r}; did you mean {close[0]}?"
+        if close
+        else (f"unknown command {name!r}." if name else "send a command.")
+    )
+    return f"{hint}\n{short_help()}"
+
+
+def short_help() -> str:
+    return "commands: " + ", ".join(c.usage for c in COMMANDS.values()) + "\n(help:COMMAND for more)"
+
+
+def allowed(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def handle(core: Core, request: Request) -> Reply:
+    """The reply to one command (never raises for bad input: it explains instead)."""
+    try:
+        found, argument = parse(request.text)
+    except ParseError as error:
+        return Reply(str(error))
+    if not allowed(request.role, found.role):
+        return Reply(f"⛔ {found.name} is for admins; you may use: {', '.join(_commands_for(request.role))}")
+    try:
+        return found.action(core, request, argument)
+    except UnknownTask as error:
+        hint = f"; did you mean {error.suggestion}?" if error.suggestion else ""
+        return Reply(f"unknown task {error.name!r}{hint} (tasks: list them)")
+
+
+def _commands_for(role: str) -> list[str]:
+    return [c.name for c in COMMANDS.values() if allowed(role, c.role)]
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+@command("status", "every task: state, last result, next run")
+def _status(core: Core, request: Request, argument: str | None) -> Reply:
+    return Reply(fmt.status(core.task_states(), core.clock.now(), core.daemon_pid() is not None))
+
+
+@command("tasks", "the tasks and their schedules")
+def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
+    lines = []
+    for task in core.task_states():
+        spec = core.definition(task.task_id)
+        state = (
+            " (disabled)" if not task.enabled else f" (paused: {task.paused_by})" if task.paused_by else ""
+        )
+        lines.append(f"{fmt.symbol(task)} {task.task_id}: {spec.get('schedule') or _interval(spec)}{state}")
+    return Reply("\n".join(lines) or "no tasks")
+
+
+def _interval(spec: dict[str, object]) -> str:
+    minutes = spec.get("interval_minutes")
+    return f"every {minutes}m" if minutes else "?"
+
+
+@command("run", "run a task now; its result follows", role="admin", argument="TASK")
+def _run(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    run = core.request_run(argument, "remote", requested_by=request.requester, watcher=request.watcher)
+    if run.status == "skipped":
+        return Reply(f"⏭ {run.task_id}: {run.message}")
+    return Reply(f"▶ {run.task_id} started (run {run.id})", run_id=run.id)
+
+
+@command("stop", "stop a task's running run", role="admin", argument="TASK")
+def _stop(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    run = core.request_stop(argument)
+    if run is None:
+        return Reply(f"{core.resolve(argument).task_id} is not running")
+    return Reply(f"⏹ stopping {run.task_id} (run {run.id})")
+
+
+@command("pause", "pause a task's schedule", role="admin", argument="TASK")
+def _pause(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    task = core.pause(argument)
+    return Reply(f"⏸ {task.task_id} paused")
+
+
+@command("resume", "resume a paused task", role="admin", argument="TASK")
+def _resume(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    task = core.resume(argument)
+    following = f", next {fmt.in_(task.next_run, core.clock.now())}" if task.next_run else ""
+    return Reply(f"▶ {task.task_id} resumed{following}")
+
+
+@command("logs", "recent events, of all tasks or one", argument="TASK", required=False)
+def _logs(core: Core, request: Request, argument: str | None) -> Reply:
+    now = core.clock.now()
+    events = core.logs(argument, 10)
+    lines = [f"{fmt.ago(e.timestamp, now)} {e.task_id} {e.action}: {e.message}" for e in reversed(events)]
+    return Reply("\n".join(lines) or "no events yet")
+
+
+@command("next", "a task's next run times", argument="TASK")
+def _next(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    task = core.resolve(argument)
+    zone = core.zone_of(task)
+    times = core.next_runs(task.task_id, 5)
+    if not times:
+        return Reply(f"{task.task_id}: no upcoming runs")
+    now = core.clock.now()
+    return Reply(
+        f"{task.task_id} ({zone.key}):\n"
+        + "\n".join(f"{fmt.when(t, zone)} ({fmt.in_(t, now)})" for t in times)
+    )
+
+
+@command("output", "the last run's output", role="admin", argument="TASK")
+def _output(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    run = core.last_output(argument)
+    if run is None:
+        return Reply(f"{core.resolve(argument).task_id} has not run yet")
+    return Reply(fmt.finished_run(run))
+
+
+@command("help", "the commands, or one in detail", argument="COMMAND", required=False)
+def _help(core: Core, request: Request, argument: str | None) -> Reply:
+    if argument:
+        found = COMMANDS.get(argument.strip().lstrip("/!").lower())
+        if found is None:
+            return Reply(_help_hint(argument))
+        role = "" if found.role == "viewer" else " (admins)"
+        return Reply(f"{found.usage}: {found.help}{role}")
+    lines = [f"{c.usage}: {c.help}" for c in COMMANDS.values() if allowed(request.role, c.role)]
+    return Reply("\n".join(lines))

@@ -1,0 +1,130 @@
+"""Phone-sized texts: status lines, run results, relative times.
+
+Pure functions of the core's data, so every transport shows the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from moltbot.store import TaskState
+
+if TYPE_CHECKING:
+    from moltbot.store.orm import Run
+
+__all__ = ["ago", "finished_run", "in_", "run_finished", "status", "symbol", "tail", "when"]
+
+SYMBOLS = {"running": "▶", "paused": "⏸", "error": "❌", "idle": "✅"}
+OUTCOME = {
+    "success": "ok",
+    "failed": "failed",
+    "timeout": "timeout",
+    "interrupted": "interrupted",
+    "skipped": "skipped",
+    "missed": "missed",
+}
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours:.0f}h{rest // 60:02.0f}" if hours < 10 and rest >= 60 else f"{hours:.0f}h"
+    return f"{seconds // 86400:.0f}d"
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    return f"{_span((now - moment).total_seconds())} ago"
+
+
+def in_(moment: datetime, now: datetime) -> str:
+    seconds = (moment - now).total_seconds()
+    return "now" if seconds <= 0 else f"in {_span(seconds)}"
+
+
+def symbol(task: TaskState) -> str:
+    if not task.enabled:
+        return "⛔"
+    if task.status == "idle" and task.last_status is None:
+        return "○"
+    return SYMBOLS.get(task.status, "•")
+
+
+def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> str:
+    """A header with counts, then one short line per task (30 tasks fit a phone screen)."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.status] = counts.get(task.status, 0) + 1
+    summary = " · ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
+    header = f"moltbot: {len(tasks)} tasks · {summary}"
+    if not daemon_running:
+        header += "\n⚠ the daemon is not running"
+    lines = [header]
+    for task in tasks:
+        parts = [f"{symbol(task)} {task.task_id}"]
+        if task.current_run_id is not None:
+            parts.append(f"running (run {task.current_run_id})")
+        elif task.last_status and task.last_run:
+            parts.append(f"{OUTCOME.get(task.last_status, task.last_status)} {ago(task.last_run, now)}")
+        if task.paused_by:
+            parts.append(f"paused ({task.paused_by})")
+        elif task.next_run and task.enabled:
+            parts.append(f"next {in_(task.next_run, now)}")
+        lines.append(" · ".join(parts))
+    return "\n".join(lines)
+
+
+def tail(text: str | None, lines: int = 8, width: int = 600) -> str:
+    """The last lines of some output, short enough for a chat bubble."""
+    if not text or not text.strip():
+        return ""
+    kept = text.rstrip().splitlines()[-lines:]
+    joined = "\n".join(kept)
+    return joined[-width:]
+
+
+def run_finished(
+    task_id: str,
+    run_id: int,
+    status: str,
+    message: str | None,
+    exit_code: int | None,
+    duration: float | None,
+    stdout: str | None,
+    stderr: str | None,
+) -> str:
+    """✅/❌, duration, exit code and the last lines of output."""
+    mark = "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
+    took = f" in {duration:.1f}s" if duration is not None else ""
+    if status == "success":
+        head = f"{mark} {task_id} finished{took} (run {run_id})"
+    else:
+        head = f"{mark} {task_id} {status}{took} (run {run_id}): {message or ''}".rstrip(": ")
+        if exit_code is not None and f"exit code {exit_code}" not in (message or ""):
+            head += f", exit code {exit_code}"
+    body = tail(stderr if status != "success" and tail(stderr) else stdout)
+    return f"{head}\n{body}" if body else head
+
+
+def finished_run(run: Run) -> str:
+    return run_finished(
+        run.task_id,
+        run.id,
+        run.status,
+        run.message,
+        run.exit_code,
+        run.duration,
+        run.stdout_tail,
+        run.stderr_tail,
+    )
+
+
+def when(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%a %d %b %H:%M:%S %Z")

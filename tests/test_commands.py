@@ -1,0 +1,65 @@
+"""The chat-command layer in-process on a real store: grammar, roles, never a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from moltbot.handlers.commands import COMMANDS, Reply, Request, handle, parse
+from moltbot.scheduler import Core, Watcher
+from tests.conftest import Env
+
+WATCHER = Watcher("signal", "+4915100000001", 1, "+4915100000001")
+
+
+@pytest.fixture
+def core(env: Env) -> Iterator[Core]:
+    env.script("backup.sh", "true\n")
+    env.write_tasks({"task_id": "backup", "script_path": "backup.sh", "schedule": "daily at 03:00"})
+    core = Core(env.home)
+    core.open()
+    core.sync(core.load_specs())
+    yield core
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["run:backup", "run backup", "/run backup", "!RUN: backup", "  Run :backup  ", "run:  backup"],
+)
+def test_the_grammar_is_forgiving(text: str) -> None:
+    command, argument = parse(text)
+    assert (command.name, argument) == ("run", "backup")
+
+
+def test_help_is_generated_from_the_declarations(core: Core) -> None:
+    text = handle(core, Request("help", "admin", "test", WATCHER)).text
+    for command in COMMANDS.values():
+        assert f"{command.usage}: {command.help}" in text
+    viewer_help = handle(core, Request("help", "viewer", "test", WATCHER)).text
+    assert "run:TASK" not in viewer_help and "status:" in viewer_help
+
+
+def test_unknown_names_suggest_the_closest(core: Core) -> None:
+    assert "did you mean status?" in handle(core, Request("stats", "admin", "t", WATCHER)).text
+    assert "did you mean backup?" in handle(core, Request("next:bakup", "admin", "t", WATCHER)).text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda name, sep, arg: f"{name}{sep}{arg}",
+            st.sampled_from([*COMMANDS, "RUN", "/status", "!logs", "x"]),
+            st.sampled_from([":", " ", " : ", "::", ""]),
+            st.text(max_size=30),
+        ),
+    ),
+    role=st.sampled_from(["admin", "viewer"]),
+)
+def test_any_text_gets_a_reply_and_never_a_crash(core: Core, text: str, role: str) -> None:
+    reply = handle(core, Request(text, role, "fuzz", WATCHER))
+    assert isinstance(reply, Reply) and reply.text.strip()
