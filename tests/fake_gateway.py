@@ -86,12 +86,16 @@ class _Socket:
 
 
 class FakeGateway:
-    def __init__(self, mode: str = "json-rpc", number: str = BOT, ping_seconds: float = 54.0) -> None:
+    def __init__(
+        self, mode: str = "json-rpc", number: str = BOT, ping_seconds: float = 54.0, version: str = "0.100"
+    ) -> None:
         self.mode = mode
+        self.version = version  # BUILD_VERSION; dev and CI images report "unset"
         self.number = number
         self.ping_seconds = ping_seconds
         self.response_shape = "object"  # "object" (release 0.100) | "array" (newer)
         self.sent: list[dict[str, Any]] = []  # bodies of accepted /v2/send requests
+        self.sent_times: list[float] = []  # time.perf_counter() at each accepted send
         self.send_requests = 0  # every /v2/send that reached us, answered or not
         self.reactions: list[dict[str, Any]] = []
         self.typing: list[tuple[str, str]] = []  # (PUT|DELETE, recipient)
@@ -219,6 +223,7 @@ class FakeGateway:
             return fault.status, fault.body
         timestamp = self.next_timestamp()
         with self._lock:
+            self.sent_times.append(time.perf_counter())
             self.sent.append(body)
             self._lock.notify_all()
         answer = {"timestamp": str(timestamp)}
@@ -290,6 +295,9 @@ class FakeGateway:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeGateway
     protocol_version = "HTTP/1.1"
+    # The real gateway is Go, whose sockets are TCP_NODELAY: without it, a response's
+    # body waited for the client's delayed ACK of its headers (40 ms per request).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet tests
@@ -316,13 +324,17 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         receive = f"/v1/receive/{fake.number}"
         if method == "GET" and path == "/v1/about":
-            about = {"versions": ["v1", "v2"], "build": 2, "mode": fake.mode, "version": "0.100",
+            about = {"versions": ["v1", "v2"], "build": 2, "mode": fake.mode, "version": fake.version,
                      "capabilities": {"v2/send": ["quotes", "mentions"]}}  # fmt: skip
             return self._reply(200, about)
         if method == "GET" and path == "/v1/health":
             return self._reply(204)
         if method == "GET" and path == "/v1/accounts":
             return self._reply(200, [fake.number])
+        if method == "GET" and path == f"/v1/groups/{fake.number}":
+            return self._reply(200, [])  # no groups (signalbot lists them at start)
+        if method == "GET" and path == f"/v1/contacts/{fake.number}":
+            return self._reply(200, [])
         if method == "POST" and path == "/v2/send":
             status, answer = fake._send(self._body())
             if status == 0:

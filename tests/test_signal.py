@@ -332,3 +332,30 @@ def test_outbox_cli_lists_what_is_not_delivered(env: Env, gateway: FakeGateway, 
     wait_until(lambda: "failed" in env.cli("outbox").stdout, what="the refused message in the outbox")
     listing = env.cli("outbox").stdout
     assert "Unregistered user" in listing and OWNER in listing
+    assert gateway.send_requests == 1  # a 400 may have been delivered: never sent again
+
+
+def test_long_replies_are_split_at_line_ends_in_order(env: Env, gateway: FakeGateway, bot) -> None:  # type: ignore[no-untyped-def]
+    tasks = [echo_task(env, f"task-with-a-long-name-{i:03d}") for i in range(60)]
+    bot(*tasks)
+    say(gateway, "status")
+    wait_until(lambda: len(gateway.texts_to(OWNER)) >= 2, what="a status in parts")
+    env.db()
+    wait_until(lambda: messages.pending_outbox() == [], what="every part delivered")
+    parts = gateway.texts_to(OWNER)
+    assert all(len(part.encode()) <= 2000 for part in parts)
+    joined = "\n".join(parts)
+    assert joined.startswith("moltbot: 60 tasks") and joined.count("task-with-a-long-name-") == 60
+    assert [line for line in joined.splitlines() if "name-059" in line]  # the last task made it, once
+    assert len(parts) == len(set(parts))
+
+
+def test_split_message_keeps_lines_whole_and_bytes_under_the_limit() -> None:
+    from moltbot.signal_chat.delivery import split_message
+
+    text = "\n".join(f"line {i} ü" for i in range(400))
+    parts = split_message(text, limit=200)
+    assert all(len(part.encode()) <= 200 for part in parts)
+    assert "\n".join(parts) == text
+    assert split_message("x" * 450, limit=200) == ["x" * 200, "x" * 200, "x" * 50]
+    assert split_message("") == [""]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +112,14 @@ class Gateway:
         self.settings = settings
         self.number = settings.number
         timeout = httpx.Timeout(settings.timeout_seconds)
+        # TCP_NODELAY: a request's headers and body go out as separate writes, and
+        # Nagle held the body for the peer's delayed ACK: 40 ms on every send.
+        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(
-            base_url=settings.url, timeout=timeout, headers={"User-Agent": f"moltbot/{__version__}"}
+            base_url=settings.url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": f"moltbot/{__version__}"},
         )
         self.about: About | None = None
         self._api: _BoundedApi | None = None

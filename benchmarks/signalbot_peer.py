@@ -1,0 +1,35 @@
+"""The peer in bench_signal.py: signalbot (PyPI) answering ``status`` with the same text moltbot sends.
+
+Usage: python signalbot_peer.py GATEWAY_HOST:PORT BOT_NUMBER MOLTBOT_HOME
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from signalbot import Config, DataMessageContext, DataMessageHandler, SendMessage, SignalBot, text_triggered
+
+from moltbot import store
+from moltbot.handlers import format as fmt
+
+
+class Status(DataMessageHandler):  # type: ignore[misc]
+    @text_triggered("status")  # type: ignore[misc]
+    async def handle_data_message(self, context: DataMessageContext) -> None:
+        text = fmt.status(store.task_states(), datetime.now(UTC), True)
+        await context.send(SendMessage(text=text))
+
+
+def main() -> None:
+    service, number, home = sys.argv[1:4]
+    store.open_db(Path(home) / "data" / "moltbot.db")
+    bot = SignalBot(Config(phone_number=number, signal_service=service, logging_level=logging.WARNING))
+    bot.register(Status())
+    bot.start()
+
+
+if __name__ == "__main__":
+    main()
