@@ -75,7 +75,7 @@ def run_apscheduler(dues: list[float], out: Path, probe: Path, workers: int) -> 
             args=[[str(probe), str(out / f"t{index}")]],
             misfire_grace_time=None,
         )
-    wait_for_files(out, len(dues), timeout=LEAD + 120)
+    wait_for_files(out, len(dues), timeout=LEAD + 120, quiet_until=max(dues) + 0.05)
     scheduler.shutdown(wait=True)
 
 
@@ -91,7 +91,7 @@ def run_moltbot(dues: list[float], out: Path, workers: int) -> None:
     ]
     with MoltbotHome(tasks, workers=workers) as home:
         home.start()
-        wait_for_files(out, len(dues), timeout=LEAD + 120)
+        wait_for_files(out, len(dues), timeout=LEAD + 120, quiet_until=max(dues) + 0.05)
 
 
 def one_round(kind: str, runner: str, count: int, spread: float, workers: int) -> list[float]:

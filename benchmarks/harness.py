@@ -34,7 +34,12 @@ def read_starts(out_dir: Path, names: Iterable[str]) -> dict[str, float]:
     return {name: float((out_dir / name).read_text()) for name in names}
 
 
-def wait_for_files(out_dir: Path, count: int, timeout: float) -> None:
+def wait_for_files(out_dir: Path, count: int, timeout: float, quiet_until: float | None = None) -> None:
+    """Wait until ``count`` probes wrote their file; not before ``quiet_until`` (a
+    time.time() instant): polling a growing directory while the runner under test
+    works would take CPU from it, which the floor (waiting on its children) does not."""
+    if quiet_until is not None:
+        time.sleep(max(0.0, quiet_until - time.time()))
     deadline = time.monotonic() + timeout
     while len(os.listdir(out_dir)) < count:
         if time.monotonic() > deadline:
