@@ -66,9 +66,10 @@ class SignalBridge:
         log.info("signal: bot %s, gateway %s, %d allowed", self.settings.number, self.settings.url, allowed)
 
     def stop(self) -> None:
+        """Within ~15 s (systemd's stop timeout also covers the runs' grace period)."""
         self.receiver.stop()
         self.frames.put(_STOP)
-        self._worker.join(15)
+        self._worker.join(5)
         store.listen_for_outbox(None)
         self.delivery.stop()
         self.gateway.close()
@@ -120,7 +121,12 @@ class SignalBridge:
             if found.edit:
                 self.core.post(watcher, "edits are ignored; send the command again")
                 return
-            reply = handle(self.core, Request(found.text, role, f"signal:{found.sender_uuid}", watcher))
+            try:
+                reply = handle(self.core, Request(found.text, role, f"signal:{found.sender_uuid}", watcher))
+            except Exception:
+                log.exception("signal: the command %r failed inside moltbot", found.text[:40])
+                self.core.post(watcher, "⚠ that failed inside moltbot (see its log)")
+                return
             self.core.post(watcher, reply.text)
             started = reply.run_id
         if started is not None:

@@ -82,7 +82,7 @@ class Delivery:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._thread.join(15)
+        self._thread.join(5)  # a send still waiting is found "sending" at the next start: not repeated
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -59,7 +59,7 @@ class Receiver:
         socket = self._socket
         if socket is not None:
             socket.close()
-        self._thread.join(10)
+        self._thread.join(5)
 
     def _run(self) -> None:
         delay = BACKOFF_FIRST
