@@ -81,13 +81,19 @@ def _data(
         return Ignored("no timestamp", sender)
     group = data.get("groupInfo")
     if isinstance(group, dict):
-        group_id = group.get("groupId")
-        if not isinstance(group_id, str) or group_id not in settings.groups:
-            return Ignored("a group that is not allowed", sender)
-        if group.get("type") not in (None, "DELIVER"):
-            return Ignored("a group update", sender)
+        group_id = _allowed_group(group, settings)
+        if group_id is None:
+            return Ignored("a group that is not allowed, or a group update", sender)
         return Inbound(sender, number, rest_group_id(group_id), group_id, text, timestamp, edit)
     return Inbound(sender, number, number or sender, None, text, timestamp, edit)
+
+
+def _allowed_group(group: dict[str, Any], settings: SignalSettings) -> str | None:
+    """The internal id of an allowed group's ordinary message (not an update)."""
+    group_id = group.get("groupId")
+    if not isinstance(group_id, str) or group_id not in settings.groups:
+        return None
+    return group_id if group.get("type") in (None, "DELIVER") else None
 
 
 def _from_own_device(
@@ -108,9 +114,9 @@ def _from_own_device(
         return Ignored("no text", sender)
     group = sent.get("groupInfo")
     if isinstance(group, dict):
-        group_id = group.get("groupId")
-        if not isinstance(group_id, str) or group_id not in settings.groups:
-            return Ignored("linked device: a group that is not allowed", sender)
+        group_id = _allowed_group(group, settings)
+        if group_id is None:
+            return Ignored("linked device: a group that is not allowed, or a group update", sender)
         return Inbound(sender, number, rest_group_id(group_id), group_id, text, timestamp)
     if settings.number not in (sent.get("destinationNumber"), sent.get("destination")):
         return Ignored("linked device: the owner writing to someone else", sender)
