@@ -1,0 +1,79 @@
+"""A Letta agent (optional): ``POST /v1/agents/{id}/messages``, the assistant's text.
+
+One request at a time per agent (Letta: concurrent requests to one agent are
+undefined behaviour), bounded in time; the key, when set, as a Bearer token.
+Older agents answer through a ``send_message`` tool call instead of an
+``assistant_message``; both are read (NOTES.md §3).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+
+from moltbot.agents.ollama import AgentUnavailable
+
+__all__ = ["LettaClient"]
+
+_AGENT_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+class LettaClient:
+    def __init__(
+        self, base_url: str, agent_id: str, api_key: str | None = None, timeout: float = 120.0
+    ) -> None:
+        self.agent_id = agent_id
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0), headers=headers
+        )
+        with _LOCKS_GUARD:
+            self._lock = _AGENT_LOCKS.setdefault(agent_id, threading.Lock())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LettaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ask(self, text: str) -> str:
+        with self._lock:
+            try:
+                response = self._http.post(
+                    f"/v1/agents/{self.agent_id}/messages",
+                    json={"messages": [{"role": "user", "content": text}]},
+                )
+            except httpx.HTTPError as exc:
+                raise AgentUnavailable(f"Letta is not reachable: {exc}") from exc
+        if response.status_code != 200:
+            raise AgentUnavailable(f"Letta answered {response.status_code}: {response.text[:200]}")
+        answer = _assistant_text(response.json())
+        if not answer:
+            raise AgentUnavailable("Letta's agent answered with no text")
+        return answer
+
+
+def _assistant_text(body: Any) -> str:
+    parts: list[str] = []
+    for message in body.get("messages", []) if isinstance(body, dict) else []:
+        kind = message.get("message_type")
+        if kind == "assistant_message":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts
+                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            parts.append(str(content or ""))
+        elif kind == "tool_call_message":
+            call = message.get("tool_call") or {}
+            if call.get("name") == "send_message":
+                try:
+                    parts.append(str(json.loads(call.get("arguments") or "{}").get("message", "")))
+                except ValueError:
+                    continue
+    return "\n".join(part for part in parts if part).strip()
