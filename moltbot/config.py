@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "Home",
+    "OllamaSettings",
     "Settings",
     "SignalSettings",
     "TaskSpec",
@@ -207,6 +208,50 @@ def _signal_settings(
     return SignalSettings(**values), problems
 
 
+@dataclass(frozen=True)
+class OllamaSettings:
+    """``[ollama]``: the local model that answers free text and ``llm`` tasks."""
+
+    host: str = "http://127.0.0.1:11434"  # env OLLAMA_HOST overrides
+    model: str = "llama3.2"
+    timeout_seconds: float = 120.0  # a cold model takes a while to load
+
+
+_OLLAMA_TYPES: dict[str, tuple[type, ...]] = {
+    "host": (str,),
+    "model": (str,),
+    "timeout_seconds": (int, float),
+}
+
+
+def _ollama_settings(
+    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
+) -> tuple[OllamaSettings, list[ConfigProblem]]:
+    problems: list[ConfigProblem] = []
+    values: dict[str, Any] = {}
+    for key, value in body.items():
+        line = _toml_line(text, "ollama", key)
+        types = _OLLAMA_TYPES.get(key)
+        if types is None:
+            problems.append(ConfigProblem(path, line, f"ollama.{key}", _unknown(key, _OLLAMA_TYPES)))
+        elif (
+            not isinstance(value, types)
+            or isinstance(value, bool)
+            or (isinstance(value, int | float) and value <= 0)
+        ):
+            expected = " or ".join(t.__name__ for t in types)
+            problems.append(
+                ConfigProblem(path, line, f"ollama.{key}", f"expected a positive {expected}, got {value!r}")
+            )
+        else:
+            values[key] = value
+    host = environ.get("OLLAMA_HOST") or values.get("host", OllamaSettings.host)
+    if not host.startswith(("http://", "https://")):
+        host = f"http://{host}"  # OLLAMA_HOST is often host:port
+    values["host"] = host.rstrip("/")
+    return OllamaSettings(**values), problems
+
+
 def _is_signal_address(item: str) -> bool:
     return bool(E164.fullmatch(item) or UUID.fullmatch(item))
 
@@ -227,6 +272,7 @@ class Settings:
     output_cap_bytes: int = 1024 * 1024
     log_retention_days: int = 30
     signal: SignalSettings | None = None  # no [signal] section: no Signal
+    ollama: OllamaSettings | None = None  # no [ollama] section: no agent
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -323,6 +369,9 @@ def load_settings(path: Path) -> Settings:
     if isinstance(data.get("signal"), dict):
         values["signal"], signal_problems = _signal_settings(data["signal"], path, text, os.environ)
         problems += signal_problems
+    if isinstance(data.get("ollama"), dict):
+        values["ollama"], ollama_problems = _ollama_settings(data["ollama"], path, text, os.environ)
+        problems += ollama_problems
     if problems:
         raise ConfigError(problems)
     sections = {name: body for name, body in data.items() if name != "daemon"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ class FakeOllama:
     error_mid_stream: str | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
 
     @property
     def url(self) -> str:
@@ -33,8 +34,7 @@ class FakeOllama:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def chat(self, body: dict[str, Any]) -> tuple[int, bytes, str]:
         self.requests.append(body)
@@ -105,7 +105,7 @@ class FakeLetta:
     max_concurrent: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -118,8 +118,7 @@ class FakeLetta:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 class _LettaHandler(_OllamaHandler):
@@ -154,9 +153,35 @@ class _LettaHandler(_OllamaHandler):
         return self._send(200, json.dumps(answer).encode())
 
 
+class _Server(ThreadingHTTPServer):
+    """Closes its open (keep-alive) connections when stopped, as a server going down does."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.open_sockets: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        self.open_sockets.add(sock)
+        return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def stop(self) -> None:
+        self.shutdown()
+        for sock in list(self.open_sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.server_close()
+
+
 def _serve(fake: Any, handler: type[BaseHTTPRequestHandler]) -> None:
     bound = type("Bound", (handler,), {"fake": fake})
-    server = ThreadingHTTPServer(("127.0.0.1", fake.port), bound)
+    server = _Server(("127.0.0.1", fake.port), bound)
     server.daemon_threads = True
     fake.port = server.server_address[1]
     fake._server = server

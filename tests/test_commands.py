@@ -63,3 +63,41 @@ def test_unknown_names_suggest_the_closest(core: Core) -> None:
 def test_any_text_gets_a_reply_and_never_a_crash(core: Core, text: str, role: str) -> None:
     reply = handle(core, Request(text, role, "fuzz", WATCHER))
     assert isinstance(reply, Reply) and reply.text.strip()
+
+
+def test_a_proposal_waits_two_minutes_for_its_yes_and_an_absent_agent_is_said(env: Env) -> None:
+    from datetime import UTC, datetime
+
+    from moltbot.agents.ollama import OllamaClient
+    from moltbot.clock import FakeClock
+    from moltbot.handlers.agent import Interpreter
+    from tests.fake_agents import FakeOllama
+
+    env.script("backup.sh", "true\n")
+    env.write_tasks({"task_id": "backup", "script_path": "backup.sh", "schedule": "daily at 03:00"})
+    clock = FakeClock(datetime(2026, 11, 23, 12, 0, tzinfo=UTC))
+    core = Core(env.home, clock)
+    core.open()
+    core.sync(core.load_specs())
+    call = {"function": {"name": "pause", "arguments": {"task": "backup"}}}
+    ollama = FakeOllama(
+        answer=lambda body: {"role": "assistant", "content": "", "tool_calls": [call]}
+    ).start()
+    with OllamaClient(ollama.url, "llama3.2", timeout=5) as client:
+        interpreter = Interpreter(core, lambda messages, tools: client.chat(messages, tools))
+        ask = Request("hold the backup please", "admin", "signal:owner", WATCHER)
+        yes = Request("yes", "admin", "signal:owner", WATCHER)
+        assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
+        clock.advance(seconds=121)
+        assert interpreter.confirmation(yes).text.startswith("nothing is waiting")  # too late
+        assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
+        other = Request("yes", "admin", "signal:someone-else", WATCHER)
+        assert interpreter.confirmation(other).text.startswith("nothing is waiting")  # not theirs
+        clock.advance(seconds=60)
+        assert interpreter.confirmation(yes).text.startswith("→ pause:backup ✓")
+        viewer = interpreter.interpret(Request("hold the backup", "viewer", "signal:viewer", WATCHER))
+        assert viewer.text.startswith("⛔ not something I may do")  # and pause was not even offered
+        assert "pause" not in {tool["function"]["name"] for tool in ollama.requests[-1]["tools"]}
+        ollama.stop()
+        down = interpreter.interpret(ask)
+        assert down.text.startswith("agent unavailable (Ollama at") and "commands:" in down.text

@@ -62,8 +62,13 @@ def bot(
 ) -> Callable[..., DaemonProcess]:
     """Start the daemon with Signal on the fake gateway; wait until its socket is up."""
 
-    def start(*tasks: dict[str, object], wait_connected: bool = True, **settings: str) -> DaemonProcess:
-        env.write_tasks(*tasks, settings=signal_toml(gateway, **settings))
+    def start(
+        *tasks: dict[str, object], wait_connected: bool = True, ollama: str | None = None, **settings: str
+    ) -> DaemonProcess:
+        toml = signal_toml(gateway, **settings)
+        if ollama:
+            toml += f'\n[ollama]\nhost = "{ollama}"\nmodel = "llama3.2"\ntimeout_seconds = 10\n'
+        env.write_tasks(*tasks, settings=toml)
         daemon = start_daemon()
         if wait_connected:
             wait_until(gateway.connected, what="the daemon's websocket")
@@ -359,3 +364,58 @@ def test_split_message_keeps_lines_whole_and_bytes_under_the_limit() -> None:
     assert "\n".join(parts) == text
     assert split_message("x" * 450, limit=200) == ["x" * 200, "x" * 200, "x" * 50]
     assert split_message("") == [""]
+
+
+def test_free_text_goes_to_the_agent_with_the_commands_as_its_only_tools(
+    env: Env, gateway: FakeGateway, bot
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.fake_agents import FakeOllama
+
+    def understand(body: dict[str, object]) -> dict[str, object]:
+        text = str(body["messages"][-1]["content"])  # type: ignore[index]
+        if "email" in text:
+            return {"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "pause", "arguments": {"task": "email-check"}}}]}  # fmt: skip
+        if "how are things" in text:  # a small model writing its call as JSON text
+            return {"role": "assistant", "content": '{"name": "status", "arguments": {}}'}
+        return {"role": "assistant", "content": "I can only operate moltbot's tasks."}
+
+    ollama = FakeOllama(answer=understand).start()
+    try:
+        bot(echo_task(env, "email-check"), ollama=ollama.url)
+        say(gateway, "how are things going?")
+        assert replies(gateway, 1)[0].startswith("→ status ✓\nmoltbot: 1 tasks")
+        say(gateway, "please stop the email thing for now")
+        assert replies(gateway, 2)[1] == "→ pause:email-check? reply yes within 2 minutes to do it"
+        env.db()
+        assert store.get_task("email-check").paused_by is None  # not before the yes
+        say(gateway, "yes")
+        assert replies(gateway, 3)[2].startswith("→ pause:email-check ✓\n⏸ email-check paused")
+        assert store.get_task("email-check").paused_by == "user"
+        say(gateway, "tell me a joke")
+        assert replies(gateway, 4)[3] == "I can only operate moltbot's tasks."
+        tools = {tool["function"]["name"] for tool in ollama.requests[0]["tools"]}  # type: ignore[index]
+        assert tools == {
+            "status",
+            "tasks",
+            "run",
+            "stop",
+            "pause",
+            "resume",
+            "logs",
+            "next",
+            "output",
+            "help",
+        }
+        say(gateway, "stauts")  # a typo is still a typo, not a question for the model
+        assert (
+            "did you mean status?" in replies(gateway, 5)[4] and len(ollama.requests) == 3
+        )  # yes and typos: no model
+    finally:
+        ollama.stop()
+
+
+def test_without_an_agent_free_text_gets_the_short_help(env: Env, gateway: FakeGateway, bot) -> None:  # type: ignore[no-untyped-def]
+    bot(echo_task(env))
+    say(gateway, "could you check the backups please")
+    assert replies(gateway, 1)[0].startswith("unknown command 'could'.\ncommands: status, tasks")

@@ -102,6 +102,8 @@ class OllamaClient:
             raise _Busy(f"Ollama at {self.host} is not reachable ({exc})") from exc
         except httpx.TimeoutException as exc:
             raise AgentUnavailable(f"Ollama did not answer in time ({exc!r})") from exc
+        except httpx.HTTPError as exc:  # the connection broke: it may have been working on it
+            raise AgentUnavailable(f"Ollama at {self.host} failed: {exc!r}") from exc
 
     def _streamed(self, body: dict[str, Any], tools: list[dict[str, Any]] | None) -> ChatReply:
         content: list[str] = []

@@ -23,7 +23,8 @@ from typing import Any
 
 from moltbot import store
 from moltbot.config import SignalSettings
-from moltbot.handlers.commands import Request, handle
+from moltbot.handlers.agent import YES, Interpreter, is_free_text
+from moltbot.handlers.commands import Reply, Request, handle
 from moltbot.scheduler import Core, Watcher
 from moltbot.signal_chat.delivery import CHANNEL, Delivery
 from moltbot.signal_chat.envelopes import Ignored, Inbound, classify
@@ -54,6 +55,7 @@ class SignalBridge:
         self._refused = 0
         self._refusal_alerted: datetime | None = None
         self._worker = threading.Thread(target=self._work, name="signal-commands", daemon=True)
+        self.interpreter = _interpreter(core)  # free text, when an agent is configured
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -112,7 +114,18 @@ class SignalBridge:
             )
             return
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
-        started: int | None = None
+        request = Request(found.text, role, f"signal:{found.sender_uuid}", watcher)
+        if self.interpreter is not None and not found.edit and self._is_free_text(found.text):
+            if messages.seen(CHANNEL, found.sender_uuid, found.timestamp):
+                return
+            answer = self.interpreter.interpret(request)  # slow: outside any transaction
+            with store.write_transaction():
+                if messages.accept_inbound(
+                    CHANNEL, found.sender_uuid, found.timestamp, found.chat, found.text, now
+                ):
+                    self.core.post(watcher, answer.text)
+            self._watch(answer, found)
+            return
         with store.write_transaction():
             sender, sent_at = found.sender_uuid, found.timestamp
             if messages.accept_inbound(CHANNEL, sender, sent_at, found.chat, found.text, now) is None:
@@ -122,15 +135,23 @@ class SignalBridge:
                 self.core.post(watcher, "edits are ignored; send the command again")
                 return
             try:
-                reply = handle(self.core, Request(found.text, role, f"signal:{found.sender_uuid}", watcher))
+                reply = (self.interpreter and self.interpreter.confirmation(request)) or handle(
+                    self.core, request
+                )
             except Exception:
                 log.exception("signal: the command %r failed inside moltbot", found.text[:40])
                 self.core.post(watcher, "⚠ that failed inside moltbot (see its log)")
                 return
             self.core.post(watcher, reply.text)
-            started = reply.run_id
-        if started is not None:
-            self._typing[started] = (found.chat, 0.0)
+        self._watch(reply, found)
+
+    def _is_free_text(self, text: str) -> bool:
+        return text.strip().lower() not in YES and is_free_text(text)
+
+    def _watch(self, reply: Reply, found: Inbound) -> None:
+        """A run was started: 👀 on the command, and the typing indicator while it runs."""
+        if reply.run_id is not None:
+            self._typing[reply.run_id] = (found.chat, 0.0)
             self.gateway.react(found.chat, "👀", found.sender_number or found.sender_uuid, found.timestamp)
 
     def _role(self, found: Inbound) -> str | None:
@@ -188,3 +209,13 @@ class SignalBridge:
             f"moltbot is back online; resend anything you sent since {local}",
             self.core.clock.now(),
         )
+
+
+def _interpreter(core: Core) -> Interpreter | None:
+    settings = core.settings.ollama
+    if settings is None:
+        return None
+    from moltbot.agents.ollama import OllamaClient
+
+    client = OllamaClient(settings.host, settings.model, settings.timeout_seconds)
+    return Interpreter(core, lambda messages, tools: client.chat(messages, tools))

@@ -30,6 +30,7 @@ __all__ = [
     "mark_sent",
     "pending_outbox",
     "postpone",
+    "seen",
     "watch_run",
 ]
 
@@ -115,6 +116,14 @@ def accept_inbound(
     except IntegrityError:
         return None
     return Inbound(row.id, channel, sender, sent_at, chat, text)
+
+
+def seen(channel: str, sender: str, sent_at: int) -> bool:
+    """Was this message recorded before (a replay)?"""
+    query = Inbox.select().where(
+        (Inbox.channel == channel) & (Inbox.sender == sender) & (Inbox.sent_at == sent_at)
+    )
+    return bool(query.exists())
 
 
 def enqueue_message(
