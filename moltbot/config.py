@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,6 +39,12 @@ __all__ = [
 
 DEFAULT_HOME = "~/moltbot-system"
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DISCORD_PREFIX = "discord-"  # task ids of Discord Tasks-Channel tasks; tasks.json may not use it
+
+
+def task_source(task_id: str) -> str:
+    """Where a task is defined: "discord" (the Tasks Channel) or "config" (tasks.json)."""
+    return "discord" if task_id.startswith(DISCORD_PREFIX) else "config"
 
 
 @dataclass(frozen=True)
@@ -411,6 +418,7 @@ class TaskSpec:
     description: str = ""
     notify: str = "failure"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
 
     @property
     def schedule_key(self) -> str:
@@ -537,6 +545,10 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
     task_id = reader.get("task_id", (str,), "", required=True)
     if task_id and not TASK_ID_PATTERN.fullmatch(task_id):
         reader.problem("task_id", "use letters, digits, '.', '_' or '-' (at most 64, no leading punctuation)")
+    elif task_id and task_id.startswith(DISCORD_PREFIX):
+        reader.problem(
+            "task_id", f"ids starting with {DISCORD_PREFIX!r} belong to Discord Tasks-Channel tasks"
+        )
     name = reader.get("name", (str,), task_id)
     script = reader.get("script_path", (str,), "", required=True)
     zone = default_zone

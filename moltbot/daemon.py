@@ -31,7 +31,7 @@ import schedule as housekeeping_schedule
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
 
 from moltbot import store
-from moltbot.config import ConfigError, TaskSpec
+from moltbot.config import ConfigError, TaskSpec, task_source
 from moltbot.runner import (
     INTERNAL_ERROR,
     ProcessRun,
@@ -529,7 +529,7 @@ class Daemon:
         except ConfigError as error:
             log.error("config reload failed; keeping the last good config:\n%s", error)
             return
-        self.specs = {spec.task_id: spec for spec in specs}
+        self.set_specs("config", specs)
         result = self.core.sync(specs)
         log.info(
             "config reloaded: %d tasks (added %s, changed %s, removed %s)",
@@ -538,6 +538,11 @@ class Daemon:
             result.changed or "none",
             result.removed or "none",
         )
+
+    def set_specs(self, source: str, specs: list[TaskSpec]) -> None:
+        """Replace the specs of one source (tasks.json, the Discord channel); keep the others'."""
+        kept = {task_id: spec for task_id, spec in self.specs.items() if task_source(task_id) != source}
+        self.specs = kept | {spec.task_id: spec for spec in specs}
 
     def _busy(self) -> int:
         return self.executor.busy() + len(self._claimed)

@@ -21,7 +21,15 @@ from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
-from moltbot.config import Home, Settings, TaskSpec, load_settings, load_tasks, split_schedule_key
+from moltbot.config import (
+    Home,
+    Settings,
+    TaskSpec,
+    load_settings,
+    load_tasks,
+    split_schedule_key,
+    task_source,
+)
 
 if TYPE_CHECKING:
     from moltbot.schedules import Schedule
@@ -194,7 +202,8 @@ class Core:
         """Read tasks.json (raises ConfigError naming file, line and field)."""
         return load_tasks(self.home.tasks_json, self.home.tasks_dir, self.settings.timezone)
 
-    def sync(self, specs: list[TaskSpec]) -> store.SyncResult:
+    def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
+        """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""
         by_id = {spec.task_id: spec for spec in specs}
         definitions = [
             store.TaskDefinition(
@@ -205,18 +214,24 @@ class Core:
                 spec.priority,
                 spec.enabled,
                 spec.overlap,
+                spec.first_run,
             )
             for spec in specs
         ]
 
         def first_run(task_id: str, anchor: datetime) -> datetime | None:
             spec = by_id[task_id]
+            if spec.first_run is not None:  # given by its source (a Discord task's next_run)
+                return spec.first_run
             if spec.schedule.one_shot:
                 return spec.schedule.next_after(datetime.min.replace(tzinfo=anchor.tzinfo), anchor)
             return spec.schedule.next_after(anchor, anchor)
 
-        result = store.sync_tasks(definitions, self.clock.now(), first_run)
-        store.set_meta("config_hash", self.config_fingerprint())
+        result = store.sync_tasks(
+            definitions, self.clock.now(), first_run, lambda task_id: task_source(task_id) == source
+        )
+        if source == "config":
+            store.set_meta("config_hash", self.config_fingerprint())
         return result
 
     def config_fingerprint(self) -> str:

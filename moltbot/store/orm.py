@@ -203,6 +203,7 @@ class TaskDefinition:
     priority: int
     enabled: bool
     overlap: str
+    anchor: datetime | None = None  # set by the source (a Discord task's next_run); else registration time
 
 
 @dataclass
@@ -217,8 +218,11 @@ def sync_tasks(
     definitions: Iterable[TaskDefinition],
     now: datetime,
     first_run: Callable[[str, datetime], datetime | None],
+    scope: Callable[[str], bool] = lambda task_id: True,
 ) -> SyncResult:
-    """Make the tasks table match the config. ``first_run(task_id, anchor)`` gives next_run."""
+    """Make the tasks ``scope`` covers match ``definitions`` (one source: tasks.json, or the
+    Discord channel); ``first_run(task_id, anchor)`` gives next_run. Tasks outside the scope
+    are left alone, so one source never removes the other's."""
     result = SyncResult([], [], [], [])
     with write_transaction():
         existing = {task.task_id: task for task in Task.select()}
@@ -232,7 +236,7 @@ def sync_tasks(
                     name=item.name,
                     definition=item.definition,
                     schedule_key=item.schedule_key,
-                    anchor=now,
+                    anchor=item.anchor or now,
                     priority=item.priority,
                     overlap=item.overlap,
                     enabled=item.enabled,
@@ -249,7 +253,7 @@ def sync_tasks(
             task.name, task.definition, task.priority = item.name, item.definition, item.priority
             task.overlap = item.overlap
             if reschedule:
-                task.anchor = now
+                task.anchor = item.anchor or now
                 task.schedule_key = item.schedule_key
                 task.next_run = first_run(item.task_id, now) if item.enabled else None
                 result.rescheduled.append(item.task_id)
@@ -261,7 +265,7 @@ def sync_tasks(
             add_event(now, item.task_id, "changed", "definition changed in config")
             result.changed.append(item.task_id)
         for task_id, task in existing.items():
-            if task_id not in seen and not task.removed:
+            if task_id not in seen and not task.removed and scope(task_id):
                 task.removed, task.next_run = True, None
                 task.save()
                 add_event(now, task_id, "removed", "task removed from config (history kept)")
