@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "ConfigProblem",
+    "DiscordSettings",
     "Home",
     "OllamaSettings",
     "Settings",
@@ -231,32 +232,96 @@ _OLLAMA_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _ollama_settings(
-    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
-) -> tuple[OllamaSettings, list[ConfigProblem]]:
+def _plain_section(
+    section: str, body: dict[str, Any], types: dict[str, tuple[type, ...]], path: Path, text: str
+) -> tuple[dict[str, Any], list[ConfigProblem]]:
+    """Known keys of the right type (numbers positive); for each other one a problem with its line."""
     problems: list[ConfigProblem] = []
     values: dict[str, Any] = {}
     for key, value in body.items():
-        line = _toml_line(text, "ollama", key)
-        types = _OLLAMA_TYPES.get(key)
-        if types is None:
-            problems.append(ConfigProblem(path, line, f"ollama.{key}", _unknown(key, _OLLAMA_TYPES)))
-        elif (
-            not isinstance(value, types)
-            or isinstance(value, bool)
-            or (isinstance(value, int | float) and value <= 0)
-        ):
-            expected = " or ".join(t.__name__ for t in types)
+        line = _toml_line(text, section, key)
+        wanted = types.get(key)
+        if wanted is None:
+            problems.append(ConfigProblem(path, line, f"{section}.{key}", _unknown(key, types)))
+        elif not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            expected = " or ".join(t.__name__ for t in wanted)
             problems.append(
-                ConfigProblem(path, line, f"ollama.{key}", f"expected a positive {expected}, got {value!r}")
+                ConfigProblem(path, line, f"{section}.{key}", f"expected {expected}, got {value!r}")
             )
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            problems.append(ConfigProblem(path, line, f"{section}.{key}", f"must be positive, got {value!r}"))
         else:
             values[key] = value
+    return values, problems
+
+
+def _ollama_settings(
+    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
+) -> tuple[OllamaSettings, list[ConfigProblem]]:
+    values, problems = _plain_section("ollama", body, _OLLAMA_TYPES, path, text)
     host = environ.get("OLLAMA_HOST") or values.get("host", OllamaSettings.host)
     if not host.startswith(("http://", "https://")):
         host = f"http://{host}"  # OLLAMA_HOST is often host:port
     values["host"] = host.rstrip("/")
     return OllamaSettings(**values), problems
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    """``[discord]``: the Tasks Channel and where task actions go."""
+
+    api_base: str = "https://discord.com/api/v10"  # includes the version path
+    tasks_channel_id: str = ""  # env TASKS_CHANNEL_ID
+    heartbeat_log_channel_id: str = ""  # env HEARTBEAT_LOG_CHANNEL_ID
+    default_user_id: str = ""  # user_reminder without a target; env DEFAULT_USER_ID
+    poll_seconds: float = 60.0  # how soon new or changed task messages are seen
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))  # of naive next_run values
+    token: str = field(default="", repr=False)  # env DISCORD_BOT_TOKEN only: never in the file
+
+
+_DISCORD_TYPES: dict[str, tuple[type, ...]] = {
+    "api_base": (str,),
+    "tasks_channel_id": (str, int),
+    "heartbeat_log_channel_id": (str, int),
+    "default_user_id": (str, int),
+    "poll_seconds": (int, float),
+    "timezone": (str,),
+}
+_SNOWFLAKE = re.compile(r"\d{15,21}")
+
+
+def _discord_settings(
+    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
+) -> tuple[DiscordSettings, list[ConfigProblem]]:
+    values, problems = _plain_section("discord", body, _DISCORD_TYPES, path, text)
+
+    def problem(key: str, message: str) -> None:
+        problems.append(ConfigProblem(path, _toml_line(text, "discord", key), f"discord.{key}", message))
+
+    for key, variable in (
+        ("tasks_channel_id", "TASKS_CHANNEL_ID"),
+        ("heartbeat_log_channel_id", "HEARTBEAT_LOG_CHANNEL_ID"),
+        ("default_user_id", "DEFAULT_USER_ID"),
+    ):
+        value = str(environ.get(variable) or values.get(key, "")).strip()
+        if value and not _SNOWFLAKE.fullmatch(value):
+            problem(key, f"expected a Discord id (digits), got {value!r}")
+        values[key] = value
+    if not values["tasks_channel_id"]:
+        problem("tasks_channel_id", "the Tasks Channel's id is required (or env TASKS_CHANNEL_ID)")
+    if "timezone" in values:
+        try:
+            values["timezone"] = ZoneInfo(values["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            problem("timezone", f"unknown IANA zone {values['timezone']!r}")
+            del values["timezone"]
+    values["api_base"] = str(values.get("api_base", DiscordSettings.api_base)).rstrip("/")
+    values["token"] = environ.get("DISCORD_BOT_TOKEN", "")
+    if not values["token"]:
+        where = _toml_line(text, "discord", None)
+        message = "DISCORD_BOT_TOKEN is not set (the token comes from the environment)"
+        problems.append(ConfigProblem(path, where, "discord", message))
+    return DiscordSettings(**values), problems
 
 
 def _is_signal_address(item: str) -> bool:
@@ -280,6 +345,7 @@ class Settings:
     log_retention_days: int = 30
     signal: SignalSettings | None = None  # no [signal] section: no Signal
     ollama: OllamaSettings | None = None  # no [ollama] section: no agent
+    discord: DiscordSettings | None = None  # no [discord] section: no Tasks Channel
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -379,6 +445,9 @@ def load_settings(path: Path) -> Settings:
     if isinstance(data.get("ollama"), dict):
         values["ollama"], ollama_problems = _ollama_settings(data["ollama"], path, text, os.environ)
         problems += ollama_problems
+    if isinstance(data.get("discord"), dict):
+        values["discord"], discord_problems = _discord_settings(data["discord"], path, text, os.environ)
+        problems += discord_problems
     if problems:
         raise ConfigError(problems)
     sections = {name: body for name, body in data.items() if name != "daemon"}

@@ -209,3 +209,29 @@ def test_check_command_reports_and_exits_nonzero(env: Env) -> None:
     env.script("nope.sh", "true\n")
     ok = env.cli("check")
     assert ok.returncode == 0 and "1 tasks OK" in ok.stdout
+
+
+def test_discord_and_ollama_sections(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = env.home.settings_toml
+    path.write_text('[discord]\ntasks_channel_id = "12"\npoll_seconds = 0\ntimezone = "Mars/Base"\n\n'
+                    '[ollama]\nmodel = 3\nhots = "x"\n')  # fmt: skip
+    monkeypatch.delenv("DISCORD_BOT_TOKEN", raising=False)
+    monkeypatch.delenv("TASKS_CHANNEL_ID", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    text = str(caught.value)
+    assert f"{path}:1: discord: DISCORD_BOT_TOKEN is not set" in text
+    assert f"{path}:2: discord.tasks_channel_id: expected a Discord id (digits), got '12'" in text
+    assert f"{path}:3: discord.poll_seconds: must be positive" in text
+    assert f"{path}:4: discord.timezone: unknown IANA zone 'Mars/Base'" in text
+    assert f"{path}:7: ollama.model: expected str, got 3" in text
+    assert f"{path}:8: ollama.hots: unknown field 'hots' (did you mean 'host'?)" in text
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "secret-token")
+    monkeypatch.setenv("TASKS_CHANNEL_ID", "700000000000000001")  # the original's variable names work
+    monkeypatch.setenv("OLLAMA_HOST", "10.0.0.5:11434")
+    path.write_text("[discord]\n\n[ollama]\n")
+    settings = load_settings(path)
+    assert settings.discord is not None and settings.ollama is not None
+    assert settings.discord.tasks_channel_id == "700000000000000001"
+    assert settings.discord.timezone.key == "Europe/Berlin" and "secret-token" not in repr(settings.discord)
+    assert settings.ollama.host == "http://10.0.0.5:11434"
