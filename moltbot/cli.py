@@ -479,6 +479,26 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_discord_action(args: argparse.Namespace) -> int:
+    """A Discord task's run (the daemon starts it): queue its message; print what it says."""
+    from moltbot.discord_tasks.actions import ActionError, perform
+
+    core = _core(args)
+    settings = core.settings.discord
+    task = core.definition(args.task)
+    if settings is None or not task:
+        print(f"moltbot: {args.task} is not a Discord task, or [discord] is not configured", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        address, text = perform(task, settings, core.settings.ollama, core.clock.now())
+    except Exception as exc:  # ActionError, or the agent's own error: the run fails with the reason
+        reason = str(exc) if isinstance(exc, ActionError) else f"agent unavailable: {exc}"
+        print(f"moltbot: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"→ {address}: {text}")
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -518,6 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("tasks", cmd_tasks, "list task definitions", json_flag=True)
     add("check", cmd_check, "validate tasks.json and moltbot.toml")
     add("outbox", cmd_outbox, "list chat messages not delivered yet (or given up)", json_flag=True)
+    add(
+        "discord-action",
+        cmd_discord_action,
+        "(run by the daemon) perform a Discord task's action",
+        "required",
+    )
     add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])

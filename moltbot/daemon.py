@@ -372,6 +372,8 @@ class Daemon:
         self._checkpointer = Checkpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
         self.bridges: list[Bridge] = []  # chat transports, each on threads of its own
+        self._offered: dict[str, list[TaskSpec]] = {}  # specs from other sources, applied by the loop
+        self._offered_lock = threading.Lock()
         core.wake_in_process = self._wake_for_requests
 
     # --- lifecycle ---------------------------------------------------------------
@@ -443,6 +445,15 @@ class Daemon:
             from moltbot.signal_chat.bridge import SignalBridge
 
             self.bridges.append(SignalBridge(self.core, signal_settings))
+        if self.settings.discord is not None and not self.settings.discord.token:
+            log.error("[discord] is configured but DISCORD_BOT_TOKEN is not set: no Discord work")
+        elif self.settings.discord is not None:
+            from moltbot.discord_tasks.bridge import DiscordBridge
+
+            discord = DiscordBridge(
+                self.core, self.settings.discord, lambda specs: self.offer_specs("discord", specs)
+            )
+            self.bridges.append(discord)
         for bridge in self.bridges:
             bridge.start()
 
@@ -488,6 +499,8 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
+        if self._offered:
+            self._apply_offered_specs()
         self.housekeeping.run_pending()
         self._released(self.executor.start_due_retries())
         self._start_claimed()
@@ -501,6 +514,8 @@ class Daemon:
                 self._released(self.executor.settle(ended))
                 self._claim_due()
             self._start_claimed()
+            if any(task_source(run.label) == "discord" for run in ended):
+                store.outbox_may_have_changed()  # its process queued the task's message
         if self._requests_pending:
             self._requests_pending = False
             self._apply_stop_requests()
@@ -538,6 +553,24 @@ class Daemon:
             result.changed or "none",
             result.removed or "none",
         )
+
+    def offer_specs(self, source: str, specs: list[TaskSpec]) -> None:
+        """From another thread (a channel sync): the loop applies them on its next pass."""
+        with self._offered_lock:
+            self._offered[source] = specs
+        self.supervisor.wake()
+
+    def _apply_offered_specs(self) -> None:
+        with self._offered_lock:
+            offered, self._offered = self._offered, {}
+        for source, specs in offered.items():
+            self.set_specs(source, specs)
+            result = self.core.sync(specs, source=source)
+            changes = {"added": result.added, "changed": result.changed, "removed": result.removed}
+            if any(changes.values()):
+                log.info(
+                    "%s tasks synced: %s", source, "; ".join(f"{k} {v}" for k, v in changes.items() if v)
+                )
 
     def set_specs(self, source: str, specs: list[TaskSpec]) -> None:
         """Replace the specs of one source (tasks.json, the Discord channel); keep the others'."""

@@ -50,6 +50,7 @@ class FakeDiscord:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     log: list[Logged] = field(default_factory=list)
     dms: dict[str, str] = field(default_factory=dict)
+    fail_edits: bool = False  # PATCH answers 500 (Discord having trouble)
     port: int = 0
     _next_id: int = 1_200_000_000_000_000_000
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -171,6 +172,8 @@ class FakeDiscord:
         if found is None:
             return 404, {"message": "Unknown Message", "code": 10008}
         if method == "PATCH":
+            if self.fail_edits:
+                return 500, {"message": "500: Internal Server Error", "code": 0}
             if found["author"]["id"] != BOT_ID:
                 return 403, {"message": "Cannot edit a message authored by another user", "code": 50005}
             with self._lock:

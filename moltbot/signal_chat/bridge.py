@@ -72,7 +72,7 @@ class SignalBridge:
         self.receiver.stop()
         self.frames.put(_STOP)
         self._worker.join(5)
-        store.listen_for_outbox(None)
+        store.listen_for_outbox(self.delivery.wake, listen=False)
         self.delivery.stop()
         self.gateway.close()
 

@@ -190,7 +190,7 @@ _writer = threading.RLock()
 _auto_checkpoint = True
 _after_commit: Callable[[], None] | None = None
 # Told after a commit that queued outgoing messages (the chat bridges wait on it).
-_outbox_listener: Callable[[], None] | None = None
+_outbox_listeners: list[Callable[[], None]] = []
 
 
 def open_db(path: Path) -> None:
@@ -287,8 +287,7 @@ def write_transaction() -> Iterator[None]:
                 _after_commit()
             if getattr(_local, "outbox_written", False):
                 _local.outbox_written = False
-                if _outbox_listener is not None:
-                    _outbox_listener()
+                outbox_may_have_changed()
             callbacks, _local.after_commit = getattr(_local, "after_commit", []), []
             for callback in callbacks:
                 callback()
@@ -298,10 +297,18 @@ def write_transaction() -> Iterator[None]:
             _local.after_commit = []
 
 
-def listen_for_outbox(listener: Callable[[], None] | None) -> None:
-    """Call ``listener`` after each commit that queued an outgoing message."""
-    global _outbox_listener
-    _outbox_listener = listener
+def listen_for_outbox(listener: Callable[[], None], listen: bool = True) -> None:
+    """Call ``listener`` after each commit that queued an outgoing message (``listen=False``: stop)."""
+    if listen:
+        _outbox_listeners.append(listener)
+    elif listener in _outbox_listeners:
+        _outbox_listeners.remove(listener)
+
+
+def outbox_may_have_changed() -> None:
+    """Another process (a task's run) may have queued messages: tell the listeners."""
+    for listener in list(_outbox_listeners):
+        listener()
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -1,0 +1,141 @@
+"""Discord Tasks-Channel tasks end to end: a real daemon, the fake Discord on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from moltbot import store
+from tests.conftest import DaemonProcess, Env, wait_until
+from tests.fake_discord import BOT_ID, TOKEN, FakeDiscord
+
+TASKS = "700000000000000001"
+TARGET = "700000000000000002"
+HEARTBEAT = "700000000000000003"
+
+
+def task_message(name: str, schedule: str, next_run: datetime, one_time: bool, **fields: object) -> str:
+    data = {
+        "task_name": name,
+        "description": "",
+        "schedule": schedule,
+        "action_type": "channel_post",
+        "action_target": TARGET,
+        "action_template": f"{name}: time!",
+        "one_time": one_time,
+        "next_run": next_run.isoformat().replace("+00:00", "Z"),
+        "active": True,
+        **fields,
+    }
+    header = f"📋 **Task: {name}**\n└─ Action: channel_post → {TARGET}"
+    return f"{header}\n\n```json\n{json.dumps(data, indent=2)}\n```"
+
+
+@pytest.fixture
+def discord() -> Iterator[FakeDiscord]:
+    fake = FakeDiscord().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def bot(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> Callable[..., DaemonProcess]:
+    def start() -> DaemonProcess:
+        env.write_tasks(settings=(
+            f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n'
+        ))  # fmt: skip
+        return start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+
+    return start
+
+
+def soon(seconds: float = 1.5) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def contents(discord: FakeDiscord, channel: str) -> list[str]:
+    return [m["content"] for m in discord.channels.get(channel, [])]
+
+
+def test_a_one_time_task_posts_its_template_once_and_its_message_is_deleted(
+    env: Env, discord: FakeDiscord, bot
+) -> None:  # type: ignore[no-untyped-def]
+    message = discord.post(TASKS, task_message("tea", "in_1_minutes", soon(), one_time=True))
+    discord.post(TASKS, "chatter: not a task")
+    daemon = bot()
+    wait_until(lambda: contents(discord, TARGET) == ["tea: time!"], what="the reminder posted")
+    wait_until(
+        lambda: message["id"] not in [m["id"] for m in discord.channels[TASKS]], what="the task deleted"
+    )
+    assert contents(discord, TASKS) == ["chatter: not a task"]
+    env.db()
+    (run,) = store.recent_runs(f"discord-{message['id']}", 5)
+    assert run.status == "success"
+    assert discord.channels[TARGET][0]["author"]["id"] == BOT_ID
+    assert daemon.process.poll() is None
+
+
+def test_a_recurring_task_is_reposted_with_its_next_run_when_it_may_not_be_edited(
+    env: Env, discord: FakeDiscord, bot
+) -> None:  # type: ignore[no-untyped-def]
+    first = soon()
+    message = discord.post(
+        TASKS, task_message("stretch", "daily", first, one_time=False)
+    )  # a human's message
+    bot()
+    wait_until(lambda: contents(discord, TARGET) == ["stretch: time!"], what="the first occurrence")
+    wait_until(lambda: message["id"] not in [m["id"] for m in discord.channels[TASKS]], timeout=20,
+               what="the human's message replaced")  # fmt: skip
+    (repost,) = discord.channels[TASKS]
+    assert repost["author"]["id"] == BOT_ID
+    data = json.loads(repost["content"].split("```json\n")[1].split("```")[0])
+    following = datetime.fromisoformat(data["next_run"].replace("Z", "+00:00"))
+    assert following == first.replace(second=0, microsecond=0) + timedelta(days=1) or following > first
+    env.db()
+    wait_until(lambda: store.get_task(f"discord-{repost['id']}") is not None, what="the repost registered")
+    assert store.get_task(f"discord-{repost['id']}").next_run == following
+    assert contents(discord, TARGET) == ["stretch: time!"]  # the occurrence ran once
+
+
+def test_a_broken_task_is_reported_once_and_never_crashes_the_sync(
+    env: Env, discord: FakeDiscord, bot
+) -> None:  # type: ignore[no-untyped-def]
+    discord.post(TASKS, '```json\n{"task_name": "x", "schedule": "fortnightly"}\n```')
+    discord.post(TASKS, task_message("ok", "in_1_minutes", soon(), one_time=True))
+    daemon = bot()
+    wait_until(lambda: contents(discord, TARGET) == ["ok: time!"], what="the good task ran anyway")
+    assert daemon.output().count("action_type is missing") == 1  # not every poll
+
+
+def test_a_task_the_bot_wrote_is_edited_in_place_and_a_restart_does_not_run_it_twice(
+    env: Env, discord: FakeDiscord, bot
+) -> None:  # type: ignore[no-untyped-def]
+    first = soon()
+    message = discord.post(
+        TASKS, task_message("water", "every_2_hours", first, one_time=False), author_id=BOT_ID
+    )
+    discord.fail_edits = True  # the message stays stale: it still says the occurrence that ran
+    daemon = bot()
+    wait_until(lambda: contents(discord, TARGET) == ["water: time!"], what="the first occurrence")
+    env.db()
+    following = first + timedelta(hours=2)
+    wait_until(lambda: store.get_task(f"discord-{message['id']}").next_run == following, what="the claim")
+    daemon.stop()
+    before = len(discord.log)
+    bot()  # reads the stale message again: the occurrence that ran is not run again
+    reads = lambda: [e for e in discord.log[before:] if e.method == "GET"]  # noqa: E731
+    wait_until(lambda: len(reads()) >= 2, what="the restarted daemon to read the channel twice")
+    assert contents(discord, TARGET) == ["water: time!"]
+    discord.fail_edits = False
+    stamp = following.isoformat().replace("+00:00", "Z")
+    wait_until(lambda: stamp in discord.channels[TASKS][0]["content"], what="the message edited in place")
+    assert [m["id"] for m in discord.channels[TASKS]] == [message["id"]]  # edited, not reposted
+    assert "(next run: " in discord.channels[TASKS][0]["content"]  # the header follows the JSON
+    assert store.get_task(f"discord-{message['id']}").next_run == following
+    assert contents(discord, TARGET) == ["water: time!"]  # once
