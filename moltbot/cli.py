@@ -490,7 +490,7 @@ def cmd_discord_action(args: argparse.Namespace) -> int:
         print(f"moltbot: {args.task} is not a Discord task, or [discord] is not configured", file=sys.stderr)
         return EXIT_USAGE
     try:
-        address, text = perform(task, settings, core.settings.ollama, core.clock.now())
+        address, text = perform(task, settings, core.settings.ollama, core.clock.now(), core.settings.letta)
     except Exception as exc:  # ActionError, or the agent's own error: the run fails with the reason
         reason = str(exc) if isinstance(exc, ActionError) else f"agent unavailable: {exc}"
         print(f"moltbot: {reason}", file=sys.stderr)

@@ -29,6 +29,7 @@ __all__ = [
     "ConfigProblem",
     "DiscordSettings",
     "Home",
+    "LettaSettings",
     "OllamaSettings",
     "Settings",
     "SignalSettings",
@@ -267,6 +268,40 @@ def _ollama_settings(
 
 
 @dataclass(frozen=True)
+class LettaSettings:
+    """``[letta]``: a Letta agent that answers Discord tasks (the original's agent)."""
+
+    base_url: str = "http://127.0.0.1:8283"  # self-hosted default; Letta Cloud: https://api.letta.com
+    agent_id: str = ""  # env LETTA_AGENT_ID
+    timeout_seconds: float = 120.0
+    api_key: str = field(default="", repr=False)  # env LETTA_API_KEY only
+
+
+_LETTA_TYPES: dict[str, tuple[type, ...]] = {
+    "base_url": (str,),
+    "agent_id": (str,),
+    "timeout_seconds": (int, float),
+}
+
+
+def _letta_settings(
+    body: dict[str, Any], path: Path, text: str, environ: Mapping[str, str]
+) -> tuple[LettaSettings, list[ConfigProblem]]:
+    values, problems = _plain_section("letta", body, _LETTA_TYPES, path, text)
+    values["agent_id"] = environ.get("LETTA_AGENT_ID") or values.get("agent_id", "")
+    if not values["agent_id"]:
+        where = _toml_line(text, "letta", None)
+        problems.append(
+            ConfigProblem(path, where, "letta.agent_id", "the agent's id is required (or env LETTA_AGENT_ID)")
+        )
+    values["base_url"] = str(
+        environ.get("LETTA_BASE_URL") or values.get("base_url", LettaSettings.base_url)
+    ).rstrip("/")
+    values["api_key"] = environ.get("LETTA_API_KEY", "")
+    return LettaSettings(**values), problems
+
+
+@dataclass(frozen=True)
 class DiscordSettings:
     """``[discord]``: the Tasks Channel and where task actions go."""
 
@@ -344,6 +379,7 @@ class Settings:
     signal: SignalSettings | None = None  # no [signal] section: no Signal
     ollama: OllamaSettings | None = None  # no [ollama] section: no agent
     discord: DiscordSettings | None = None  # no [discord] section: no Tasks Channel
+    letta: LettaSettings | None = None  # no [letta] section: Discord tasks use Ollama, or their template
     sections: dict[str, Any] = field(default_factory=dict)
 
 
@@ -446,6 +482,9 @@ def load_settings(path: Path) -> Settings:
     if isinstance(data.get("discord"), dict):
         values["discord"], discord_problems = _discord_settings(data["discord"], path, text, os.environ)
         problems += discord_problems
+    if isinstance(data.get("letta"), dict):
+        values["letta"], letta_problems = _letta_settings(data["letta"], path, text, os.environ)
+        problems += letta_problems
     if problems:
         raise ConfigError(problems)
     sections = {name: body for name, body in data.items() if name != "daemon"}

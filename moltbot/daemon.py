@@ -292,6 +292,10 @@ class Executor:
                 **dict(spec.env),
             }
         )
+        if task_source(spec.task_id) == "discord":
+            from moltbot.discord_tasks.actions import ACTION_ENVIRONMENT
+
+            env |= {name: os.environ[name] for name in ACTION_ENVIRONMENT if name in os.environ}
         # The venv's bin first: task scripts can call `moltbot checkpoint ...`
         # and `#!/usr/bin/env python3` finds the interpreter with moltbot.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

@@ -139,3 +139,25 @@ def test_a_task_the_bot_wrote_is_edited_in_place_and_a_restart_does_not_run_it_t
     assert "(next run: " in discord.channels[TASKS][0]["content"]  # the header follows the JSON
     assert store.get_task(f"discord-{message['id']}").next_run == following
     assert contents(discord, TARGET) == ["water: time!"]  # once
+
+
+def test_with_a_letta_agent_its_answer_is_posted_one_request_at_a_time(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    from tests.fake_agents import FakeLetta
+
+    letta = FakeLetta(password="letta-key", answer=lambda text: "🌱 " + text.splitlines()[2]).start()
+    try:
+        discord.post(TASKS, task_message("plants", "in_1_minutes", soon(), one_time=True,
+                                         action_type="self_task", action_target=None))  # fmt: skip
+        env.write_tasks(settings=(
+            f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n\n'
+            f'[letta]\nbase_url = "{letta.url}"\n'
+        ))  # fmt: skip
+        start_daemon(DISCORD_BOT_TOKEN=TOKEN, LETTA_API_KEY="letta-key", LETTA_AGENT_ID=letta.agent_id)
+        wait_until(lambda: contents(discord, HEARTBEAT) == ["🌱 Task: plants"], what="the agent's answer")
+        (request,) = letta.requests
+        assert request["messages"][0]["content"].startswith("[⏰ SCHEDULED TASK TRIGGERED]\n\nTask: plants")
+    finally:
+        letta.stop()

@@ -12,10 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from moltbot.config import DiscordSettings, OllamaSettings
+from moltbot.config import DiscordSettings, LettaSettings, OllamaSettings
 from moltbot.store import messages
 
-__all__ = ["ActionError", "destination", "perform", "prompt_for"]
+__all__ = ["ACTION_ENVIRONMENT", "ActionError", "destination", "perform", "prompt_for"]
+
+# What a Discord task's own process needs of the daemon's environment to resolve the same
+# settings and reach the agent. Only these, only for moltbot's built-in action: ordinary
+# tasks never see the daemon's environment.
+ACTION_ENVIRONMENT = (
+    "LETTA_API_KEY",
+    "LETTA_AGENT_ID",
+    "LETTA_BASE_URL",
+    "OLLAMA_HOST",
+    "TASKS_CHANNEL_ID",
+    "HEARTBEAT_LOG_CHANNEL_ID",
+    "DEFAULT_USER_ID",
+)
 
 
 class ActionError(Exception):
@@ -43,12 +56,23 @@ def destination(task: dict[str, Any], settings: DiscordSettings) -> str:
 
 
 def perform(
-    task: dict[str, Any], settings: DiscordSettings, ollama: OllamaSettings | None, now: Any
+    task: dict[str, Any],
+    settings: DiscordSettings,
+    ollama: OllamaSettings | None,
+    now: Any,
+    letta: LettaSettings | None = None,
 ) -> tuple[str, str]:
-    """Queue the task's message; (address, text)."""
+    """Queue the task's message; (address, text). Agent: Letta if configured, else Ollama."""
     address = destination(task, settings)
     text = str(task.get("action_template") or "")
-    if ollama is not None:
+    if letta is not None:
+        from moltbot.agents.letta import LettaClient
+
+        with LettaClient(
+            letta.base_url, letta.agent_id, letta.api_key or None, letta.timeout_seconds
+        ) as agent:
+            text = agent.ask(prompt_for(task))
+    elif ollama is not None:
         from moltbot.agents.ollama import OllamaClient
 
         with OllamaClient(ollama.host, ollama.model, ollama.timeout_seconds) as client:
