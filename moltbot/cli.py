@@ -499,6 +499,34 @@ def cmd_discord_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_llm_action(args: argparse.Namespace) -> int:
+    """An llm task's run (the daemon starts it): ask the model, print and deliver the answer."""
+    from moltbot.agents.ollama import OllamaClient
+    from moltbot.store import messages
+
+    core = _core(args)
+    task, ollama = core.definition(args.task), core.settings.ollama
+    if not task.get("prompt"):
+        print(f"moltbot: {args.task} is not an llm task", file=sys.stderr)
+        return EXIT_USAGE
+    if ollama is None:
+        print("moltbot: agent unavailable: no [ollama] section in moltbot.toml", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        with OllamaClient(ollama.host, task.get("model") or ollama.model, ollama.timeout_seconds) as client:
+            answer = client.chat([{"role": "user", "content": task["prompt"]}]).content.strip()
+    except Exception as exc:  # AgentUnavailable names the cause
+        print(f"moltbot: agent unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(answer)
+    target = str(task.get("deliver_to") or "")
+    if target == "signal:admins":
+        messages.enqueue_message("alerts", "admins", answer, core.clock.now())
+    elif target.startswith("discord:"):
+        messages.enqueue_message("discord", target.split(":", 1)[1], answer, core.clock.now())
+    return EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -544,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(run by the daemon) perform a Discord task's action",
         "required",
     )
+    add("llm-action", cmd_llm_action, "(run by the daemon) ask the model an llm task's prompt", "required")
     add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])

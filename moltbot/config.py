@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -563,6 +564,10 @@ _TASK_FIELDS = {
     "env",
     "description",
     "notify",
+    "kind",  # "script" (default) | "llm"
+    "prompt",  # llm: what to ask the model
+    "model",  # llm: another model than [ollama]'s
+    "deliver_to",  # llm: "signal:admins" | "discord:<channel id>" (else only the run's output)
 }
 _CHOICES = {
     "overlap": ("skip", "queue"),
@@ -656,7 +661,11 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
             "task_id", f"ids starting with {DISCORD_PREFIX!r} belong to Discord Tasks-Channel tasks"
         )
     name = reader.get("name", (str,), task_id)
-    script = reader.get("script_path", (str,), "", required=True)
+    kind = reader.get("kind", (str,), "script")
+    if kind not in ("script", "llm"):
+        reader.problem("kind", f"expected 'script' or 'llm', got {kind!r}")
+    script = reader.get("script_path", (str,), "", required=kind == "script")
+    llm_args = _llm_fields(reader, task_id) if kind == "llm" else None
     zone = default_zone
     if "timezone" in entry:
         zone_name = reader.get("timezone", (str,), "")
@@ -698,10 +707,12 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
     env = reader.get("env", (dict,), {})
     if not all(isinstance(value, str) for value in env.values()):
         reader.problem("env", "expected an object of string values")
-    if script:
+    if script and kind == "script":
         _check_script(reader, script, tasks_dir)
     if reader.problems or schedule is None:
         return None
+    if llm_args is not None:  # moltbot's own action runs it, like any task (timeout, log, record)
+        script, args = sys.executable, list(llm_args)
     return TaskSpec(
         task_id=task_id,
         name=name,
@@ -714,6 +725,21 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
         raw=dict(entry),
         **values,
     )
+
+
+def _llm_fields(reader: _TaskReader, task_id: str) -> tuple[str, ...]:
+    prompt = reader.get("prompt", (str,), "", required=True)
+    if "prompt" in reader.entry and not prompt.strip():
+        reader.problem("prompt", "must not be empty")
+    reader.get("model", (str,), "")
+    deliver_to = reader.get("deliver_to", (str,), "")
+    if deliver_to and not re.fullmatch(r"signal:admins|discord:\d{15,21}", deliver_to):
+        reader.problem(
+            "deliver_to", f"expected 'signal:admins' or 'discord:<channel id>', got {deliver_to!r}"
+        )
+    if "script_path" in reader.entry:
+        reader.problem("script_path", "an llm task has a prompt, not a script")
+    return ("-m", "moltbot", "llm-action", task_id)
 
 
 def _schedule_text(reader: _TaskReader) -> str:

@@ -292,7 +292,7 @@ class Executor:
                 **dict(spec.env),
             }
         )
-        if task_source(spec.task_id) == "discord":
+        if task_source(spec.task_id) == "discord" or spec.raw.get("kind") == "llm":
             from moltbot.discord_tasks.actions import ACTION_ENVIRONMENT
 
             env |= {name: os.environ[name] for name in ACTION_ENVIRONMENT if name in os.environ}
@@ -518,8 +518,7 @@ class Daemon:
                 self._released(self.executor.settle(ended))
                 self._claim_due()
             self._start_claimed()
-            if any(task_source(run.label) == "discord" for run in ended):
-                store.outbox_may_have_changed()  # its process queued the task's message
+            store.outbox_may_have_changed()  # a run's process may have queued messages (Discord, llm tasks)
         if self._requests_pending:
             self._requests_pending = False
             self._apply_stop_requests()

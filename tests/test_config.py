@@ -234,3 +234,20 @@ def test_discord_and_ollama_sections(env: Env, monkeypatch: pytest.MonkeyPatch) 
     assert settings.discord.tasks_channel_id == "700000000000000001"
     assert settings.discord.timezone.key == "Europe/Berlin" and "secret-token" not in repr(settings.discord)
     assert settings.ollama.host == "http://10.0.0.5:11434"
+
+
+def test_llm_tasks_need_a_prompt_and_a_known_destination(env: Env) -> None:
+    env.write_tasks(
+        {"task_id": "ask", "kind": "llm", "prompt": "hi", "schedule": "hourly",
+         "deliver_to": "discord:123456789012345678"},
+        {"task_id": "bad", "kind": "llm", "schedule": "hourly", "deliver_to": "email:me",
+         "script_path": "x.sh"},
+        {"task_id": "odd", "kind": "robot", "script_path": "x.sh", "schedule": "hourly"},
+    )  # fmt: skip
+    result = env.cli("check")
+    assert result.returncode == 3
+    assert "tasks[1] (bad): missing required field 'prompt'" in result.stderr
+    assert "deliver_to (bad): expected 'signal:admins' or 'discord:<channel id>'" in result.stderr
+    assert "script_path (bad): an llm task has a prompt, not a script" in result.stderr
+    assert "kind (odd): expected 'script' or 'llm', got 'robot'" in result.stderr
+    assert "(ask)" not in result.stderr

@@ -419,3 +419,26 @@ def test_without_an_agent_free_text_gets_the_short_help(env: Env, gateway: FakeG
     bot(echo_task(env))
     say(gateway, "could you check the backups please")
     assert replies(gateway, 1)[0].startswith("unknown command 'could'.\ncommands: status, tasks")
+
+
+def test_an_llm_task_answers_run_from_signal_and_delivers_to_the_admins(
+    env: Env, gateway: FakeGateway, bot
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.fake_agents import FakeOllama
+
+    ollama = FakeOllama(
+        answer=lambda body: {"role": "assistant", "content": "All 3 backups are fresh."}
+    ).start()
+    try:
+        digest = {"task_id": "digest", "kind": "llm", "prompt": "Summarise the backups.",
+                  "schedule": "daily at 03:00", "deliver_to": "signal:admins"}  # fmt: skip
+        bot(digest, ollama=ollama.url)
+        say(gateway, "run:digest")
+        wait_until(lambda: "All 3 backups are fresh." in gateway.texts_to(OWNER), what="the delivered answer")
+        texts = replies(gateway, 3)
+        assert any(
+            t.startswith("✅ digest finished") and t.endswith("All 3 backups are fresh.") for t in texts
+        )
+        assert ollama.requests[0]["messages"] == [{"role": "user", "content": "Summarise the backups."}]
+    finally:
+        ollama.stop()
