@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -474,18 +474,16 @@ def load_settings(path: Path) -> Settings:
             problems.append(ConfigProblem(path, line, f"daemon.{key}", f"must be positive, got {value!r}"))
         else:
             values[key] = value
-    if isinstance(data.get("signal"), dict):
-        values["signal"], signal_problems = _signal_settings(data["signal"], path, text, os.environ)
-        problems += signal_problems
-    if isinstance(data.get("ollama"), dict):
-        values["ollama"], ollama_problems = _ollama_settings(data["ollama"], path, text, os.environ)
-        problems += ollama_problems
-    if isinstance(data.get("discord"), dict):
-        values["discord"], discord_problems = _discord_settings(data["discord"], path, text, os.environ)
-        problems += discord_problems
-    if isinstance(data.get("letta"), dict):
-        values["letta"], letta_problems = _letta_settings(data["letta"], path, text, os.environ)
-        problems += letta_problems
+    readers: dict[str, Callable[..., tuple[Any, list[ConfigProblem]]]] = {
+        "signal": _signal_settings,
+        "ollama": _ollama_settings,
+        "discord": _discord_settings,
+        "letta": _letta_settings,
+    }
+    for section, read in readers.items():
+        if isinstance(data.get(section), dict):
+            values[section], section_problems = read(data[section], path, text, os.environ)
+            problems += section_problems
     if problems:
         raise ConfigError(problems)
     sections = {name: body for name, body in data.items() if name != "daemon"}

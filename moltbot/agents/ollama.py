@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from moltbot.retries import quick_retries
 
 __all__ = ["AgentUnavailable", "ChatReply", "OllamaClient", "ToolCall"]
 
@@ -76,12 +77,7 @@ class OllamaClient:
         names = self.health()
         return any(name == wanted or name.split(":")[0] == wanted for name in names)
 
-    @retry(
-        retry=retry_if_exception_type(_Busy),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.5, max=4),
-        reraise=True,
-    )
+    @quick_retries(_Busy)
     def chat(
         self,
         messages: list[dict[str, Any]],

@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 import requests
 from pysignalclirestapi import SignalCliRestApi
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from moltbot import __version__
 from moltbot.config import SignalSettings
+from moltbot.retries import quick_retries
 
 __all__ = [
     "About",
@@ -149,12 +149,7 @@ class Gateway:
 
     # --- sending -------------------------------------------------------------------------
 
-    @retry(
-        retry=retry_if_exception_type(GatewayUnavailable),
-        stop=stop_after_attempt(3),
-        wait=wait_exponential(multiplier=0.5, max=4),
-        reraise=True,
-    )
+    @quick_retries(GatewayUnavailable)
     def send(
         self, recipient: str, text: str, quote: tuple[int, str] | None = None, attachment: str | None = None
     ) -> int:
