@@ -51,6 +51,7 @@ class FakeDiscord:
     log: list[Logged] = field(default_factory=list)
     dms: dict[str, str] = field(default_factory=dict)
     fail_edits: bool = False  # PATCH answers 500 (Discord having trouble)
+    forbidden_channels: set[str] = field(default_factory=set)  # posting there: 403 code 50013
     port: int = 0
     _next_id: int = 1_200_000_000_000_000_000
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,6 +166,8 @@ class FakeDiscord:
                 newest_first = [m for m in newest_first if int(m["id"]) < int(query["before"][0])]
             return 200, newest_first[:limit]
         if method == "POST" and message_id is None:
+            if channel in self.forbidden_channels:
+                return 403, {"message": "Missing Permissions", "code": 50013}
             content = body.get("content") if isinstance(body, dict) else None
             if not content or len(content) > 2000:
                 return 400, {"message": "Invalid Form Body", "code": 50035}

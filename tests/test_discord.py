@@ -161,3 +161,22 @@ def test_with_a_letta_agent_its_answer_is_posted_one_request_at_a_time(
         assert request["messages"][0]["content"].startswith("[⏰ SCHEDULED TASK TRIGGERED]\n\nTask: plants")
     finally:
         letta.stop()
+
+
+def test_a_refused_post_pauses_its_task_with_the_reason(env: Env, discord: FakeDiscord, bot) -> None:  # type: ignore[no-untyped-def]
+    discord.forbidden_channels.add(TARGET)
+    message = discord.post(TASKS, task_message("nag", "every_1_minutes", soon(), one_time=False))
+    bot()
+    env.db()
+    task_id = f"discord-{message['id']}"
+
+    def paused() -> bool:
+        task = store.get_task(task_id)
+        return task is not None and task.paused_by == "discord"
+
+    wait_until(paused, what="the task paused")
+    events = store.recent_events(task_id, 10)
+    assert any("Discord refused its message" in e.message and "50013" in e.message for e in events)
+    assert [p for p in discord.log if p.method == "POST" and TARGET in p.path] and contents(
+        discord, TARGET
+    ) == []

@@ -10,6 +10,7 @@ is never posted twice).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from moltbot.config import DiscordSettings, LettaSettings, OllamaSettings
@@ -79,5 +80,6 @@ def perform(
             text = client.chat([{"role": "user", "content": prompt_for(task)}]).content.strip() or text
     if not text:
         raise ActionError("nothing to send: no action_template and no answer from an agent")
-    messages.enqueue_message("discord", address, text, now)
+    run_id = os.environ.get("MOLTBOT_RUN_ID", "")  # so a refusal can be traced to the task (and pause it)
+    messages.enqueue_message("discord", address, text, now, run_id=int(run_id) if run_id.isdigit() else None)
     return address, text

@@ -161,6 +161,18 @@ class DiscordBridge:
             timeout = None if due is None else max(0.0, (due - self.core.clock.now()).total_seconds())
             self._deliver.wait(timeout)
 
+    def _disable_task_of(self, row: Outbox, error: DiscordError) -> None:
+        """Missing access or permissions will not heal by retrying every run: pause the task, say why."""
+        run = self.core.run(row.run_id) if row.run_id else None
+        if run is None:
+            return
+        self.core.pause(run.task_id, by="discord")
+        reason = (
+            f"⏸ {run.task_id} paused: Discord refused its message ({error}); fix the permissions, then resume"
+        )
+        store.add_event(self.core.clock.now(), run.task_id, "paused", reason)
+        messages.enqueue_message("alerts", "admins", reason, self.core.clock.now())
+
     def _send(self, row: Outbox) -> None:
         text = row.text or ""
         messages.mark_sending(row.id)
@@ -171,6 +183,7 @@ class DiscordBridge:
         except DiscordForbidden as error:
             messages.mark_failed(row.id, str(error))
             log.error("discord: message %d refused: %s", row.id, error)
+            self._disable_task_of(row, error)
             return
         except Exception as error:  # the nonce makes the retry safe
             messages.postpone(row.id, self.core.clock.now() + messages.backoff(row.attempts + 1), str(error))
