@@ -180,3 +180,15 @@ def test_a_refused_post_pauses_its_task_with_the_reason(env: Env, discord: FakeD
     assert [p for p in discord.log if p.method == "POST" and TARGET in p.path] and contents(
         discord, TARGET
     ) == []
+
+
+def test_a_429_storm_is_honoured_by_the_daemon(env: Env, discord: FakeDiscord, bot) -> None:  # type: ignore[no-untyped-def]
+    read = discord.bucket(f"GET /channels/{TASKS}/messages")
+    read.storm, read.storm_retry_after = 4, 0.3
+    post = discord.bucket(f"POST /channels/{TARGET}/messages")
+    post.storm, post.storm_retry_after, post.storm_global = 3, 0.4, True
+    discord.post(TASKS, task_message("storm", "in_1_minutes", soon(2.5), one_time=True))
+    bot()
+    wait_until(lambda: contents(discord, TARGET) == ["storm: time!"], what="the post after the storm")
+    assert discord.early_requests == []  # not one request before a 429 allowed it
+    assert len([e for e in discord.log if e.method == "POST" and TARGET in e.path]) == 4
