@@ -192,3 +192,26 @@ def test_a_429_storm_is_honoured_by_the_daemon(env: Env, discord: FakeDiscord, b
     wait_until(lambda: contents(discord, TARGET) == ["storm: time!"], what="the post after the storm")
     assert discord.early_requests == []  # not one request before a 429 allowed it
     assert len([e for e in discord.log if e.method == "POST" and TARGET in e.path]) == 4
+
+
+def test_a_reminder_reaches_the_users_dm_from_deep_in_a_busy_channel_and_inactive_tasks_wait(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    user = "900000000000000002"
+    discord.bucket(f"GET /channels/{TASKS}/messages").limit = 50
+    discord.post(TASKS, task_message("call mum", "in_1_minutes", soon(2), one_time=True,
+                                     action_type="user_reminder", action_target=None))  # fmt: skip
+    discord.post(TASKS, task_message("dormant", "in_1_minutes", soon(2), one_time=True, active=False))
+    for index in range(150):  # the tasks are far beyond the newest 100 messages
+        discord.post(TASKS, f"chatter {index}")
+    env.write_tasks(settings=(
+        f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+        f'heartbeat_log_channel_id = "{HEARTBEAT}"\ndefault_user_id = "{user}"\npoll_seconds = 0.3\n'
+    ))  # fmt: skip
+    start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+    wait_until(lambda: user in discord.dms, what="a DM opened for the user")
+    wait_until(
+        lambda: contents(discord, discord.dms[user]) == ["call mum: time!"], what="the reminder in the DM"
+    )
+    assert contents(discord, TARGET) == []  # the inactive task did not run
+    assert any("dormant" in text for text in contents(discord, TASKS))  # and its message stays
