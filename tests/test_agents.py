@@ -111,3 +111,22 @@ def test_letta_without_text_is_an_error() -> None:
             client.ask("hi")
     finally:
         fake.stop()
+
+
+def test_letta_is_asked_one_at_a_time_across_processes_too() -> None:
+    import subprocess
+    import sys
+
+    fake = FakeLetta(delay=0.3).start()
+    code = (
+        "from moltbot.agents.letta import LettaClient; import sys; "
+        f"print(LettaClient('{fake.url}', '{fake.agent_id}', timeout=10).ask(sys.argv[1]))"
+    )
+    try:
+        commands = [[sys.executable, "-c", code, f"task {i}"] for i in range(3)]
+        askers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for command in commands]
+        outputs = sorted(asker.communicate(timeout=30)[0].strip() for asker in askers)
+        assert outputs == ["noted: task 0", "noted: task 1", "noted: task 2"]
+        assert fake.max_concurrent == 1  # each Discord task's action is its own process
+    finally:
+        fake.stop()

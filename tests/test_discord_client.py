@@ -98,3 +98,14 @@ def test_a_refused_token_stops_all_discord_work(discord: FakeDiscord) -> None:
         client.messages(CHANNEL)
     assert len(discord.log) == requests  # nothing more was sent
     client.close()
+
+
+def test_split_text_counts_characters_for_discord_and_bytes_for_signal() -> None:
+    from moltbot.text import split_text
+
+    text = "\n".join("ü" * 30 for _ in range(100))  # 3099 characters, 6099 bytes
+    by_characters = split_text(text, 2000)
+    by_bytes = split_text(text, 2000, in_bytes=True)
+    assert len(by_characters) == 2 and all(len(part) <= 2000 for part in by_characters)
+    assert len(by_bytes) == 4 and all(len(part.encode()) <= 2000 for part in by_bytes)
+    assert "\n".join(by_characters) == text == "\n".join(by_bytes)

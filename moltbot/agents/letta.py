@@ -8,8 +8,13 @@ Older agents answer through a ``send_message`` tool call instead of an
 
 from __future__ import annotations
 
+import fcntl
 import json
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,7 +49,9 @@ class LettaClient:
         self.close()
 
     def ask(self, text: str) -> str:
-        with self._lock:
+        # One at a time per agent: threads here, and other moltbot processes (each Discord
+        # task's action is one) through a lock file named after the agent.
+        with self._lock, _agent_file_lock(self.agent_id):
             try:
                 response = self._http.post(
                     f"/v1/agents/{self.agent_id}/messages",
@@ -58,6 +65,15 @@ class LettaClient:
         if not answer:
             raise AgentUnavailable("Letta's agent answered with no text")
         return answer
+
+
+@contextmanager
+def _agent_file_lock(agent_id: str) -> Iterator[None]:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent_id)
+    path = Path(tempfile.gettempdir()) / f"moltbot-letta-{safe}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _assistant_text(body: Any) -> str:

@@ -31,6 +31,7 @@ from moltbot.discord_tasks.tasks import task_id_of, to_spec
 from moltbot.scheduler import Core
 from moltbot.store import messages
 from moltbot.store.messages import Outbox
+from moltbot.text import split_text
 
 __all__ = ["DiscordBridge"]
 
@@ -178,8 +179,8 @@ class DiscordBridge:
         messages.mark_sending(row.id)
         try:
             channel = self.client.open_dm(row.address[3:]) if row.address.startswith("dm:") else row.address
-            for index, start in enumerate(range(0, max(len(text), 1), SPLIT)):
-                self.client.create_message(channel, text[start : start + SPLIT], nonce=f"o{row.id}p{index}")
+            for index, part in enumerate(split_text(text, SPLIT)):
+                self.client.create_message(channel, part, nonce=f"o{row.id}p{index}")
         except DiscordForbidden as error:
             messages.mark_failed(row.id, str(error))
             log.error("discord: message %d refused: %s", row.id, error)

@@ -24,6 +24,7 @@ from moltbot.scheduler import Core
 from moltbot.signal_chat.gateway import Gateway, GatewayUnavailable, SendRefused, SendUncertain
 from moltbot.store import messages
 from moltbot.store.messages import Outbox
+from moltbot.text import split_text
 
 __all__ = ["Delivery", "split_message"]
 
@@ -34,24 +35,8 @@ CHANNEL = "signal"
 
 
 def split_message(text: str, limit: int = MAX_BYTES) -> list[str]:
-    """Parts of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
-    parts: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode()) > limit:  # one line longer than a part: cut it by characters
-            head = line.encode()[:limit].decode(errors="ignore")
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(head)
-            line = line[len(head) :]
-        if len((current + line).encode()) > limit:
-            parts.append(current)
-            current = ""
-        current += line
-    if current or not parts:
-        parts.append(current)
-    return [part.rstrip("\n") for part in parts]
+    """Parts of at most ``limit`` UTF-8 bytes (what Signal shows inline)."""
+    return split_text(text, limit, in_bytes=True)
 
 
 class Delivery:
