@@ -105,14 +105,15 @@ class FakeDiscord:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str
     ) -> tuple[int, Any, dict[str, str]]:
-        if token != f"Bot {TOKEN}":
-            return 401, {"message": "401: Unauthorized", "code": 0}, {}
         route = _route(method, path)
         bucket = self.bucket(route)
         now = time.monotonic()
         with self._lock:
             early = now < bucket.not_before
             self.log.append(Logged(now, method, path, early))
+        if token != f"Bot {TOKEN}":
+            return 401, {"message": "401: Unauthorized", "code": 0}, {}
+        with self._lock:
             if bucket.storm > 0:
                 bucket.storm -= 1
                 bucket.not_before = now + bucket.storm_retry_after

@@ -109,3 +109,24 @@ def test_split_text_counts_characters_for_discord_and_bytes_for_signal() -> None
     assert len(by_characters) == 2 and all(len(part) <= 2000 for part in by_characters)
     assert len(by_bytes) == 4 and all(len(part.encode()) <= 2000 for part in by_bytes)
     assert "\n".join(by_characters) == text == "\n".join(by_bytes)
+
+
+def test_the_client_stays_under_discords_global_50_per_second(discord: FakeDiscord) -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    client = DiscordClient(TOKEN, discord.api, timeout=5, clock=lambda: now[0], sleep=sleep)
+    for bucket in ("GET /channels/{}/messages", "POST /channels/{}/messages"):
+        discord.bucket(bucket.format(CHANNEL)).limit = 1000
+    for index in range(60):  # all at the same (injected) instant
+        if index % 2:
+            client.messages(CHANNEL)
+        else:
+            client.create_message(CHANNEL, f"m{index}")
+    client.close()
+    assert slept and sum(slept) == pytest.approx(1.0)  # the 51st waited for the first to leave the window
+    assert len(discord.log) == 60

@@ -25,7 +25,13 @@ from datetime import datetime
 
 from moltbot import store
 from moltbot.config import DiscordSettings, TaskSpec
-from moltbot.discord_tasks.client import DiscordClient, DiscordError, DiscordForbidden, DiscordUnauthorized
+from moltbot.discord_tasks.client import (
+    DiscordClient,
+    DiscordError,
+    DiscordForbidden,
+    DiscordNotFound,
+    DiscordUnauthorized,
+)
 from moltbot.discord_tasks.message import DiscordTask, InvalidTask, parse_message, render_message
 from moltbot.discord_tasks.tasks import task_id_of, to_spec
 from moltbot.scheduler import Core
@@ -127,6 +133,8 @@ class DiscordBridge:
         content = render_message(task, row.next_run, self.settings.timezone)
         try:
             self.client.edit_message(channel, task.message_id, content)
+        except DiscordNotFound:
+            return  # deleted meanwhile: handled (its task goes with the next read)
         except DiscordForbidden:
             self._repost(task, content, row.next_run)
         except DiscordError as error:
