@@ -42,6 +42,7 @@ from moltbot.runner import (
     signal_processes,
 )
 from moltbot.scheduler import Core, Plan, plan_due
+from moltbot.systemd import Notifier
 
 __all__ = ["AlreadyRunning", "Daemon", "DaemonLock"]
 
@@ -377,6 +378,8 @@ class Daemon:
         self.housekeeping = housekeeping_schedule.Scheduler()
         self.bridges: list[Bridge] = []  # chat transports, each on threads of its own
         self._offered: dict[str, list[TaskSpec]] = {}  # specs from other sources, applied by the loop
+        self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
+        self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
         self._offered_lock = threading.Lock()
         core.wake_in_process = self._wake_for_requests
 
@@ -415,6 +418,7 @@ class Daemon:
             len(self.specs),
             self.settings.workers,
         )
+        self.notifier.ready(self._summary())
         while not self.stopping.is_set():
             self.wait(self.step())
         self.shutdown()
@@ -464,6 +468,7 @@ class Daemon:
     def shutdown(self) -> None:
         signame = signal.Signals(self._stop_signal).name if self._stop_signal else "request"
         log.info("shutting down (%s): stopping runs, their tasks resume on the next start", signame)
+        self.notifier.stopping(f"stopping ({signame}): {self._busy()} runs to end")
         self.executor.cancel_all("the daemon is shutting down")
         self._launch(self._claimed)  # recorded as interrupted: they never start
         self._claimed = []
@@ -500,6 +505,7 @@ class Daemon:
         if self._stop_signal is not None:
             self.stopping.set()
             return 0
+        self._pet_watchdog()
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
@@ -646,8 +652,21 @@ class Daemon:
         )
         return plan.run_for, plan.next_run, plan.records
 
+    def _pet_watchdog(self) -> None:
+        """WATCHDOG=1 from the loop itself: if the loop hangs, systemd restarts the daemon."""
+        interval = self.notifier.watchdog_interval
+        if interval is None or time.monotonic() < self._watchdog_at:
+            return
+        self.notifier.watchdog(self._summary())
+        self._watchdog_at = time.monotonic() + interval
+
+    def _summary(self) -> str:
+        return f"{len(self.specs)} tasks, {self._busy()} running"
+
     def _seconds_to_sleep(self) -> float | None:
         candidates = []
+        if self.notifier.watchdog_interval is not None:
+            candidates.append(max(0.0, self._watchdog_at - time.monotonic()))
         retry = self.executor.seconds_to_next_retry()
         if retry is not None:
             candidates.append(retry)

@@ -28,3 +28,4 @@ def test_the_unit_reloads_with_sighup_and_lets_the_daemon_stop_its_tasks() -> No
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text
     assert "KillMode=mixed" in text and "KillSignal=SIGTERM" in text
     assert "ExecStart=/opt/moltbot/venv/bin/moltbot daemon" in text
+    assert "Type=notify" in text and "WatchdogSec=60" in text and "Restart=always" in text
