@@ -527,6 +527,23 @@ def cmd_llm_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check everything moltbot depends on, in order; print a fix for each failure."""
+    from moltbot.config import Home
+    from moltbot.doctor import run_checks
+
+    checks = run_checks(Home.from_env(args.home))
+    failed = any(not check.ok and check.required for check in checks)
+    if args.json:
+        _print_json({"ok": not failed, "checks": [check.__dict__ for check in checks]})
+    else:
+        for check in checks:
+            print(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+            if not check.ok and check.fix:
+                print(f"    fix: {check.fix}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -565,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
     add("tasks", cmd_tasks, "list task definitions", json_flag=True)
     add("check", cmd_check, "validate tasks.json and moltbot.toml")
+    add(
+        "doctor",
+        cmd_doctor,
+        "check config, database and every configured service; print fixes",
+        json_flag=True,
+    )
     add("outbox", cmd_outbox, "list chat messages not delivered yet (or given up)", json_flag=True)
     add(
         "discord-action",

@@ -1,0 +1,201 @@
+"""``moltbot doctor``: is everything moltbot depends on in order? Each failure comes with a fix.
+
+Checks run in order (config, database, scripts, Signal gateway, Discord,
+Ollama, Letta, clock); a service is checked only when its section is
+configured. Every network call is bounded by a short timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from moltbot.config import ConfigError, Home, Settings, load_settings, load_tasks
+
+__all__ = ["Check", "run_checks"]
+
+TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True  # a failed required check makes doctor exit non-zero
+
+
+def run_checks(home: Home) -> list[Check]:
+    checks: list[Check] = []
+    settings = _config(home, checks)
+    _database(home, checks)
+    if settings is None:
+        return checks
+    if settings.signal is not None:
+        _signal(settings, checks)
+    if settings.discord is not None:
+        _discord(settings, checks)
+    if settings.ollama is not None:
+        _ollama(settings, checks)
+    if settings.letta is not None:
+        _letta(settings, checks)
+    _clock(settings, checks)
+    return checks
+
+
+def _config(home: Home, checks: list[Check]) -> Settings | None:
+    try:
+        settings = load_settings(home.settings_toml)
+        specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
+    except ConfigError as error:
+        count = len(error.problems)
+        checks.append(
+            Check("config", False, f"{count} problem(s): {error.problems[0]}", "moltbot check lists them all")
+        )
+        return None
+    checks.append(Check("config", True, f"{len(specs)} tasks; scripts exist and are executable"))
+    return settings
+
+
+def _database(home: Home, checks: list[Check]) -> None:
+    from moltbot import store
+
+    try:
+        store.open_db(home.db_path)
+        store.set_meta("doctor", datetime.now(UTC).isoformat())
+        version = store.schema_version()
+    except Exception as exc:
+        fix = f"make {home.data_dir} writable by the user moltbot runs as"
+        checks.append(Check("database", False, f"{home.db_path}: {exc}", fix))
+        return
+    checks.append(Check("database", True, f"{home.db_path} writable, schema {version} (current)"))
+
+
+def _signal(settings: Settings, checks: list[Check]) -> None:
+    from moltbot.signal_chat.gateway import Gateway, GatewayError
+
+    signal = settings.signal
+    assert signal is not None
+    gateway = Gateway(signal)
+    try:
+        about = gateway.detect()
+    except GatewayError as exc:
+        checks.append(
+            Check("signal gateway", False, str(exc), f"start signal-cli-rest-api at {signal.url} (README)")
+        )
+        gateway.close()
+        return
+    try:
+        if about.mode != "json-rpc":
+            fix = "run the gateway with -e MODE=json-rpc: only that mode pushes messages"
+            checks.append(Check("signal gateway", False, f"mode {about.mode}, version {about.version}", fix))
+        else:
+            checks.append(
+                Check("signal gateway", True, f"{signal.url}: mode json-rpc, version {about.version}")
+            )
+        accounts = gateway.accounts()
+        if signal.number in accounts:
+            checks.append(Check("signal account", True, f"{signal.number} is registered"))
+        else:
+            fix = f"register or link {signal.number} (README: Gateway set-up)"
+            checks.append(Check("signal account", False, f"{signal.number} not in {accounts}", fix))
+    except Exception as exc:
+        checks.append(
+            Check("signal account", False, f"could not list accounts: {exc}", "check the gateway's log")
+        )
+    finally:
+        gateway.close()
+    if signal.allowed or signal.linked_device:
+        checks.append(
+            Check("signal senders", True, f"{len(signal.allowed)} allowed, {len(signal.viewers)} viewers")
+        )
+    else:
+        checks.append(
+            Check("signal senders", False, "nobody may command the bot", "list your UUID in allowed")
+        )
+
+
+def _discord(settings: Settings, checks: list[Check]) -> None:
+    from moltbot.discord_tasks.client import DiscordClient, DiscordError
+
+    discord = settings.discord
+    assert discord is not None
+    if not discord.token:
+        checks.append(
+            Check("discord token", False, "DISCORD_BOT_TOKEN is not set", "put it in the 0600 secrets file")
+        )
+        return
+    client = DiscordClient(discord.token, discord.api_base, timeout=TIMEOUT)
+    try:
+        me = client.me()
+        checks.append(Check("discord token", True, f"bot {me.get('username', '?')} ({me.get('id', '?')})"))
+        channels = {
+            "tasks channel": discord.tasks_channel_id,
+            "heartbeat channel": discord.heartbeat_log_channel_id,
+        }
+        for label, channel in channels.items():
+            if not channel:
+                continue
+            try:
+                client.messages(channel, limit=1)
+                checks.append(Check(f"discord {label}", True, f"{channel} readable"))
+            except DiscordError as exc:
+                fix = "give the bot View Channel and Read Message History there"
+                checks.append(Check(f"discord {label}", False, f"{channel}: {exc}", fix))
+    except Exception as exc:
+        fix = "check DISCORD_BOT_TOKEN (Developer Portal > Bot > Reset Token) and api_base"
+        checks.append(Check("discord token", False, str(exc), fix))
+    finally:
+        client.close()
+
+
+def _ollama(settings: Settings, checks: list[Check]) -> None:
+    from moltbot.agents.ollama import AgentUnavailable, OllamaClient
+
+    ollama = settings.ollama
+    assert ollama is not None
+    with OllamaClient(ollama.host, ollama.model, TIMEOUT) as client:
+        try:
+            models = client.health()
+        except AgentUnavailable as exc:
+            checks.append(
+                Check("ollama", False, str(exc), f"start Ollama on {ollama.host} (or set OLLAMA_HOST)")
+            )
+            return
+        if client.has_model():
+            checks.append(Check("ollama", True, f"{ollama.host}: model {ollama.model} present"))
+        else:
+            detail = f"{ollama.host} has no {ollama.model} (has: {', '.join(models) or 'none'})"
+            checks.append(Check("ollama", False, detail, f"ollama pull {ollama.model}"))
+
+
+def _letta(settings: Settings, checks: list[Check]) -> None:
+    import httpx
+
+    letta = settings.letta
+    assert letta is not None
+    try:
+        response = httpx.get(f"{letta.base_url}/v1/health/", timeout=TIMEOUT, follow_redirects=True)
+        ok = response.status_code < 400
+        detail = (
+            f"{letta.base_url}: {'up' if ok else f'answered {response.status_code}'}, agent {letta.agent_id}"
+        )
+    except httpx.HTTPError as exc:
+        ok, detail = False, f"{letta.base_url}: {exc}"
+    checks.append(Check("letta", ok, detail, "" if ok else "start the Letta server or fix [letta] base_url"))
+
+
+def _clock(settings: Settings, checks: list[Check]) -> None:
+    now = datetime.now(UTC)
+    zone = settings.timezone.key
+    if now.year < 2024:
+        checks.append(
+            Check("clock", False, f"the clock says {now:%Y-%m-%d}", "enable NTP (timedatectl set-ntp true)")
+        )
+    else:
+        local = now.astimezone(settings.timezone)
+        checks.append(
+            Check("clock", True, f"{local:%Y-%m-%d %H:%M %Z} in {zone} (TZ={os.environ.get('TZ', '-')})")
+        )
