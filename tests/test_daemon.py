@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from moltbot import store
 from tests.conftest import Env, alive, dies_soon, wait_until
@@ -177,13 +178,19 @@ def test_an_internal_error_in_a_retry_is_recorded_on_that_attempt(env: Env, star
     assert "internal error while running flaky" in daemon.output()
 
 
-def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def failing_with_a_long_backoff(env: Env) -> Path:
+    """A task that fails and would retry in 600 s; the file marks its first attempt."""
     marker = env.home.root / "attempted"
     env.script("flaky.sh", f"touch {marker}\nexit 1\n")
     env.write_tasks(
         {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "in 1 seconds", "retries": 3,
          "retry_backoff_seconds": 600},
     )  # fmt: skip
+    return marker
+
+
+def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    marker = failing_with_a_long_backoff(env)
     start_daemon()
     env.db()
     wait_until(marker.exists, what="the first attempt to fail")
@@ -193,12 +200,7 @@ def test_stop_during_a_retry_backoff_gives_up_the_retry(env: Env, start_daemon) 
 
 
 def test_shutdown_during_a_retry_backoff_does_not_wait_for_it(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
-    marker = env.home.root / "attempted"
-    env.script("flaky.sh", f"touch {marker}\nexit 1\n")
-    env.write_tasks(
-        {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "in 1 seconds", "retries": 3,
-         "retry_backoff_seconds": 600},
-    )  # fmt: skip
+    marker = failing_with_a_long_backoff(env)
     daemon = start_daemon()
     env.db()
     wait_until(marker.exists, what="the first attempt to fail")
