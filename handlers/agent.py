@@ -33,11 +33,6 @@ SYSTEM = (
 )
 
 
-class ToolCallLike(Protocol):
-    name: str
-    arguments: dict[str, Any]
-
-
 class ChatReplyLike(Protocol):
     content: str
     tool_calls: list[Any]

@@ -417,10 +417,6 @@ class Supervisor:
         except BlockingIOError:
             pass
 
-    @property
-    def running(self) -> int:
-        return len(self._runs)
-
     def close(self) -> None:
         self._selector.close()
         self._wake_reader.close()

@@ -39,9 +39,6 @@ class Notifier:
     def watchdog(self, status: str | None = None) -> None:
         self._send("WATCHDOG=1" + (f"\nSTATUS={status}" if status else ""))
 
-    def reloading(self) -> None:
-        self._send("RELOADING=1")
-
     def stopping(self, status: str) -> None:
         self._send(f"STOPPING=1\nSTATUS={status}")
 
