@@ -161,3 +161,12 @@ def start_daemon(env: Env) -> Iterator[Callable[..., DaemonProcess]]:
         if daemon.process.poll() is None:
             daemon.kill()
         daemon.log.close()
+
+
+# Lines a test wants printed at the end of the run (e.g. how long the Ansible chroot apply took).
+REPORT = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    for line in config.stash.get(REPORT, []):
+        terminalreporter.write_line(line)
