@@ -10,12 +10,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from moltbot.playbooks import HostRecap, outcome_counts, parse_recap
 from moltbot.store import TaskState
 
 if TYPE_CHECKING:
     from moltbot.store.orm import Run
 
-__all__ = ["ago", "finished_run", "in_", "run_finished", "status", "symbol", "tail", "when"]
+__all__ = [
+    "ago", "finished_run", "in_", "playbook_finished", "run_finished", "status", "symbol", "tail", "when",
+]  # fmt: skip
 
 SYMBOLS = {"running": "▶", "paused": "⏸", "error": "❌", "idle": "✅"}
 OUTCOME = {
@@ -113,7 +116,32 @@ def run_finished(
     return f"{head}\n{body}" if body else head
 
 
+HOST_MARKS = {"ok": "✓", "changed": "✓", "failed": "✗", "unreachable": "⚠"}
+HOST_LINES = 15  # a handful of machines fit; more get a count
+
+
+def playbook_finished(
+    task_id: str, run_id: int, status: str, duration: float | None, hosts: Sequence[HostRecap]
+) -> str:
+    """``patch-all ✅ 4 hosts: 3 ok, 1 changed``, then a line per host (why, for failed ones)."""
+    mark = "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(list(hosts)).items())
+    took = f", {duration:.1f}s" if duration is not None else ""
+    plural = "" if len(hosts) == 1 else "s"
+    lines = [f"{task_id} {mark} {len(hosts)} host{plural}: {counts} (run {run_id}{took})"]
+    for host in hosts[:HOST_LINES]:
+        detail = f" ({host.changed})" if host.outcome == "changed" else ""
+        why = f": {host.message}" if host.message and host.outcome in ("failed", "unreachable") else ""
+        lines.append(f"{HOST_MARKS[host.outcome]} {host.host} {host.outcome}{detail}{why}")
+    if len(hosts) > HOST_LINES:
+        lines.append(f"… and {len(hosts) - HOST_LINES} more")
+    return "\n".join(lines)
+
+
 def finished_run(run: Run) -> str:
+    hosts = parse_recap(run.recap)
+    if hosts:
+        return playbook_finished(run.task_id, run.id, run.status, run.duration, hosts)
     return run_finished(
         run.task_id,
         run.id,

@@ -527,6 +527,26 @@ def cmd_llm_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_playbook_action(args: argparse.Namespace) -> int:
+    """A playbook task's run (the daemon starts it): ansible-playbook, then keep its recap on the run."""
+    from moltbot import playbooks, store
+
+    core = _core(args)
+    task = core.definition(args.task)
+    if task.get("kind") != "playbook":
+        print(f"moltbot: {args.task} is not a playbook task", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        code, recap = playbooks.run(task, core.home.tasks_dir, os.environ)
+    except playbooks.PlaybookError as exc:
+        print(f"moltbot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    run_id = os.environ.get("MOLTBOT_RUN_ID")
+    if recap is not None and run_id:
+        store.set_run_recap(int(run_id), recap)
+    return code
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check everything moltbot depends on, in order; print a fix for each failure."""
     from moltbot.config import Home
@@ -596,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
         "required",
     )
     add("llm-action", cmd_llm_action, "(run by the daemon) ask the model an llm task's prompt", "required")
+    add("playbook-action", cmd_playbook_action, "(run by the daemon) run a playbook task", "required")
     add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])

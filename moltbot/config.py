@@ -562,10 +562,16 @@ _TASK_FIELDS = {
     "env",
     "description",
     "notify",
-    "kind",  # "script" (default) | "llm"
+    "kind",  # "script" (default) | "llm" | "playbook"
     "prompt",  # llm: what to ask the model
     "model",  # llm: another model than [ollama]'s
     "deliver_to",  # llm: "signal:admins" | "discord:<channel id>" (else only the run's output)
+    "playbook",  # playbook: the playbook file (relative to tasks/ or absolute)
+    "inventory",  # playbook: an inventory file or folder, or an inline host list ("a,b")
+    "limit",  # playbook: --limit
+    "tags",  # playbook: --tags (a string or a list of strings)
+    "extra_vars",  # playbook: --extra-vars (an object, passed in a file)
+    "check_mode",  # playbook: --check
 }
 _CHOICES = {
     "overlap": ("skip", "queue"),
@@ -660,10 +666,14 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
         )
     name = reader.get("name", (str,), task_id)
     kind = reader.get("kind", (str,), "script")
-    if kind not in ("script", "llm"):
-        reader.problem("kind", f"expected 'script' or 'llm', got {kind!r}")
+    if kind not in ("script", "llm", "playbook"):
+        reader.problem("kind", f"expected 'script', 'llm' or 'playbook', got {kind!r}")
     script = reader.get("script_path", (str,), "", required=kind == "script")
-    llm_args = _llm_fields(reader, task_id) if kind == "llm" else None
+    action_args = None  # llm and playbook tasks: moltbot's own action is the process
+    if kind == "llm":
+        action_args = _llm_fields(reader, task_id)
+    elif kind == "playbook":
+        action_args = _playbook_fields(reader, task_id, tasks_dir)
     zone = default_zone
     if "timezone" in entry:
         zone_name = reader.get("timezone", (str,), "")
@@ -706,11 +716,11 @@ def _read_task(reader: _TaskReader, tasks_dir: Path, default_zone: ZoneInfo) -> 
     if not all(isinstance(value, str) for value in env.values()):
         reader.problem("env", "expected an object of string values")
     if script and kind == "script":
-        _check_script(reader, script, tasks_dir)
+        _check_path(reader, "script_path", script, tasks_dir, executable=True)
     if reader.problems or schedule is None:
         return None
-    if llm_args is not None:  # moltbot's own action runs it, like any task (timeout, log, record)
-        script, args = sys.executable, list(llm_args)
+    if action_args is not None:  # moltbot's own action runs it, like any task (timeout, log, record)
+        script, args = sys.executable, list(action_args)
     return TaskSpec(
         task_id=task_id,
         name=name,
@@ -740,6 +750,27 @@ def _llm_fields(reader: _TaskReader, task_id: str) -> tuple[str, ...]:
     return ("-m", "moltbot", "llm-action", task_id)
 
 
+def _playbook_fields(reader: _TaskReader, task_id: str, tasks_dir: Path) -> tuple[str, ...]:
+    from moltbot.playbooks import is_host_list
+
+    for name, executable in (("playbook", False), ("inventory", False)):
+        value = reader.get(name, (str,), "", required=True)
+        if value and not (name == "inventory" and is_host_list(value)):
+            _check_path(reader, name, value, tasks_dir, executable)
+    reader.get("limit", (str,), "")
+    tags = reader.get("tags", (str, list), "")
+    if isinstance(tags, list) and not all(isinstance(tag, str) and tag for tag in tags):
+        reader.problem("tags", "expected a list of tag names")
+    reader.get("extra_vars", (dict,), {})
+    reader.get("check_mode", (bool,), False)
+    for name in ("script_path", "args"):
+        if name in reader.entry:
+            reader.problem(
+                name, f"a playbook task has no {name}: use playbook, inventory, limit, tags, extra_vars"
+            )
+    return ("-m", "moltbot", "playbook-action", task_id)
+
+
 def _schedule_text(reader: _TaskReader) -> str:
     entry = reader.entry
     if "schedule" in entry and "interval_minutes" in entry:
@@ -759,18 +790,19 @@ def _schedule_text(reader: _TaskReader) -> str:
     return f"every {int(minutes)}m" if minutes == int(minutes) else f"every {seconds}s"
 
 
-def _check_script(reader: _TaskReader, script: str, tasks_dir: Path) -> None:
-    path = Path(script)
+def _check_path(reader: _TaskReader, name: str, value: str, tasks_dir: Path, executable: bool) -> None:
+    """A script, playbook or inventory: under tasks/ when relative, and there."""
+    path = Path(value)
+    what = name.replace("script_path", "script")
     if not path.is_absolute():
         resolved = (tasks_dir / path).resolve()
         if not resolved.is_relative_to(tasks_dir.resolve()):
             reader.problem(
-                "script_path",
-                f"{script!r} resolves outside {tasks_dir}; give an absolute path to run a script elsewhere",
+                name, f"{value!r} resolves outside {tasks_dir}; give an absolute path to use one elsewhere"
             )
             return
         path = tasks_dir / path
-    if not path.is_file():
-        reader.problem("script_path", f"script not found: {path}")
-    elif not os.access(path, os.X_OK):
-        reader.problem("script_path", f"script is not executable: {path} (chmod +x it)")
+    if not (path.is_file() or (name == "inventory" and path.is_dir())):
+        reader.problem(name, f"{what} not found: {path}")
+    elif executable and not os.access(path, os.X_OK):
+        reader.problem(name, f"{what} is not executable: {path} (chmod +x it)")

@@ -1,6 +1,6 @@
 """``moltbot doctor``: is everything moltbot depends on in order? Each failure comes with a fix.
 
-Checks run in order (config, database, scripts, Signal gateway, Discord,
+Checks run in order (config, database, scripts, ansible-playbook for playbook tasks, Signal gateway, Discord,
 Ollama, Letta, clock); a service is checked only when its section is
 configured. Every network call is bounded by a short timeout.
 """
@@ -8,10 +8,12 @@ configured. Every network call is bounded by a short timeout.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
-from moltbot.config import ConfigError, Home, Settings, load_settings, load_tasks
+from moltbot.config import ConfigError, Home, Settings, TaskSpec, load_settings, load_tasks
 
 __all__ = ["Check", "run_checks"]
 
@@ -29,10 +31,12 @@ class Check:
 
 def run_checks(home: Home) -> list[Check]:
     checks: list[Check] = []
-    settings = _config(home, checks)
+    settings, specs = _config(home, checks)
     _database(home, checks)
     if settings is None:
         return checks
+    if any(spec.raw.get("kind") == "playbook" for spec in specs):
+        _ansible(checks)
     if settings.signal is not None:
         _signal(settings, checks)
     if settings.discord is not None:
@@ -45,7 +49,7 @@ def run_checks(home: Home) -> list[Check]:
     return checks
 
 
-def _config(home: Home, checks: list[Check]) -> Settings | None:
+def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[TaskSpec]]:
     try:
         settings = load_settings(home.settings_toml)
         specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
@@ -54,9 +58,24 @@ def _config(home: Home, checks: list[Check]) -> Settings | None:
         checks.append(
             Check("config", False, f"{count} problem(s): {error.problems[0]}", "moltbot check lists them all")
         )
-        return None
+        return None, []
     checks.append(Check("config", True, f"{len(specs)} tasks; scripts exist and are executable"))
-    return settings
+    return settings, specs
+
+
+def _ansible(checks: list[Check]) -> None:
+    from moltbot.playbooks import PlaybookError, find_ansible_playbook
+
+    # What a run sees: the daemon puts its venv's bin first on the task's PATH (daemon.py).
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    try:
+        found = find_ansible_playbook({"PATH": path})
+    except PlaybookError as exc:
+        checks.append(
+            Check("ansible", False, "playbook tasks need ansible-playbook", str(exc).split(": ", 1)[1])
+        )
+        return
+    checks.append(Check("ansible", True, f"playbook tasks run {found}"))
 
 
 def _database(home: Home, checks: list[Check]) -> None:

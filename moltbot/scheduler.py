@@ -449,8 +449,8 @@ class Core:
             time.sleep(poll)
 
     def run_result(self, run: store.Run) -> dict[str, Any]:
-        """The original `run` JSON shape, for a finished run."""
-        return {
+        """The original `run` JSON shape, for a finished run (playbook runs add their ``hosts``)."""
+        result = {
             "task_id": run.task_id,
             "run_id": run.id,
             "success": run.status == "success",
@@ -461,6 +461,9 @@ class Core:
             "stdout": run.stdout_tail or "",
             "stderr": run.stderr_tail or "",
         }
+        if run.recap:
+            result["hosts"] = json.loads(run.recap)["hosts"]
+        return result
 
     # checkpoints
 

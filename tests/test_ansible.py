@@ -270,3 +270,43 @@ def test_steps_that_need_a_running_systemd_say_they_were_skipped(converged: Conv
         assert re.search(
             r"TASK \[moltbot : Start moltbot\].*?\nskipping: \[target\]", result.stdout, re.DOTALL
         )
+
+
+# --- ollama_client, applied to this machine against a fake Ollama on 127.0.0.1 -----------------
+
+
+@needs_ansible
+@pytest.mark.parametrize(("pulled", "passes"), [(["llama3.2:latest"], True), (["qwen2.5:7b"], False)])
+def test_ollama_client_checks_the_model_and_publishes_the_settings(
+    tmp_path: Path, pulled: list[str], passes: bool
+) -> None:
+    from tests.fake_agents import FakeOllama
+
+    ollama = FakeOllama(models=pulled).start()
+    playbook = tmp_path / "ollama.yml"
+    playbook.write_text(
+        "- name: Point moltbot at Ollama\n  hosts: all\n  gather_facts: false\n"
+        f"  roles: [{{role: {ANSIBLE_DIR}/roles/ollama_client}}]\n"
+        "  post_tasks:\n    - name: Keep the settings\n      ansible.builtin.copy:\n"
+        "        content: '{{ ollama_client_settings | to_json }}'\n"
+        f"        dest: {tmp_path}/settings.json\n"
+        "        mode: '0600'\n"
+    )
+    try:
+        result = run(
+            [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook),
+             "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"ollama_client_host={ollama.url}",
+             "-e", "ollama_client_model=llama3.2", "-e", "ollama_client_check_model=true"],
+            cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        ollama.stop()
+    output = result.stdout + result.stderr
+    if passes:
+        assert result.returncode == 0, output
+        expected = {"host": ollama.url, "model": "llama3.2", "timeout_seconds": 120}
+        assert json.loads((tmp_path / "settings.json").read_text()) == expected
+    else:
+        assert result.returncode != 0
+        assert "has no model llama3.2 (it has: qwen2.5:7b)" in output
+        assert "Fix: run `ollama pull llama3.2` on that server." in output

@@ -249,5 +249,5 @@ def test_llm_tasks_need_a_prompt_and_a_known_destination(env: Env) -> None:
     assert "tasks[1] (bad): missing required field 'prompt'" in result.stderr
     assert "deliver_to (bad): expected 'signal:admins' or 'discord:<channel id>'" in result.stderr
     assert "script_path (bad): an llm task has a prompt, not a script" in result.stderr
-    assert "kind (odd): expected 'script' or 'llm', got 'robot'" in result.stderr
+    assert "kind (odd): expected 'script', 'llm' or 'playbook', got 'robot'" in result.stderr
     assert "(ask)" not in result.stderr

@@ -116,6 +116,9 @@ if TYPE_CHECKING:
         runs_with_stop_requested as runs_with_stop_requested,
     )
     from moltbot.store.orm import (
+        set_run_recap as set_run_recap,
+    )
+    from moltbot.store.orm import (
         skip_queued as skip_queued,
     )
     from moltbot.store.orm import (
@@ -131,7 +134,7 @@ if TYPE_CHECKING:
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
 ACTIVE_RUN_STATES = ("queued", "running")
 # The schema version this code writes; orm.MIGRATIONS has one step per version.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _ORM_NAMES = frozenset(
     {
         "UTCDateTimeField",
@@ -160,6 +163,7 @@ _ORM_NAMES = frozenset(
         "get_run",
         "current_run",
         "last_finished_run",
+        "set_run_recap",
         "request_stop",
         "runs_with_stop_requested",
         "recover_abandoned_runs",

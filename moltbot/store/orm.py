@@ -122,6 +122,7 @@ class Run(BaseModel):
     log_path = TextField(null=True)
     owner_pid = IntegerField(null=True)  # the moltbot process supervising it
     stop_requested = BooleanField(default=False)
+    recap = TextField(null=True)  # playbook runs: the per-host recap, JSON (moltbot/playbooks.py)
 
     class Meta:
         indexes = ((("task_id", "id"), False),)
@@ -182,7 +183,14 @@ def _migrate_3(db: DatabaseProxy) -> None:
     messages.create_tables()
 
 
-MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2, _migrate_3]
+def _migrate_4(db: DatabaseProxy) -> None:
+    """Playbook runs keep their per-host recap (``run.recap``)."""
+    # A database created at schema 1 by this version already has it (create_tables uses the models).
+    if "recap" not in {column.name for column in db.get_columns("run")}:
+        migrate_schema(SqliteMigrator(db.obj).add_column("run", "recap", Run.recap))
+
+
+MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
 
 
 def recent_events(task_id: str | None, limit: int) -> list[Event]:
@@ -394,6 +402,12 @@ def skip_queued(run_id: int, now: datetime, message: str) -> Run:
 
 def get_run(run_id: int) -> Run | None:
     return Run.get_or_none(Run.id == run_id)
+
+
+def set_run_recap(run_id: int, recap: str) -> None:
+    """Store a playbook run's recap (its process does, before it exits and the run ends)."""
+    with write_transaction():
+        Run.update(recap=recap).where(Run.id == run_id).execute()
 
 
 def current_run(task_id: str) -> Run | None:
