@@ -100,8 +100,8 @@ class Converged:
         raise AssertionError(f"no user {name} in the target's /etc/passwd")
 
 
-def recap(output: str) -> dict[str, int]:
-    match = re.search(r"^target\s*:\s*(.*)$", output, re.MULTILINE)
+def recap(output: str, host: str = "target") -> dict[str, int]:
+    match = re.search(rf"^{host}\s*:\s*(.*)$", output, re.MULTILINE)
     assert match, output
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
@@ -272,7 +272,20 @@ def test_steps_that_need_a_running_systemd_say_they_were_skipped(converged: Conv
         )
 
 
-# --- ollama_client, applied to this machine against a fake Ollama on 127.0.0.1 -----------------
+# --- roles applied to this machine (connection local), against fakes on 127.0.0.1 -------------
+
+
+def apply_role_here(
+    role: str, tmp_path: Path, variables: dict[str, str], post_tasks: str = ""
+) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / f"{role}.yml"
+    playbook.write_text(
+        f"- name: Apply {role}\n  hosts: all\n  gather_facts: false\n"
+        f"  roles: [{{role: {ANSIBLE_DIR}/roles/{role}}}]\n{post_tasks}"
+    )
+    extra = [arg for name, value in variables.items() for arg in ("-e", f"{name}={value}")]
+    argv = [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", playbook, *extra]
+    return run([*argv, "-e", f"ansible_python_interpreter={sys.executable}"], cwd=tmp_path)
 
 
 @needs_ansible
@@ -282,23 +295,16 @@ def test_ollama_client_checks_the_model_and_publishes_the_settings(
 ) -> None:
     from tests.fake_agents import FakeOllama
 
-    ollama = FakeOllama(models=pulled).start()
-    playbook = tmp_path / "ollama.yml"
-    playbook.write_text(
-        "- name: Point moltbot at Ollama\n  hosts: all\n  gather_facts: false\n"
-        f"  roles: [{{role: {ANSIBLE_DIR}/roles/ollama_client}}]\n"
+    keep_settings = (
         "  post_tasks:\n    - name: Keep the settings\n      ansible.builtin.copy:\n"
         "        content: '{{ ollama_client_settings | to_json }}'\n"
-        f"        dest: {tmp_path}/settings.json\n"
-        "        mode: '0600'\n"
+        f"        dest: {tmp_path}/settings.json\n        mode: '0600'\n"
     )
+    ollama = FakeOllama(models=pulled).start()
     try:
-        result = run(
-            [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook),
-             "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"ollama_client_host={ollama.url}",
-             "-e", "ollama_client_model=llama3.2", "-e", "ollama_client_check_model=true"],
-            cwd=tmp_path,
-        )  # fmt: skip
+        variables = {"ollama_client_host": ollama.url, "ollama_client_model": "llama3.2",
+                     "ollama_client_check_model": "true"}  # fmt: skip
+        result = apply_role_here("ollama_client", tmp_path, variables, keep_settings)
     finally:
         ollama.stop()
     output = result.stdout + result.stderr
@@ -310,3 +316,11 @@ def test_ollama_client_checks_the_model_and_publishes_the_settings(
         assert result.returncode != 0
         assert "has no model llama3.2 (it has: qwen2.5:7b)" in output
         assert "Fix: run `ollama pull llama3.2` on that server." in output
+
+
+@needs_ansible
+def test_signal_gateway_refuses_to_publish_beyond_loopback(tmp_path: Path) -> None:
+    result = apply_role_here("signal_gateway", tmp_path, {"signal_gateway_bind_address": "0.0.0.0"})
+    assert result.returncode != 0
+    assert "signal_gateway_bind_address is 0.0.0.0: the gateway has no authentication" in result.stdout
+    assert recap(result.stdout, "localhost")["changed"] == 0, "refused before any change"
