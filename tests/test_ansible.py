@@ -254,6 +254,10 @@ def test_moltbot_runs_inside_the_target_as_its_user(converged: Converged) -> Non
     # "daily at 03:30" in the toml's zone Europe/Berlin, shown in the chroot's (UTC): the toml took effect
     assert re.search(r"^backup .* 0[12]:30:00 ", status.stdout, re.MULTILINE), status.stdout
     assert converged.path("/var/lib/moltbot/data/moltbot.db").stat().st_uid == uid
+    # A task runs in the deployed layout: a root-owned script the moltbot group may execute, cwd tasks/.
+    backup = moltbot("run", "backup")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    assert "success" in backup.stdout and "/var/lib/moltbot/config/tasks.json" in backup.stdout
 
 
 @pytest.mark.slow
