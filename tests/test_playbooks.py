@@ -165,3 +165,14 @@ def test_doctor_finds_ansible_playbook_for_playbook_tasks(env: Env) -> None:
     report = json.loads(env.cli("doctor", "--json").stdout)
     (ansible,) = [check for check in report["checks"] if check["name"] == "ansible"]
     assert ansible["ok"] and ansible["detail"] == f"playbook tasks run {ANSIBLE_PLAYBOOK}"
+
+
+def test_a_hung_playbook_times_out_and_leaves_no_process_behind(env: Env) -> None:
+    task = patch_all(env, timeout_seconds=4)
+    hang = "    - name: Hang\n      ansible.builtin.command: sh -c 'sleep 300; echo moltbot-hang-marker'\n"
+    (env.home.tasks_dir / "patch.yml").write_text(PLAYBOOK + hang)
+    result, run = run_now(env, task)
+    assert result["status"] == "timeout", result
+    assert run.recap is None and fmt.finished_run(run).startswith("❌ patch-all timeout")
+    leftovers = subprocess.run(["pgrep", "-f", "moltbot-hang-marker"], capture_output=True, text=True)
+    assert leftovers.stdout == "", "the run's whole process group is gone"
