@@ -201,6 +201,8 @@ def test_the_role_makes_the_user_venv_home_config_and_enabled_unit(converged: Co
     )
     assert passwd.endswith(":/var/lib/moltbot:/usr/sbin/nologin")
     assert converged.path("/opt/moltbot/venv/bin/moltbot").is_file()
+    plugin = "opt/moltbot/venv/lib/python3*/site-packages/moltbot/ansible_callbacks/moltbot_recap.py"
+    assert list(converged.root.glob(plugin)), "playbook tasks' callback plugin ships in the wheel"
     assert mode_and_owner(converged.path("/opt/moltbot/venv"))[1:] == (0, 0), "code owned by root"
     home = converged.path("/var/lib/moltbot")
     assert mode_and_owner(home) == ("0o750", uid, gid)
