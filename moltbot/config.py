@@ -753,10 +753,10 @@ def _llm_fields(reader: _TaskReader, task_id: str) -> tuple[str, ...]:
 def _playbook_fields(reader: _TaskReader, task_id: str, tasks_dir: Path) -> tuple[str, ...]:
     from moltbot.playbooks import is_host_list
 
-    for name, executable in (("playbook", False), ("inventory", False)):
+    for name in ("playbook", "inventory"):
         value = reader.get(name, (str,), "", required=True)
-        if value and not (name == "inventory" and is_host_list(value)):
-            _check_path(reader, name, value, tasks_dir, executable)
+        if value and not (name == "inventory" and is_host_list(value, tasks_dir)):
+            _check_path(reader, name, value, tasks_dir, executable=False)
     reader.get("limit", (str,), "")
     tags = reader.get("tags", (str, list), "")
     if isinstance(tags, list) and not all(isinstance(tag, str) and tag for tag in tags):

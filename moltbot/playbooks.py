@@ -71,9 +71,9 @@ def resolve(value: str, tasks_dir: Path) -> Path:
     return path if path.is_absolute() else tasks_dir / path
 
 
-def is_host_list(inventory: str) -> bool:
-    """Ansible's inline inventory: ``host1,host2`` or ``localhost,`` rather than a path."""
-    return "," in inventory and not Path(inventory).exists()
+def is_host_list(inventory: str, tasks_dir: Path) -> bool:
+    """Ansible's inline inventory (``host1,host2``, ``localhost,``): a comma, and no such path."""
+    return "," in inventory and not resolve(inventory, tasks_dir).exists()
 
 
 def command(
@@ -84,7 +84,7 @@ def command(
     argv = [
         ansible_playbook,
         "-i",
-        inventory if is_host_list(inventory) else str(resolve(inventory, tasks_dir)),
+        inventory if is_host_list(inventory, tasks_dir) else str(resolve(inventory, tasks_dir)),
     ]
     if task.get("limit"):
         argv += ["--limit", str(task["limit"])]

@@ -32,7 +32,7 @@ class CallbackModule(CallbackBase):
         self.messages: dict[str, str] = {}  # host -> the last failure's message, for the reply
 
     def _remember(self, result, prefix: str) -> None:
-        outcome = result._result  # the documented way callbacks read a task result
+        outcome = result._result  # as Ansible's own callbacks read a task's result
         message = str(outcome.get("msg") or outcome.get("stderr") or outcome.get("reason") or "").strip()
         task = result._task.get_name() if result._task else ""
         text = f"{prefix}{task}: {message}" if message else f"{prefix}{task}"
