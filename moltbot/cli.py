@@ -370,6 +370,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "enabled": task.enabled,
                 "priority": task.priority,
                 "script_path": spec.get("script_path"),
+                "runs": _what_it_runs(spec),
                 "description": spec.get("description", ""),
             }
         )
@@ -380,9 +381,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         state = "" if item["enabled"] else " [disabled]"
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}), "
-            f"priority {item['priority']}, runs {item['script_path']}"
+            f"priority {item['priority']}, runs {item['runs']}"
         )
     return EXIT_OK
+
+
+def _what_it_runs(spec: dict[str, Any]) -> str:
+    """A task's process in words: its script, its playbook, or moltbot's own action."""
+    if spec.get("kind") == "playbook":
+        return f"ansible-playbook -i {spec.get('inventory')} {spec.get('playbook')}"
+    if spec.get("kind") == "llm":
+        return "a prompt for the model"
+    return str(spec.get("script_path") or "a Discord task action")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -176,3 +176,9 @@ def test_a_hung_playbook_times_out_and_leaves_no_process_behind(env: Env) -> Non
     assert run.recap is None and fmt.finished_run(run).startswith("❌ patch-all timeout")
     leftovers = subprocess.run(["pgrep", "-f", "moltbot-hang-marker"], capture_output=True, text=True)
     assert leftovers.stdout == "", "the run's whole process group is gone"
+
+
+def test_tasks_lists_what_a_playbook_task_runs(env: Env) -> None:
+    env.write_tasks(patch_all(env, limit="web*"))
+    listing = env.cli("tasks", check=True).stdout
+    assert listing.rstrip().endswith("runs ansible-playbook -i hosts.ini patch.yml"), listing
