@@ -93,6 +93,10 @@ def tail(text: str | None, lines: int = 8, width: int = 600) -> str:
     return joined[-width:]
 
 
+def _mark(status: str) -> str:
+    return "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
+
+
 def run_finished(
     task_id: str,
     run_id: int,
@@ -104,7 +108,7 @@ def run_finished(
     stderr: str | None,
 ) -> str:
     """✅/❌, duration, exit code and the last lines of output."""
-    mark = "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
+    mark = _mark(status)
     took = f" in {duration:.1f}s" if duration is not None else ""
     if status == "success":
         head = f"{mark} {task_id} finished{took} (run {run_id})"
@@ -124,8 +128,8 @@ def playbook_finished(
     task_id: str, run_id: int, status: str, duration: float | None, hosts: Sequence[HostRecap]
 ) -> str:
     """``patch-all ✅ 4 hosts: 3 ok, 1 changed``, then a line per host (why, for failed ones)."""
-    mark = "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
-    counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(list(hosts)).items())
+    mark = _mark(status)
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(hosts).items())
     took = f", {duration:.1f}s" if duration is not None else ""
     plural = "" if len(hosts) == 1 else "s"
     lines = [f"{task_id} {mark} {len(hosts)} host{plural}: {counts} (run {run_id}{took})"]

@@ -534,8 +534,13 @@ class TaskSpec:
         return json.dumps(self.raw, sort_keys=True)
 
     def resolved_script(self, tasks_dir: Path) -> Path:
-        path = Path(self.script_path)
-        return path if path.is_absolute() else tasks_dir / path
+        return under_tasks(self.script_path, tasks_dir)
+
+
+def under_tasks(value: str, tasks_dir: Path) -> Path:
+    """A script, playbook or inventory path: absolute, or relative to MOLTBOT_HOME/tasks."""
+    path = Path(value)
+    return path if path.is_absolute() else tasks_dir / path
 
 
 def split_schedule_key(key: str) -> tuple[str, ZoneInfo]:
@@ -792,16 +797,13 @@ def _schedule_text(reader: _TaskReader) -> str:
 
 def _check_path(reader: _TaskReader, name: str, value: str, tasks_dir: Path, executable: bool) -> None:
     """A script, playbook or inventory: under tasks/ when relative, and there."""
-    path = Path(value)
+    path = under_tasks(value, tasks_dir)
     what = name.replace("script_path", "script")
-    if not path.is_absolute():
-        resolved = (tasks_dir / path).resolve()
-        if not resolved.is_relative_to(tasks_dir.resolve()):
-            reader.problem(
-                name, f"{value!r} resolves outside {tasks_dir}; give an absolute path to use one elsewhere"
-            )
-            return
-        path = tasks_dir / path
+    if not Path(value).is_absolute() and not path.resolve().is_relative_to(tasks_dir.resolve()):
+        reader.problem(
+            name, f"{value!r} resolves outside {tasks_dir}; give an absolute path to use one elsewhere"
+        )
+        return
     if not (path.is_file() or (name == "inventory" and path.is_dir())):
         reader.problem(name, f"{what} not found: {path}")
     elif executable and not os.access(path, os.X_OK):

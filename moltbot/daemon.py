@@ -17,7 +17,6 @@ import functools
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -40,6 +39,7 @@ from moltbot.runner import (
     minimal_environment,
     processes_of_run,
     signal_processes,
+    venv_first,
 )
 from moltbot.scheduler import Core, Plan, plan_due
 from moltbot.systemd import Notifier
@@ -297,9 +297,7 @@ class Executor:
             from moltbot.discord_tasks.actions import ACTION_ENVIRONMENT
 
             env |= {name: os.environ[name] for name in ACTION_ENVIRONMENT if name in os.environ}
-        # The venv's bin first: task scripts can call `moltbot checkpoint ...`
-        # and `#!/usr/bin/env python3` finds the interpreter with moltbot.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+        env["PATH"] = venv_first(env["PATH"])
         return ProcessRun(
             [str(spec.resolved_script(home.tasks_dir)), *spec.args],
             cwd=home.tasks_dir,

@@ -8,10 +8,8 @@ configured. Every network call is bounded by a short timeout.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from moltbot.config import ConfigError, Home, Settings, TaskSpec, load_settings, load_tasks
 
@@ -65,11 +63,10 @@ def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[Task
 
 def _ansible(checks: list[Check]) -> None:
     from moltbot.playbooks import PlaybookError, find_ansible_playbook
+    from moltbot.runner import venv_first
 
-    # What a run sees: the daemon puts its venv's bin first on the task's PATH (daemon.py).
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
-    try:
-        found = find_ansible_playbook({"PATH": path})
+    try:  # on the PATH a run gets
+        found = find_ansible_playbook({"PATH": venv_first(os.environ.get("PATH", "/usr/bin:/bin"))})
     except PlaybookError as exc:
         checks.append(
             Check("ansible", False, "playbook tasks need ansible-playbook", str(exc).split(": ", 1)[1])

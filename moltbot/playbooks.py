@@ -15,10 +15,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from moltbot.config import under_tasks
 
 CALLBACK_DIR = Path(__file__).parent / "ansible_callbacks"
 RECAP_FILE_ENV = "MOLTBOT_RECAP_FILE"
@@ -59,21 +61,15 @@ def parse_recap(text: str | None) -> list[HostRecap]:
     return [HostRecap(**{k: v for k, v in host.items() if k in fields}) for host in json.loads(text)["hosts"]]
 
 
-def outcome_counts(hosts: list[HostRecap]) -> dict[str, int]:
+def outcome_counts(hosts: Sequence[HostRecap]) -> dict[str, int]:
     """How many hosts ended in each outcome, in OUTCOMES order, zeros left out."""
     counts = {outcome: sum(1 for host in hosts if host.outcome == outcome) for outcome in OUTCOMES}
     return {outcome: count for outcome, count in counts.items() if count}
 
 
-def resolve(value: str, tasks_dir: Path) -> Path:
-    """A playbook or inventory path: absolute, or relative to MOLTBOT_HOME/tasks."""
-    path = Path(value)
-    return path if path.is_absolute() else tasks_dir / path
-
-
 def is_host_list(inventory: str, tasks_dir: Path) -> bool:
     """Ansible's inline inventory (``host1,host2``, ``localhost,``): a comma, and no such path."""
-    return "," in inventory and not resolve(inventory, tasks_dir).exists()
+    return "," in inventory and not under_tasks(inventory, tasks_dir).exists()
 
 
 def command(
@@ -84,7 +80,7 @@ def command(
     argv = [
         ansible_playbook,
         "-i",
-        inventory if is_host_list(inventory, tasks_dir) else str(resolve(inventory, tasks_dir)),
+        inventory if is_host_list(inventory, tasks_dir) else str(under_tasks(inventory, tasks_dir)),
     ]
     if task.get("limit"):
         argv += ["--limit", str(task["limit"])]
@@ -95,7 +91,7 @@ def command(
         argv += ["--extra-vars", f"@{vars_file}"]  # a file: the values never show up in ps
     if task.get("check_mode"):
         argv += ["--check"]
-    return [*argv, str(resolve(str(task["playbook"]), tasks_dir))]
+    return [*argv, str(under_tasks(str(task["playbook"]), tasks_dir))]
 
 
 def find_ansible_playbook(environ: Mapping[str, str]) -> str:

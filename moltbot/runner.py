@@ -26,6 +26,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,12 @@ class RunResult:
     stdout_tail: str
     stderr_tail: str
     log_path: Path | None  # None: the run printed nothing, so no file was made
+
+
+def venv_first(path: str) -> str:
+    """A task's PATH: moltbot's venv bin first, so scripts find `moltbot` (checkpoints) and its
+    Python (``#!/usr/bin/env python3``), and playbook tasks the venv's ansible-playbook."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{path}"
 
 
 def minimal_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
