@@ -21,8 +21,8 @@ from harness import MoltbotHome
 
 def build(home: MoltbotHome, task_count: int, run_count: int) -> None:
     from moltbot import store
-    from moltbot.config import Home
-    from moltbot.scheduler import Core
+    from moltbot.config.home import Home
+    from moltbot.core import Core
 
     tasks = [
         {"task_id": f"task-{i:05d}", "script_path": "probe.sh", "schedule": f"every {5 + i % 120}m"}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from signalbot import Config, DataMessageContext, DataMessageHandler, SendMessage, SignalBot, text_triggered
 
+from handlers import format as fmt
 from moltbot import store
-from moltbot.handlers import format as fmt
 
 
 class Status(DataMessageHandler):  # type: ignore[misc]

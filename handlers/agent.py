@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from moltbot.scheduler import Core
-
-from .commands import COMMANDS, Reply, Request, allowed, handle, parse, short_help
+from handlers.commands import COMMANDS, allowed, handle, parse, short_help
+from moltbot.core import Core, Reply, Request
 
 __all__ = ["CONFIRM_WINDOW", "Interpreter", "is_free_text"]
 
@@ -33,9 +32,22 @@ SYSTEM = (
 )
 
 
+class ToolCallLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def arguments(self) -> dict[str, Any]: ...
+
+
 class ChatReplyLike(Protocol):
-    content: str
-    tool_calls: list[Any]
+    """A model's answer (``moltbot.agents.ollama.ChatReply``): text, or calls of the offered tools."""
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def tool_calls(self) -> Sequence[ToolCallLike]: ...
 
 
 Chat = Callable[[list[dict[str, Any]], list[dict[str, Any]]], ChatReplyLike]  # (messages, tools) -> reply

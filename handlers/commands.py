@@ -4,8 +4,8 @@ The grammar is the original bot's (``status``, ``run:TASK``, ``pause:TASK``,
 ``resume:TASK``, ``logs``, ``logs:TASK``) plus ``stop``, ``tasks``,
 ``next``, ``output`` and ``help``. Case does not matter; ``/run backup``,
 ``!run: backup`` and ``RUN backup`` all mean ``run:backup``. Everything is
-done through the core API (``moltbot.scheduler.Core``), so a command works
-on a task whatever its kind.
+done through the core API (``moltbot.core.Core``), so a command works on a
+task whatever its kind.
 """
 
 from __future__ import annotations
@@ -15,27 +15,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from moltbot.scheduler import Core, UnknownTask, Watcher
+from handlers import format as fmt
+from moltbot.core import Core, Reply, Request, UnknownTask
 
-from . import format as fmt  # relative: this folder is moltbot.handlers once installed
-
-__all__ = ["COMMANDS", "Reply", "Request", "handle", "parse"]
+__all__ = ["COMMANDS", "Command", "ParseError", "allowed", "handle", "parse", "short_help"]
 
 ROLES = ("viewer", "admin")  # an admin may do everything a viewer may
-
-
-@dataclass(frozen=True)
-class Request:
-    text: str
-    role: str  # "admin" | "viewer"
-    requester: str  # recorded as the run's requested_by, e.g. "signal:<uuid>"
-    watcher: Watcher  # where the answers go
-
-
-@dataclass(frozen=True)
-class Reply:
-    text: str
-    run_id: int | None = None  # a run was started: its result follows when it ends
 
 
 @dataclass(frozen=True)

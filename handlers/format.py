@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from moltbot.playbooks import HostRecap, outcome_counts, parse_recap
-from moltbot.store import TaskState
-
-if TYPE_CHECKING:
-    from moltbot.store.orm import Run
+from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
 
 __all__ = [
-    "ago", "finished_run", "in_", "playbook_finished", "run_finished", "status", "symbol", "tail", "when",
-]  # fmt: skip
+    "ago",
+    "finished_run",
+    "in_",
+    "outbox_text",
+    "playbook_finished",
+    "run_finished",
+    "status",
+    "symbol",
+    "tail",
+    "when",
+]
 
 SYMBOLS = {"running": "▶", "paused": "⏸", "error": "❌", "idle": "✅"}
 OUTCOME = {
@@ -122,6 +126,13 @@ def run_finished(
 
 HOST_MARKS = {"ok": "✓", "changed": "✓", "failed": "✗", "unreachable": "⚠"}
 HOST_LINES = 15  # a handful of machines fit; more get a count
+OUTCOMES = ("ok", "changed", "failed", "unreachable")  # the order a summary names them in
+
+
+def outcome_counts(hosts: Sequence[HostRecap]) -> dict[str, int]:
+    """How many hosts ended in each outcome, in OUTCOMES order, zeros left out."""
+    counts = {outcome: sum(1 for host in hosts if host.outcome == outcome) for outcome in OUTCOMES}
+    return {outcome: count for outcome, count in counts.items() if count}
 
 
 def playbook_finished(
@@ -143,7 +154,7 @@ def playbook_finished(
 
 
 def finished_run(run: Run) -> str:
-    hosts = parse_recap(run.recap)
+    hosts = run.hosts
     if hosts:
         return playbook_finished(run.task_id, run.id, run.status, run.duration, hosts)
     return run_finished(
@@ -156,6 +167,17 @@ def finished_run(run: Run) -> str:
         run.stdout_tail,
         run.stderr_tail,
     )
+
+
+def outbox_text(message: OutboxMessage, run: Run | None) -> str:
+    """What an outbox message says: its text, or the result of the run it is about (a scheduled
+    run's, for the admins, marked as such); ``run`` None: pruned since."""
+    if message.kind != "run-finished" or message.run_id is None:
+        return message.text or ""
+    if run is None:
+        return f"run {message.run_id} ended (pruned since)"
+    text = finished_run(run)
+    return f"⚠ scheduled run: {text}" if message.is_alert else text
 
 
 def when(moment: datetime, zone: ZoneInfo) -> str:

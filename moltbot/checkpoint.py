@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from moltbot.config import Home
-from moltbot.scheduler import Core
+from moltbot.config.home import Home
+from moltbot.core import Core
 
 __all__ = ["clear", "load", "save"]
 

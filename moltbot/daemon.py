@@ -7,47 +7,42 @@ output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload) or
 SIGTERM/SIGINT (shut down). Signal handlers only set flags; the wake-up
 itself comes through ``signal.set_wakeup_fd``, so no signal is lost between
 checking the flags and going to sleep. ``workers`` bounds how many runs are
-in flight at once; no thread is spent per run.
+in flight at once; no thread is spent per run (``executor.py`` carries them).
+
+The chat transports are handed in already built (``moltbot/transports.py``):
+the daemon starts and stops them, and knows nothing of Signal or Discord.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import NamedTuple, Protocol
 
 import schedule as housekeeping_schedule
-from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
 
 from moltbot import store
-from moltbot.config import ConfigError, TaskSpec, task_source
-from moltbot.runner import (
-    INTERNAL_ERROR,
-    ProcessRun,
-    RunResult,
-    Supervisor,
-    minimal_environment,
-    processes_of_run,
-    signal_processes,
-    venv_first,
-)
-from moltbot.scheduler import Core, Plan, plan_due
+from moltbot.config.errors import ConfigError
+from moltbot.config.spec import TaskSpec, task_source
+from moltbot.core.api import Core
+from moltbot.core.delivery import Delivery
+from moltbot.core.planning import Plan, plan_due
+from moltbot.executor import Executor
+from moltbot.runner import ProcessRun, Supervisor, processes_of_run, signal_processes
 from moltbot.systemd import Notifier
 
-__all__ = ["AlreadyRunning", "Daemon", "DaemonLock"]
+__all__ = ["CLAIM_AHEAD", "Daemon", "Transport"]
 
 log = logging.getLogger(__name__)
-RETRYABLE = ("failed", "timeout")
 # A run due within CLAIM_AHEAD is claimed (recorded) that much early, so at
 # its due instant only the spawn is left to do. Short on purpose: with 3 ms,
 # claims ran while the previous run's process was still starting and slowed
@@ -55,56 +50,16 @@ RETRYABLE = ("failed", "timeout")
 CLAIM_AHEAD = timedelta(milliseconds=1)
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
-class DaemonLock:
-    """One daemon per MOLTBOT_HOME: an flock held for the daemon's lifetime."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode().strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another moltbot daemon (pid {holder}) is already running for {self.path.parent.parent}"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)
-            self.fd = None
-
-
-@dataclass
-class _Flight:
-    """A task between its first attempt's start and its recorded end."""
-
-    ticket: store.RunTicket  # the current attempt
-    spec: TaskSpec
-    process: ProcessRun | None = None
-    failure: RunResult | None = None  # the attempt that failed, while its retry waits
-    retry_at: float | None = None  # monotonic
-    given_up: bool = False  # stopped or shutting down while a retry waits
-
-
-class Bridge(Protocol):
-    """A chat transport the daemon starts and stops (Signal; Discord later)."""
+class Transport(Protocol):
+    """A chat transport the daemon starts and stops (each on threads of its own)."""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+# Builds the transports the settings configure; ``offer`` hands a source's task specs to the loop.
+TransportFactory = Callable[[Core, Delivery, Callable[[str, list[TaskSpec]], None]], list[Transport]]
 
 
 class _Claim(NamedTuple):
@@ -113,249 +68,8 @@ class _Claim(NamedTuple):
     spec: TaskSpec
 
 
-class Executor:
-    """Carries runs from their first attempt to their recorded end, on one thread.
-
-    Processes are watched by a ``Supervisor``; whoever drives it hands the runs
-    that ended to ``settle`` and calls ``start_due_retries``. The daemon's loop
-    does both; a foreground ``moltbot run`` uses ``drain``. Retries are bounded
-    by tenacity's stop and wait policies, evaluated here instead of blocking a
-    thread in ``Retrying``: a retry waiting its backoff costs a timer, not a
-    thread.
-    """
-
-    def __init__(self, core: Core, stopping: threading.Event, supervisor: Supervisor) -> None:
-        self.core = core
-        self.clock = core.clock
-        self.settings = core.settings
-        self.stopping = stopping
-        self.supervisor = supervisor
-        self._flights: dict[str, _Flight] = {}
-        self._by_process: dict[ProcessRun, _Flight] = {}
-
-    def busy(self) -> int:
-        return len(self._flights)
-
-    def launch(self, run: store.RunTicket, spec: TaskSpec) -> _Flight:
-        """Start the first attempt of ``run`` (already recorded as running) now."""
-        flight = _Flight(run, spec)
-        self._flights[spec.task_id] = flight
-        self._start_attempt(flight)
-        return flight
-
-    def cancel(self, task_id: str, reason: str) -> None:
-        """End the task's current attempt, and any retry it is waiting to make.
-
-        Safe in a signal handler: it writes nothing, the driving loop does.
-        """
-        flight = self._flights.get(task_id)
-        if flight is None:
-            return
-        if flight.process is not None:
-            flight.process.cancel(reason)
-        else:
-            flight.given_up = True
-            self.supervisor.wake()
-
-    def cancel_all(self, reason: str) -> None:
-        for task_id in list(self._flights):
-            self.cancel(task_id, reason)
-
-    def settle(self, ended: list[ProcessRun]) -> list[str]:
-        """Record the attempts that ended (or plan their retries); return the tasks released."""
-        released = []
-        for process in ended:
-            flight = self._by_process.pop(process)
-            assert process.result is not None
-            try:
-                if self._retry_planned(flight, process.result):
-                    continue
-            except Exception:
-                log.exception("could not plan a retry of %s (run %d)", flight.spec.task_id, flight.ticket.id)
-            self._close(flight, process.result)
-            released.append(flight.spec.task_id)
-        return released
-
-    def start_due_retries(self) -> list[str]:
-        """Start retries whose backoff is over; give up those stopped meanwhile. Return the tasks released."""
-        now = time.monotonic()
-        released = []
-        for flight in [flight for flight in self._flights.values() if flight.failure is not None]:
-            assert flight.retry_at is not None and flight.failure is not None
-            if flight.given_up or self.stopping.is_set():
-                self._close(flight, flight.failure)  # the failure stands
-                released.append(flight.spec.task_id)
-            elif flight.retry_at <= now:
-                try:
-                    store.finish_run(flight.ticket, flight.failure, release_task=False)
-                    flight.ticket = store.begin_retry(flight.ticket, self.clock.now())
-                except Exception:
-                    log.exception("could not record the retry of %s", flight.spec.task_id)
-                    self._flights.pop(flight.spec.task_id, None)  # start-up recovery settles the rows
-                    released.append(flight.spec.task_id)
-                    continue
-                flight.failure = flight.retry_at = None
-                self._start_attempt(flight)
-        return released
-
-    def seconds_to_next_retry(self) -> float | None:
-        waiting = [flight.retry_at for flight in self._flights.values() if flight.retry_at is not None]
-        return max(0.0, min(waiting) - time.monotonic()) if waiting else None
-
-    def drain(self) -> None:
-        """Drive the supervisor until every run here is recorded as ended."""
-        while self._flights:
-            self.start_due_retries()  # first: when stopping, a waiting retry ends at once
-            if self._flights:
-                self.settle(self.supervisor.wait(self.seconds_to_next_retry()))
-
-    def _start_attempt(self, flight: _Flight) -> None:
-        if self.stopping.is_set():
-            now = self.clock.now()
-            message = "interrupted: the daemon shut down before it started"
-            self._close(flight, RunResult("interrupted", None, now, now, message, "", "", None))
-            return
-        try:
-            process = self._prepare(flight.ticket, flight.spec)
-            process.start()
-        except Exception:
-            log.exception("could not launch %s (run %d)", flight.spec.task_id, flight.ticket.id)
-            now = self.clock.now()
-            self._close(flight, RunResult("failed", None, now, now, INTERNAL_ERROR, "", "", None))
-            return
-        flight.process = process
-        self._by_process[process] = flight
-        self.supervisor.watch(process)
-
-    def _retry_planned(self, flight: _Flight, result: RunResult) -> bool:
-        spec = flight.spec
-        if result.status not in RETRYABLE or self.stopping.is_set() or flight.given_up:
-            return False
-        latest = store.get_run(flight.ticket.id)
-        if latest is None or latest.stop_requested:
-            return False
-        policy = Retrying(
-            stop=stop_after_attempt(spec.retries + 1),
-            wait=wait_exponential(multiplier=spec.retry_backoff_seconds, max=6 * 3600),
-        )
-        state = RetryCallState(policy, None, (), {})
-        state.attempt_number = flight.ticket.attempt
-        if policy.stop(state):
-            return False
-        delay = policy.wait(state)
-        flight.process, flight.failure = None, result
-        flight.retry_at = time.monotonic() + delay
-        log.info(
-            "%s failed (%s); retry %d of %d in %gs",
-            spec.task_id,
-            result.message,
-            flight.ticket.attempt,
-            spec.retries,
-            delay,
-        )
-        return True
-
-    def _close(self, flight: _Flight, result: RunResult) -> None:
-        """The run's end: its last attempt is recorded and the task released."""
-        self._flights.pop(flight.spec.task_id, None)
-        pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
-        try:
-            alert = self._alert_wanted(flight, result)
-            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
-        except Exception:
-            # Recording itself failed (the database?): the daemon and the other
-            # tasks carry on; start-up recovery settles the row.
-            log.exception("could not record the end of %s (run %d)", flight.spec.task_id, flight.ticket.id)
-            return
-        level = logging.INFO if result.status == "success" else logging.WARNING
-        log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
-
-    def _alert_wanted(self, flight: _Flight, result: RunResult) -> bool:
-        """Scheduled runs alert per the task's ``notify`` (a requested run's requester hears anyway)."""
-        if self.settings.signal is None or flight.ticket.requested_by is not None:
-            return False
-        if flight.spec.notify == "always":
-            return True
-        return flight.spec.notify == "failure" and result.status in RETRYABLE and not self.stopping.is_set()
-
-    def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
-        return self.core.home.logs_dir / spec.task_id / f"{run.id}.log"
-
-    def _prepare(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun:
-        home = self.core.home
-        checkpoint = store.load_checkpoint(spec.task_id)
-        env = minimal_environment(
-            {
-                "MOLTBOT_TASK_ID": spec.task_id,
-                "MOLTBOT_RUN_ID": str(run.id),
-                "MOLTBOT_HOME": str(home.root),
-                "MOLTBOT_CHECKPOINT": checkpoint or "",
-                **dict(spec.env),
-            }
-        )
-        if task_source(spec.task_id) == "discord" or spec.raw.get("kind") == "llm":
-            from moltbot.discord_tasks.actions import ACTION_ENVIRONMENT
-
-            env |= {name: os.environ[name] for name in ACTION_ENVIRONMENT if name in os.environ}
-        env["PATH"] = venv_first(env["PATH"])
-        return ProcessRun(
-            [str(spec.resolved_script(home.tasks_dir)), *spec.args],
-            cwd=home.tasks_dir,
-            env=env,
-            log_path=self._log_path(run, spec),
-            timeout=spec.timeout_seconds,
-            kill_grace=self.settings.kill_grace_seconds,
-            output_cap=self.settings.output_cap_bytes,
-            now=self.clock.now,
-            label=spec.task_id,
-        )
-
-
-class Checkpointer:
-    """Checkpoints the SQLite WAL on its own thread, every ``every`` commits.
-
-    Woken by commits, never by a timer: an idle daemon stays asleep.
-    """
-
-    def __init__(self, every: int = 200) -> None:
-        self.every = every
-        self._commits = 0
-        self._due = threading.Event()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
-
-    def start(self) -> None:
-        store.background_checkpoints(self._count)
-        self._thread.start()
-
-    def _count(self) -> None:
-        self._commits += 1  # under the store's writer lock: no race
-        if self._commits >= self.every:
-            self._commits = 0
-            self._due.set()
-
-    def _run(self) -> None:
-        while True:
-            self._due.wait()
-            self._due.clear()
-            try:
-                store.checkpoint()
-            except Exception:
-                log.exception("WAL checkpoint failed; the next one will retry")
-            if self._stopping:
-                return
-
-    def stop(self) -> None:
-        """A last checkpoint, then the thread ends."""
-        if not self._thread.is_alive():
-            return
-        self._stopping = True
-        self._due.set()
-        self._thread.join(30)
-
-
 class Daemon:
-    def __init__(self, core: Core, specs: list[TaskSpec]) -> None:
+    def __init__(self, core: Core, specs: list[TaskSpec], transports: TransportFactory | None = None) -> None:
         self.core = core
         self.clock = core.clock
         self.settings = core.settings
@@ -371,10 +85,19 @@ class Daemon:
         self._queued_waiting = False
         self._ended: list[ProcessRun] = []  # runs that ended since the last pass
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
-        self.executor = Executor(core, self.stopping, self.supervisor)
-        self._checkpointer = Checkpointer()
+        self.delivery = Delivery(core.clock)  # the outbox, to whichever chat channels there are
+        self.executor = Executor(
+            core.home,
+            core.clock,
+            self.settings,
+            self.stopping,
+            self.supervisor,
+            alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
+        )
+        self._checkpointer = store.WalCheckpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
-        self.bridges: list[Bridge] = []  # chat transports, each on threads of its own
+        self._build_transports = transports
+        self.transports: list[Transport] = []
         self._offered: dict[str, list[TaskSpec]] = {}  # specs from other sources, applied by the loop
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
@@ -409,7 +132,7 @@ class Daemon:
         self.install_signal_handlers()
         self._checkpointer.start()
         self.startup()
-        self.start_bridges()
+        self.start_transports()
         log.info(
             "moltbot daemon started (pid %d, %d tasks, %d workers)",
             os.getpid(),
@@ -445,23 +168,13 @@ class Daemon:
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 
-    def start_bridges(self) -> None:
-        signal_settings = self.settings.signal
-        if signal_settings is not None:
-            from moltbot.signal_chat.bridge import SignalBridge
-
-            self.bridges.append(SignalBridge(self.core, signal_settings))
-        if self.settings.discord is not None and not self.settings.discord.token:
-            log.error("[discord] is configured but DISCORD_BOT_TOKEN is not set: no Discord work")
-        elif self.settings.discord is not None:
-            from moltbot.discord_tasks.bridge import DiscordBridge
-
-            discord = DiscordBridge(
-                self.core, self.settings.discord, lambda specs: self.offer_specs("discord", specs)
-            )
-            self.bridges.append(discord)
-        for bridge in self.bridges:
-            bridge.start()
+    def start_transports(self) -> None:
+        """The chat transports, then delivery (their channels are known by then)."""
+        if self._build_transports is not None:
+            self.transports = self._build_transports(self.core, self.delivery, self.offer_specs)
+        for transport in self.transports:
+            transport.start()
+        self.delivery.start()
 
     def shutdown(self) -> None:
         signame = signal.Signals(self._stop_signal).name if self._stop_signal else "request"
@@ -473,8 +186,9 @@ class Daemon:
         self.executor.settle(self._ended)
         self._ended = []
         self.executor.drain()
-        for bridge in self.bridges:
-            bridge.stop()  # after the runs: their results are queued (and sent, or on the next start)
+        for transport in self.transports:
+            transport.stop()
+        self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)
         self._checkpointer.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")

@@ -11,7 +11,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from moltbot.config import ConfigError, Home, Settings, TaskSpec, load_settings, load_tasks
+from moltbot.config.errors import ConfigError
+from moltbot.config.home import Home
+from moltbot.config.settings import Settings, load_settings
+from moltbot.config.spec import TaskSpec
 
 __all__ = ["Check", "run_checks"]
 
@@ -33,7 +36,7 @@ def run_checks(home: Home) -> list[Check]:
     _database(home, checks)
     if settings is None:
         return checks
-    if any(spec.raw.get("kind") == "playbook" for spec in specs):
+    if any(spec.kind == "playbook" for spec in specs):
         _ansible(checks)
     if settings.signal is not None:
         _signal(settings, checks)
@@ -48,6 +51,8 @@ def run_checks(home: Home) -> list[Check]:
 
 
 def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[TaskSpec]]:
+    from moltbot.config.tasks import load_tasks
+
     try:
         settings = load_settings(home.settings_toml)
         specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
@@ -62,7 +67,7 @@ def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[Task
 
 
 def _ansible(checks: list[Check]) -> None:
-    from moltbot.playbooks import PlaybookError, find_ansible_playbook
+    from moltbot.kinds.playbook import PlaybookError, find_ansible_playbook
     from moltbot.runner import venv_first
 
     try:  # on the PATH a run gets
@@ -76,12 +81,12 @@ def _ansible(checks: list[Check]) -> None:
 
 
 def _database(home: Home, checks: list[Check]) -> None:
-    from moltbot import store
+    from moltbot.core import Core
 
     try:
-        store.open_db(home.db_path)
-        store.set_meta("doctor", datetime.now(UTC).isoformat())
-        version = store.schema_version()
+        core = Core(home)
+        core.open(create_home=False)
+        version = core.check_database()
     except Exception as exc:
         fix = f"make {home.data_dir} writable by the user moltbot runs as"
         checks.append(Check("database", False, f"{home.db_path}: {exc}", fix))

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from moltbot import store
-from moltbot.config import Home
-from moltbot.scheduler import daemon_pid
+from moltbot.config.home import Home
+from moltbot.core.lock import daemon_pid
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
@@ -126,7 +126,7 @@ class DaemonProcess:
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"daemon exited with {self.process.returncode}:\n{self.output()}")
-        return daemon_pid(self.env.home) == self.process.pid and "daemon started" in self.output()
+        return daemon_pid(self.env.home.lock_path) == self.process.pid and "daemon started" in self.output()
 
     def output(self) -> str:
         return self.log_path.read_text()

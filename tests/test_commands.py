@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moltbot.handlers.commands import COMMANDS, Reply, Request, handle, parse
-from moltbot.scheduler import Core, Watcher
+from handlers.commands import COMMANDS, handle, parse
+from moltbot.core import Core, Reply, Request, Watcher
 from tests.conftest import Env
 
 WATCHER = Watcher("signal", "+4915100000001", 1, "+4915100000001")
@@ -68,9 +68,9 @@ def test_any_text_gets_a_reply_and_never_a_crash(core: Core, text: str, role: st
 def test_a_proposal_waits_two_minutes_for_its_yes_and_an_absent_agent_is_said(env: Env) -> None:
     from datetime import UTC, datetime
 
+    from handlers.agent import Interpreter
     from moltbot.agents.ollama import OllamaClient
     from moltbot.clock import FakeClock
-    from moltbot.handlers.agent import Interpreter
     from tests.fake_agents import FakeOllama
 
     env.script("backup.sh", "true\n")

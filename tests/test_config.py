@@ -7,7 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from moltbot.config import ConfigError, load_settings, load_tasks
+from moltbot.config.errors import ConfigError
+from moltbot.config.settings import load_settings
+from moltbot.config.tasks import load_tasks
+from moltbot.kinds import kind_of
 from tests.conftest import Env
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -77,13 +80,14 @@ def test_the_extended_fields(env: Env) -> None:
     )
     (spec,) = load(env)
     assert spec.timezone.key == "Europe/Berlin" and spec.schedule_key == "weekdays at 07:30@Europe/Berlin"
-    assert (spec.retries, spec.overlap, spec.missed, spec.args, dict(spec.env)) == (
+    assert (spec.kind, spec.retries, spec.overlap, spec.missed, dict(spec.env)) == (
+        "script",
         2,
         "queue",
         "all",
-        ("--verbose",),
         {"TARGET": "nas"},
     )
+    assert kind_of(spec.kind).command(spec, env.home) == [str(env.home.tasks_dir / "job.sh"), "--verbose"]
 
 
 def test_invalid_json_names_the_line(env: Env) -> None:
@@ -138,7 +142,7 @@ def test_an_absolute_script_path_may_live_elsewhere(env: Env, tmp_path) -> None:
     outside.chmod(0o755)
     env.write_tasks({"task_id": "x", "script_path": str(outside), "schedule": "every 1h"})
     (spec,) = load(env)
-    assert spec.resolved_script(env.home.tasks_dir) == outside
+    assert kind_of(spec.kind).command(spec, env.home) == [str(outside)]
 
 
 def test_schedule_and_interval_together_is_an_error(env: Env) -> None:

@@ -11,10 +11,10 @@ import pytest
 
 from moltbot import store
 from moltbot.clock import FakeClock
-from moltbot.config import Home
+from moltbot.config.home import Home
+from moltbot.core import Core
 from moltbot.daemon import CLAIM_AHEAD, Daemon
-from moltbot.scheduler import Core
-from moltbot.store import messages
+from moltbot.records import Watcher
 from tests.conftest import Env
 
 MORNING = datetime(2026, 11, 23, 8, 59, 30, tzinfo=UTC)
@@ -104,27 +104,38 @@ def test_housekeeping_prunes_old_runs_and_their_logs(env: Env) -> None:
         old_log = env.home.logs_dir / "x" / "1.log"
         old_log.parent.mkdir()
         old_log.write_text("old")
-        for extra in range(2500):  # more than one pruning batch
-            at = MORNING - timedelta(days=20, seconds=extra)
-            store.Run.create(task_id="x", status="failed", trigger="schedule", finished_at=at)
-        for age_days, log in ((10, str(old_log)), (1, None)):
-            at = MORNING - timedelta(days=age_days)
-            store.Run.create(task_id="x", status="success", trigger="schedule", finished_at=at, log_path=log)
-            store.add_event(at, "x", "completed", "done")
+
+        def add_run(status: str, at: datetime, log: str | None = None) -> None:
+            store.connection().execute(
+                "INSERT INTO run (task_id, status, trigger, attempt, finished_at, log_path, stop_requested) "
+                "VALUES ('x', ?, 'schedule', 1, ?, ?, 0)",
+                (status, store.to_db(at), log),
+            )
+
+        with store.write_transaction():
+            for extra in range(2500):  # more than one pruning batch
+                add_run("failed", MORNING - timedelta(days=20, seconds=extra))
+            for age_days, log in ((10, str(old_log)), (1, None)):
+                at = MORNING - timedelta(days=age_days)
+                add_run("success", at, log)
+                store.add_event(at, "x", "completed", "done")
         old, recent = MORNING - timedelta(days=10), MORNING - timedelta(days=1)
+        to_owner = Watcher("signal", "+4915100000001")
         for at, status in ((old, "sent"), (old, "failed"), (recent, "sent")):
-            row_id = messages.enqueue_message("signal", "+4915100000001", f"{status} {at}", at)
+            row_id = store.enqueue_message(to_owner, f"{status} {at}", at)
             if status == "sent":
-                messages.mark_sent(row_id, at)
+                store.mark_sent(row_id, at)
             else:
-                messages.mark_failed(row_id, "refused")
-        messages.accept_inbound("signal", "uuid", 1, "+4915100000001", "status", old)
+                store.mark_failed(row_id, "refused")
+        with store.write_transaction():
+            store.accept_inbound("signal", "uuid", 1, "+4915100000001", "status", old)
         daemon.prune()
-        kept = [(row.status, row.created_at) for row in messages.Outbox.select().order_by(messages.Outbox.id)]
+        outbox = store.connection().execute("SELECT status, created_at FROM outbox ORDER BY id").fetchall()
+        kept = [(status, store.from_db(created_at)) for status, created_at in outbox]
         assert kept == [("failed", old), ("sent", recent)]  # what was given up stays listed
-        assert messages.Inbox.select().count() == 0
-        remaining = list(store.Run.select())
-        assert [r.finished_at for r in remaining] == [MORNING - timedelta(days=1)]
+        assert store.connection().execute("SELECT count(*) FROM inbox").fetchone() == (0,)
+        remaining = store.connection().execute("SELECT finished_at FROM run").fetchall()
+        assert [store.from_db(finished_at) for (finished_at,) in remaining] == [MORNING - timedelta(days=1)]
         assert not old_log.exists()
         assert [e.timestamp for e in store.recent_events("x", 10)] == [MORNING - timedelta(days=1)]
     finally:

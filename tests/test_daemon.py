@@ -12,18 +12,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from moltbot import store
+from moltbot.records import Run, Task
 from tests.conftest import Env, alive, dies_soon, wait_until
 
 
-def runs(task_id: str, status: str | None = None) -> list[store.Run]:
-    query = store.Run.select().where(store.Run.task_id == task_id)
-    if status:
-        query = query.where(store.Run.status == status)
-    return list(query.order_by(store.Run.id))
+def runs(task_id: str, status: str | None = None) -> list[Run]:
+    """The task's runs, oldest first (only those with ``status``, if given)."""
+    found = reversed(store.recent_runs(task_id, 1_000_000))
+    return [run for run in found if status is None or run.status == status]
 
 
-def task(task_id: str) -> store.Task:
-    return store.Task.get(store.Task.task_id == task_id)
+def task(task_id: str) -> Task:
+    found = store.get_task(task_id)
+    assert found is not None
+    return found
 
 
 def test_recurring_task_fires_on_its_grid_without_drift(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
@@ -301,9 +303,11 @@ def test_missed_runs_after_downtime_follow_the_policy(env: Env, start_daemon) ->
     env.db()
     three_hours_ago = datetime.now(UTC) - timedelta(hours=3, minutes=1)
     for task_id in ("skipper", "once"):
-        store.Task.update(next_run=three_hours_ago, anchor=three_hours_ago - timedelta(hours=1)).where(
-            store.Task.task_id == task_id
-        ).execute()
+        with store.write_transaction():
+            store.connection().execute(
+                "UPDATE task SET next_run = ?, anchor = ? WHERE task_id = ?",
+                (store.to_db(three_hours_ago), store.to_db(three_hours_ago - timedelta(hours=1)), task_id),
+            )
     start_daemon()
     wait_until(lambda: runs("once", "success") and runs("skipper", "missed"), what="policies applied")
     (missed,) = runs("skipper", "missed")

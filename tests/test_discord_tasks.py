@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from moltbot import store
 from moltbot.clock import FakeClock
+from moltbot.config.home import Home
+from moltbot.core import Core
 from moltbot.discord_tasks.message import parse_message
 from moltbot.discord_tasks.tasks import to_spec
-from moltbot.scheduler import Core
+from moltbot.kinds import kind_of
 from moltbot.schedules import parse_schedule
 from tests.conftest import Env
 from tests.test_discord_message import CASES, message
@@ -32,7 +36,10 @@ def test_the_stored_schedule_reads_back_as_the_same_schedule(
     for _ in range(5):
         assert again.next_after(at, task.next_run) == task.schedule_in(BERLIN).next_after(at, task.next_run)
         at = again.next_after(at, task.next_run) or at
-    assert spec.task_id == "discord-1001" and spec.args[-2:] == ("discord-action", "discord-1001")
+    assert spec.task_id == "discord-1001" and spec.kind == "discord"
+    assert kind_of(spec.kind).command(spec, Home(Path("/home"))) == [
+        sys.executable, "-m", "moltbot", "discord-action", "discord-1001"
+    ]  # fmt: skip
 
 
 def test_sources_never_remove_each_others_tasks_and_intervals_count_from_next_run(env: Env) -> None:

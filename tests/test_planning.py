@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from moltbot.scheduler import plan_due
+from moltbot.core.planning import plan_due
 from moltbot.schedules import parse_schedule
 
 ZONE = ZoneInfo("Europe/Berlin")

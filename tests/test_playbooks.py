@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from handlers import format as fmt
 from moltbot import store
-from moltbot.handlers import format as fmt
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway
 from tests.test_signal import OWNER, bot, gateway, replies, say

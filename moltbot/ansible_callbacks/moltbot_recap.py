@@ -15,7 +15,7 @@ DOCUMENTATION = """
 name: moltbot_recap
 type: aggregate
 short_description: writes the per-host recap to the file named by MOLTBOT_RECAP_FILE
-description: Used by moltbot's playbook tasks; see moltbot/playbooks.py.
+description: Used by moltbot's playbook tasks; see moltbot/kinds/playbook.py.
 """
 
 MESSAGE_LIMIT = 300

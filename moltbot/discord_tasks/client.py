@@ -5,8 +5,9 @@ Discord asks for. Rate limits (NOTES.md §2) are honoured before a request is
 sent, never after: each bucket's ``X-RateLimit-Remaining``/``Reset-After``
 and any 429's ``retry_after`` (per bucket, or for everything when global)
 hold back the next request to that bucket until then, and a sliding window
-keeps the whole client under 50 requests per second. A 429 is retried a
-bounded number of times; nothing else is retried here (the caller decides).
+keeps the whole client under 50 requests per second. A 429 is retried until
+``retries.DISCORD_RATE_LIMIT_STOP`` says enough; nothing else is retried
+here (the caller decides).
 Thread-safe: one lock guards the limits; waiting happens outside it.
 """
 
@@ -23,14 +24,13 @@ from typing import Any
 
 import httpx
 
-from moltbot import __version__
+from moltbot import __version__, retries
 
 __all__ = ["DiscordClient", "DiscordError", "DiscordForbidden", "DiscordNotFound", "DiscordUnauthorized"]
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://discord.com/api/v10"
 GLOBAL_PER_SECOND = 50
-MAX_429_RETRIES = 5
 _MAJOR = re.compile(r"^/(channels|guilds|webhooks)/(\d+)")
 _ID = re.compile(r"/\d{5,}")
 
@@ -139,14 +139,17 @@ class DiscordClient:
         if self.unauthorized:
             raise DiscordUnauthorized(401, None, "the bot token was refused earlier; fix DISCORD_BOT_TOKEN")
         route = route_key(method, path)
-        for _ in range(MAX_429_RETRIES + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             self._wait_for_turn(route)
             response = self._http.request(method, path, **kwargs)
             self._learn(route, response)
             if response.status_code != 429:
                 return self._result(response)
+            if retries.gives_up(retries.DISCORD_RATE_LIMIT_STOP, attempt):
+                raise DiscordError(429, None, f"still rate limited after {attempt} tries ({method} {path})")
             self._on_429(route, response)
-        raise DiscordError(429, None, f"still rate limited after {MAX_429_RETRIES} waits ({method} {path})")
 
     def _wait_for_turn(self, route: str) -> None:
         while True:

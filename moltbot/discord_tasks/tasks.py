@@ -1,7 +1,8 @@
-"""Discord tasks as tasks of the core: their spec, and the built-in action a run performs.
+"""Discord tasks as tasks of the core: the spec of a task read from the channel.
 
 A task read from the channel becomes a ``TaskSpec`` with id ``discord-<message id>``
-whose run is ``python -m moltbot discord-action <id>``: it gets the runner's
+of kind ``discord`` (``moltbot/kinds/discord.py``: its run is
+``python -m moltbot discord-action <id>``): it gets the runner's
 timeouts, logs, retries, run records, alerts and every command (status, run:,
 pause:) like any other task. Its schedule is stored in a canonical form
 ``parse_schedule`` reads back (a cron expression, an interval, or a one-shot
@@ -11,10 +12,9 @@ message's ``next_run`` and intervals count from there (no drift).
 
 from __future__ import annotations
 
-import sys
 from zoneinfo import ZoneInfo
 
-from moltbot.config import DISCORD_PREFIX, TaskSpec
+from moltbot.config.spec import DISCORD_PREFIX, TaskSpec
 from moltbot.discord_tasks.message import DiscordTask
 from moltbot.schedules import Cron, Every, Once, Schedule, parse_schedule
 
@@ -51,13 +51,12 @@ def to_spec(task: DiscordTask, zone: ZoneInfo) -> TaskSpec:
     return TaskSpec(
         task_id=task_id,
         name=task.task_name,
-        script_path=sys.executable,
+        kind="discord",
         schedule_text=text,
         schedule=parse_schedule(text, zone),
         timezone=zone,
         enabled=task.active,
         timeout_seconds=ACTION_TIMEOUT,
-        args=("-m", "moltbot", "discord-action", task_id),
         description=task.description,
         raw={**task.data, "message_id": task.message_id, "author_id": task.author_id, "source": "discord"},
         first_run=task.next_run,

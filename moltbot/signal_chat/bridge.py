@@ -1,9 +1,10 @@
 """Signal <-> moltbot: commands in, answers, run results and alerts out.
 
 Three threads: the receiver (frames into a queue, receiver.py), the command
-worker (here) and the outbox sender (delivery.py). A command is authorized,
-de-duplicated, acted on through the handlers and answered in one
-transaction, so a crash leaves it either untouched or fully done.
+worker (here) and the outbox sender (the core's worker for ``SignalChannel``,
+delivery.py). A command is authorized here and handed to the core with its
+handler (``handlers/``): the core records it (a replay is never run twice),
+handles it and queues its answer in one transaction.
 
 Who may command: ``allowed`` senders (admins of moltbot), ``viewers`` for
 read-only commands, by ACI UUID or number, 1:1 or in an allowed group. Anyone
@@ -15,71 +16,68 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from moltbot import store
-from moltbot.config import SignalSettings
-from moltbot.handlers.agent import YES, Interpreter, is_free_text
-from moltbot.handlers.commands import Reply, Request, handle
-from moltbot.scheduler import Core, Watcher
-from moltbot.signal_chat.delivery import CHANNEL, Delivery
+from handlers.agent import YES, Interpreter, is_free_text
+from handlers.commands import handle
+from moltbot.config.integrations import SignalSettings
+from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher
+from moltbot.core.delivery import Delivery
+from moltbot.signal_chat.delivery import CHANNEL, SignalChannel
 from moltbot.signal_chat.envelopes import Ignored, Inbound, classify
 from moltbot.signal_chat.gateway import Gateway
 from moltbot.signal_chat.receiver import Receiver
-from moltbot.store import messages
+from moltbot.threads import Supervised
 
 __all__ = ["SignalBridge"]
 
 log = logging.getLogger(__name__)
 TYPING_REFRESH = 8.0  # Signal apps hide the indicator after a few seconds
 STRANGER_ALERT_EVERY = timedelta(minutes=10)
+EDITS_IGNORED = "edits are ignored; send the command again"
 _STOP = object()
 
 
 class SignalBridge:
-    def __init__(self, core: Core, settings: SignalSettings) -> None:
+    def __init__(self, core: Core, settings: SignalSettings, delivery: Delivery) -> None:
         self.core = core
         self.settings = settings
         self.gateway = Gateway(settings)
         self.frames: queue.Queue[Any] = queue.Queue()
         self.receiver = Receiver(self.gateway, self.frames, core.clock.now, self._back_online)
-        self.delivery = Delivery(core, self.gateway, settings, self._sent)
+        delivery.add(SignalChannel(self.gateway, settings, self._sent))
         # Echo protection (linked device): what we sent comes back as the account's own sync messages.
         self._own_sends: deque[int] = deque(maxlen=1000)  # their timestamps
         self._own_texts: deque[str] = deque(maxlen=100)  # and texts: the echo may beat the send's answer
         self._typing: dict[int, tuple[str, float]] = {}  # run id -> (chat, last refresh, monotonic)
         self._refused = 0
         self._refusal_alerted: datetime | None = None
-        self._worker = threading.Thread(target=self._work, name="signal-commands", daemon=True)
+        self._worker = Supervised("signal-commands", self._work)
         self.interpreter = _interpreter(core)  # free text, when an agent is configured
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        store.listen_for_outbox(self.delivery.wake)
-        self.delivery.start()
         self._worker.start()
         self.receiver.start()
         allowed = len(self.settings.allowed)
         log.info("signal: bot %s, gateway %s, %d allowed", self.settings.number, self.settings.url, allowed)
 
     def stop(self) -> None:
-        """Within ~15 s (systemd's stop timeout also covers the runs' grace period)."""
+        """Within ~10 s (systemd's stop timeout also covers the runs' grace period)."""
         self.receiver.stop()
+        self._worker.stopping.set()
         self.frames.put(_STOP)
-        self._worker.join(5)
-        store.listen_for_outbox(self.delivery.wake, listen=False)
-        self.delivery.stop()
+        self._worker.stop()
         self.gateway.close()
 
     # --- commands ----------------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
+        while not self._worker.stopping.is_set():
             try:
                 frame = self.frames.get(timeout=TYPING_REFRESH if self._typing else None)
             except queue.Empty:
@@ -105,8 +103,7 @@ class SignalBridge:
         if role is None:
             self._refuse(found)
             return
-        now = self.core.clock.now()
-        age = now.timestamp() - found.timestamp / 1000
+        age = self.core.clock.now().timestamp() - found.timestamp / 1000
         if age > self.settings.max_command_age_seconds:
             limit = self.settings.max_command_age_seconds
             log.info(
@@ -115,34 +112,26 @@ class SignalBridge:
             return
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
         request = Request(found.text, role, f"signal:{found.sender_uuid}", watcher)
+        command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, found.text)
         if self.interpreter is not None and not found.edit and self._is_free_text(found.text):
-            if messages.seen(CHANNEL, found.sender_uuid, found.timestamp):
+            if self.core.chat.seen(command):
                 return
             answer = self.interpreter.interpret(request)  # slow: outside any transaction
-            with store.write_transaction():
-                if messages.accept_inbound(
-                    CHANNEL, found.sender_uuid, found.timestamp, found.chat, found.text, now
-                ):
-                    self.core.post(watcher, answer.text)
-            self._watch(answer, found)
+            reply = self.core.chat.accept(command, watcher, lambda: answer)
+        elif found.edit:
+            reply = self.core.chat.accept(command, watcher, lambda: Reply(EDITS_IGNORED))
+        else:
+            interpreter = self.interpreter
+            reply = self.core.chat.accept(
+                command,
+                watcher,
+                lambda: (interpreter and interpreter.confirmation(request)) or handle(self.core, request),
+            )
+        if reply is None:
+            log.info(
+                "signal: command %d from %s seen before; not repeated", found.timestamp, found.sender_uuid
+            )
             return
-        with store.write_transaction():
-            sender, sent_at = found.sender_uuid, found.timestamp
-            if messages.accept_inbound(CHANNEL, sender, sent_at, found.chat, found.text, now) is None:
-                log.info("signal: command %d from %s seen before; not repeated", sent_at, sender)
-                return
-            if found.edit:
-                self.core.post(watcher, "edits are ignored; send the command again")
-                return
-            try:
-                reply = (self.interpreter and self.interpreter.confirmation(request)) or handle(
-                    self.core, request
-                )
-            except Exception:
-                log.exception("signal: the command %r failed inside moltbot", found.text[:40])
-                self.core.post(watcher, "⚠ that failed inside moltbot (see its log)")
-                return
-            self.core.post(watcher, reply.text)
         self._watch(reply, found)
 
     def _is_free_text(self, text: str) -> bool:
@@ -174,12 +163,7 @@ class SignalBridge:
         now = self.core.clock.now()
         if self._refusal_alerted is None or now - self._refusal_alerted >= STRANGER_ALERT_EVERY:
             who = found.sender_number or found.sender_uuid
-            messages.enqueue_message(
-                "alerts",
-                "admins",
-                f"⚠ ignored {self._refused} message(s) from senders not allowed (last: {who})",
-                now,
-            )
+            self.core.alert(f"⚠ ignored {self._refused} message(s) from senders not allowed (last: {who})")
             self._refused, self._refusal_alerted = 0, now
 
     # --- feedback ---------------------------------------------------------------------
@@ -188,7 +172,7 @@ class SignalBridge:
         now = time.monotonic()
         for run_id, (chat, refreshed) in list(self._typing.items()):
             run = self.core.run(run_id)
-            if run is None or run.status not in store.ACTIVE_RUN_STATES:
+            if run is None or not run.active:
                 del self._typing[run_id]
                 self.gateway.typing(chat, on=False)
             elif now - refreshed >= TYPING_REFRESH - 0.5:
@@ -203,12 +187,7 @@ class SignalBridge:
 
     def _back_online(self, since: datetime) -> None:
         local = since.astimezone(self.core.settings.timezone).strftime("%H:%M")
-        messages.enqueue_message(
-            "alerts",
-            "admins",
-            f"moltbot is back online; resend anything you sent since {local}",
-            self.core.clock.now(),
-        )
+        self.core.alert(f"moltbot is back online; resend anything you sent since {local}")
 
 
 def _interpreter(core: Core) -> Interpreter | None:

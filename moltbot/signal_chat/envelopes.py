@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from moltbot.config import SignalSettings
+from moltbot.config.integrations import SignalSettings
 from moltbot.signal_chat.gateway import rest_group_id
 
 __all__ = ["Ignored", "Inbound", "classify"]

@@ -32,7 +32,7 @@ import requests
 from pysignalclirestapi import SignalCliRestApi
 
 from moltbot import __version__
-from moltbot.config import SignalSettings
+from moltbot.config.integrations import SignalSettings
 from moltbot.retries import quick_retries
 
 __all__ = [

@@ -3,7 +3,7 @@
 json-rpc mode: one persistent websocket, read continuously (the gateway drops
 a frame when its reader is slow, and everything sent while no socket is
 connected: GATEWAY-NOTES 1.4), with pings, reconnecting with backoff and
-jitter. Normal and native mode: ``GET /v1/receive`` in a loop, with a client
+jitter (``retries.RECONNECT_WAIT``). Normal and native mode: ``GET /v1/receive`` in a loop, with a client
 timeout longer than the server's wait. The mode is detected on every
 (re)connection. Commands are never processed here: only queued.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import random
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -22,13 +21,13 @@ from typing import Any
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from moltbot import retries
 from moltbot.signal_chat.gateway import Gateway, GatewayError
 
 __all__ = ["Receiver"]
 
 log = logging.getLogger(__name__)
-PING_SECONDS = 20  # the gateway pings every 54 s; ours find a half-open connection sooner
-BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
+PING_SECONDS = 20.0  # the gateway pings every 54 s; ours find a half-open connection sooner
 
 
 class Receiver:
@@ -40,8 +39,10 @@ class Receiver:
         frames: queue.Queue[Any],
         now: Callable[[], datetime],
         on_reconnect: Callable[[datetime], None],
+        ping_seconds: float = PING_SECONDS,
     ) -> None:
         self.gateway = gateway
+        self.ping_seconds = ping_seconds  # and as long for the answer: a silent socket is dropped
         self.frames = frames
         self.now = now
         self.on_reconnect = on_reconnect  # told when the gateway is back after an outage
@@ -62,33 +63,34 @@ class Receiver:
         self._thread.join(5)
 
     def _run(self) -> None:
-        delay = BACKOFF_FIRST
+        failures = 0  # in a row
         unreachable_logged = False
         while not self._stopping.is_set():
+            failures += 1
             try:
                 about = self.gateway.detect()
                 if about.mode == "json-rpc":
                     self._read_socket()
                 else:
                     self._poll()
-                delay = BACKOFF_FIRST
+                failures = 0
             except (GatewayError, WebSocketException, OSError, ValueError) as exc:
                 if not unreachable_logged or self.connected.is_set():
                     log.warning("signal gateway: %s; retrying (messages sent meanwhile may be lost)", exc)
                     unreachable_logged = True
+            except Exception:  # a bug of ours: reconnect all the same
+                log.exception("signal gateway: receiving failed unexpectedly; reconnecting")
             self._disconnected()
             if self._stopping.is_set():
                 return
-            # Full jitter: many restarts at once do not reconnect in lockstep.
-            self._stopping.wait(random.uniform(delay / 2, delay))
-            delay = min(BACKOFF_MAX, delay * 2)
+            self._stopping.wait(retries.delay(retries.RECONNECT_WAIT, max(1, failures)))
 
     def _read_socket(self) -> None:
         with connect(
             self.gateway.receive_url,
             open_timeout=self.gateway.settings.timeout_seconds,
-            ping_interval=PING_SECONDS,
-            ping_timeout=PING_SECONDS,
+            ping_interval=self.ping_seconds,
+            ping_timeout=self.ping_seconds,
             close_timeout=2,
             proxy=None,
             max_size=2**22,

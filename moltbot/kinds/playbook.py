@@ -1,11 +1,12 @@
-"""Playbook tasks: a run of ``ansible-playbook`` whose per-host recap is kept with the run.
+"""``playbook`` tasks: a run of ``ansible-playbook`` whose per-host recap is kept with the run.
 
-A playbook task's process is ``moltbot playbook-action TASK`` (as for llm tasks), so timeouts,
-retries, the log and alerts are the core's, unchanged. The action runs ansible-playbook as its
+The run is ``moltbot playbook-action TASK`` (timeouts, retries, the log and
+alerts are the core's, unchanged). The action runs ansible-playbook as its
 child, output straight into the run's log, with a small callback plugin
-(``ansible_callbacks/moltbot_recap.py``) that writes the recap to a file. The action stores it on
-the run before it exits, that is before the daemon records the run's end, so the reply queued by
-that end can show it. ansible-playbook's exit code is the run's.
+(``moltbot/ansible_callbacks/moltbot_recap.py``) that writes the recap to a
+file. The action stores it on the run before it exits, that is before the
+daemon records the run's end, so the reply queued by that end can show it.
+ansible-playbook's exit code is the run's.
 """
 
 from __future__ import annotations
@@ -14,57 +15,61 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from moltbot.config import under_tasks
+from moltbot.config.reader import TaskReader
+from moltbot.config.spec import under_tasks
+from moltbot.kinds.base import ActionContext, TaskKind
 
-CALLBACK_DIR = Path(__file__).parent / "ansible_callbacks"
+__all__ = ["PLAYBOOK", "PlaybookError", "command_line", "find_ansible_playbook", "is_host_list"]
+
+CALLBACK_DIR = Path(__file__).resolve().parent.parent / "ansible_callbacks"
 RECAP_FILE_ENV = "MOLTBOT_RECAP_FILE"
-OUTCOMES = ("ok", "changed", "failed", "unreachable")  # the order a summary names them in
 
 
 class PlaybookError(Exception):
     """The playbook could not be started (the run fails with this reason)."""
 
 
-@dataclass(frozen=True)
-class HostRecap:
-    """One host's line of the PLAY RECAP, and the last failure's message."""
+class PlaybookKind(TaskKind):
+    name = "playbook"
+    fields = ("playbook", "inventory", "limit", "tags", "extra_vars", "check_mode")
 
-    host: str
-    ok: int = 0
-    changed: int = 0
-    failed: int = 0
-    unreachable: int = 0
-    skipped: int = 0
-    message: str = ""
+    def read(self, reader: TaskReader) -> None:
+        for name in ("playbook", "inventory"):
+            value = reader.get(name, (str,), "", required=True)
+            if value and not (name == "inventory" and is_host_list(value, reader.tasks_dir)):
+                reader.check_path(name, value, executable=False)
+        reader.get("limit", (str,), "")
+        tags = reader.get("tags", (str, list), "")
+        if isinstance(tags, list) and not all(isinstance(tag, str) and tag for tag in tags):
+            reader.problem("tags", "expected a list of tag names")
+        reader.get("extra_vars", (dict,), {})
+        reader.get("check_mode", (bool,), False)
+        why = "a playbook task has no {}: use playbook, inventory, limit, tags, extra_vars"
+        for name in ("script_path", "args"):
+            reader.refuse((name,), why.format(name))
 
-    @property
-    def outcome(self) -> str:
-        """The worst thing that happened to the host: unreachable, failed, changed or ok."""
-        if self.unreachable:
-            return "unreachable"
-        if self.failed:
-            return "failed"
-        return "changed" if self.changed else "ok"
+    def describe(self, definition: Mapping[str, Any]) -> str:
+        return f"ansible-playbook -i {definition.get('inventory')} {definition.get('playbook')}"
+
+    def act(self, context: ActionContext, definition: Mapping[str, Any]) -> int:
+        try:
+            code, recap = run(definition, context.home.tasks_dir, os.environ)
+        except PlaybookError as exc:
+            print(f"moltbot: {exc}", file=sys.stderr)
+            return 1
+        run_id = os.environ.get("MOLTBOT_RUN_ID", "")
+        if recap is not None and run_id.isdigit():
+            context.set_run_recap(int(run_id), recap)
+        return code
 
 
-def parse_recap(text: str | None) -> list[HostRecap]:
-    """The hosts of a stored recap (empty for runs that have none)."""
-    if not text:
-        return []
-    fields = {"host", "ok", "changed", "failed", "unreachable", "skipped", "message"}
-    return [HostRecap(**{k: v for k, v in host.items() if k in fields}) for host in json.loads(text)["hosts"]]
-
-
-def outcome_counts(hosts: Sequence[HostRecap]) -> dict[str, int]:
-    """How many hosts ended in each outcome, in OUTCOMES order, zeros left out."""
-    counts = {outcome: sum(1 for host in hosts if host.outcome == outcome) for outcome in OUTCOMES}
-    return {outcome: count for outcome, count in counts.items() if count}
+PLAYBOOK = PlaybookKind()
 
 
 def is_host_list(inventory: str, tasks_dir: Path) -> bool:
@@ -72,10 +77,10 @@ def is_host_list(inventory: str, tasks_dir: Path) -> bool:
     return "," in inventory and not under_tasks(inventory, tasks_dir).exists()
 
 
-def command(
+def command_line(
     task: Mapping[str, Any], tasks_dir: Path, ansible_playbook: str, vars_file: Path | None
 ) -> list[str]:
-    """The ansible-playbook command line for a task's fields (validated by config.load_tasks)."""
+    """The ansible-playbook command line for a task's fields (validated by ``read``)."""
     inventory = str(task["inventory"])
     argv = [
         ansible_playbook,
@@ -125,7 +130,7 @@ def run(task: Mapping[str, Any], tasks_dir: Path, environ: Mapping[str, str]) ->
             "ANSIBLE_NOCOLOR": "1",  # the log and the chat get plain text
             "ANSIBLE_RETRY_FILES_ENABLED": "0",  # no .retry files next to the playbook
         }
-        argv = command(task, tasks_dir, ansible_playbook, vars_file)
+        argv = command_line(task, tasks_dir, ansible_playbook, vars_file)
         print("$ " + " ".join(argv), flush=True)
         # Our own process group is the run's: a timeout or `stop` signals ansible-playbook too.
         code = subprocess.run(argv, cwd=tasks_dir, env=env, check=False).returncode

@@ -1,0 +1,111 @@
+"""The ``moltbot`` command line (the original scheduler.py verbs, and more).
+
+| module | commands |
+|---|---|
+| ``commands`` | run, run-all, status, logs, pause, resume, stop, next, tasks |
+| ``admin`` | daemon, check, reload, checkpoint, outbox, doctor |
+| ``actions`` | the internal ``<kind>-action`` commands a run's process is |
+
+Everything goes through the core API (``moltbot.core``). Imports are
+deferred to the command that needs them: ``moltbot status`` must answer in
+well under a second on a small home server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from moltbot.cli.actions import action_command
+from moltbot.cli.admin import cmd_check, cmd_checkpoint, cmd_daemon, cmd_doctor, cmd_outbox, cmd_reload
+from moltbot.cli.commands import (
+    cmd_logs,
+    cmd_next,
+    cmd_pause,
+    cmd_resume,
+    cmd_run,
+    cmd_run_all,
+    cmd_status,
+    cmd_stop,
+    cmd_tasks,
+)
+from moltbot.cli.common import EXIT_CONFIG
+from moltbot.config.errors import ConfigError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moltbot", description="moltbot: a careful task scheduler.")
+    parser.add_argument("--home", help="MOLTBOT_HOME (default: $MOLTBOT_HOME or ~/moltbot-system)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        task: str | None = None,
+        json_flag: bool = False,
+    ) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if task == "required":
+            command.add_argument("task", help="task id or name")
+        elif task == "optional":
+            command.add_argument("task", nargs="?", help="task id or name")
+        if json_flag:
+            command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.set_defaults(handler=handler)
+        return command
+
+    add("daemon", cmd_daemon, "run the scheduler in the foreground (systemd runs this)")
+    add("run", cmd_run, "run a task now and wait for its result", "required", True)
+    add("run-all", cmd_run_all, "run every enabled task once now, in priority order", json_flag=True)
+    add("status", cmd_status, "show the daemon and every task", json_flag=True)
+    logs = add("logs", cmd_logs, "show recent task events", "optional", True)
+    logs.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
+    add("pause", cmd_pause, "stop scheduling a task (a current run continues)", "required")
+    add("resume", cmd_resume, "schedule a paused task again", "required")
+    add("stop", cmd_stop, "terminate a task's current run", "required")
+    nxt = add("next", cmd_next, "show upcoming run times", "required", True)
+    nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
+    add("tasks", cmd_tasks, "list task definitions", json_flag=True)
+    add("check", cmd_check, "validate tasks.json and moltbot.toml")
+    add(
+        "doctor",
+        cmd_doctor,
+        "check config, database and every configured service; print fixes",
+        json_flag=True,
+    )
+    add("outbox", cmd_outbox, "list chat messages not delivered yet (or given up)", json_flag=True)
+    add(
+        "discord-action",
+        action_command("discord"),
+        "(run by the daemon) perform a Discord task's action",
+        "required",
+    )
+    add(
+        "llm-action",
+        action_command("llm"),
+        "(run by the daemon) ask the model an llm task's prompt",
+        "required",
+    )
+    add("playbook-action", action_command("playbook"), "(run by the daemon) run a playbook task", "required")
+    add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
+    checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
+    checkpoint.add_argument("action", choices=["save", "load", "clear"])
+    checkpoint.add_argument("data", nargs="?", help="JSON to save")
+    checkpoint.add_argument("--task", help="task id (default: $MOLTBOT_TASK_ID)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:  # a clear message rather than a traceback
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    return code

@@ -1,0 +1,32 @@
+"""The internal commands the daemon starts as a run's process for moltbot's own task kinds.
+
+``moltbot llm-action TASK``, ``playbook-action TASK``, ``discord-action
+TASK``: each reads the task's definition from the store and hands it to its
+kind's ``act`` (``moltbot/kinds/``), whose exit code is the run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from moltbot.cli.common import EXIT_USAGE, core
+
+__all__ = ["action_command"]
+
+
+def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        from moltbot.kinds import kind_of_definition
+
+        opened = core(args)
+        definition = opened.definition(args.task)
+        kind = kind_of_definition(definition) if definition else None
+        if kind is None or kind.name != kind_name:
+            print(f"moltbot: {args.task} is not a {kind_name} task", file=sys.stderr)
+            return EXIT_USAGE
+        return kind.act(opened, definition)
+
+    command.__doc__ = f"A {kind_name} task's run (the daemon starts it)."
+    return command

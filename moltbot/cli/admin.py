@@ -1,0 +1,172 @@
+"""Running and looking after moltbot: daemon, check, reload, checkpoint, outbox, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import ClassVar
+
+from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, core, print_json
+from moltbot.config.errors import ConfigError
+from moltbot.config.home import Home
+
+__all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbox", "cmd_reload"]
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from moltbot.core.lock import AlreadyRunning, DaemonLock
+    from moltbot.daemon import Daemon
+    from moltbot.transports import configured_transports
+
+    _setup_logging()
+    log = logging.getLogger("moltbot")
+    opened = core(args)
+    lock = DaemonLock(opened.home.lock_path)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    try:
+        try:
+            specs = opened.load_specs()
+        except ConfigError as error:
+            log.error("refusing to start: the configuration has errors:\n%s", error)
+            return EXIT_CONFIG
+        opened.sync(specs)
+        return Daemon(opened, specs, configured_transports).serve()
+    finally:
+        lock.release()
+
+
+class _JournalFormatter(logging.Formatter):
+    """journald adds the time; "<N>" sets the priority of each line."""
+
+    LEVELS: ClassVar[dict[str, int]] = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.LEVELS.get(record.levelname, 6)}>{super().format(record)}"
+
+
+def _setup_logging() -> None:
+    if os.environ.get("JOURNAL_STREAM"):
+        formatter: logging.Formatter = _JournalFormatter("%(name)s: %(message)s")
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("MOLTBOT_LOG_LEVEL", "INFO").upper())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from moltbot.config.settings import load_settings
+    from moltbot.config.tasks import load_tasks
+
+    home = Home.from_env(args.home)
+    home.ensure()
+    try:
+        settings = load_settings(home.settings_toml)
+        specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: OK")
+    return EXIT_OK
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Validate, then have the daemon pick up tasks.json (SIGHUP); without one, sync the store."""
+    import signal
+
+    code = cmd_check(args)
+    if code != EXIT_OK:
+        return code
+    opened = core(args)
+    pid = opened.daemon_pid()
+    if pid and pid > 0:
+        os.kill(pid, signal.SIGHUP)
+        print(f"reload sent to the daemon (pid {pid})")
+    else:
+        result = opened.sync(opened.load_specs())
+        print(f"no daemon running; store synced (added {len(result.added)}, changed {len(result.changed)}, "
+              f"removed {len(result.removed)})")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    task_id = args.task or os.environ.get("MOLTBOT_TASK_ID")
+    if not task_id:
+        print("moltbot: no task: run inside a moltbot task or pass --task", file=sys.stderr)
+        return EXIT_USAGE
+    opened = core(args)
+    run_id = os.environ.get("MOLTBOT_RUN_ID")
+    if args.action == "save":
+        try:
+            data = json.loads(args.data)
+        except (TypeError, json.JSONDecodeError) as exc:
+            print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        opened.save_checkpoint(task_id, data, int(run_id) if run_id and run_id.isdigit() else None)
+    elif args.action == "load":
+        data = opened.load_checkpoint(task_id)
+        if data is None:
+            return EXIT_FAILED
+        print(json.dumps(data))
+    else:
+        opened.clear_checkpoint(task_id)
+    return EXIT_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """Messages not delivered yet, and those given up (refused, or possibly delivered)."""
+    messages = core(args).chat.pending()
+    if args.json:
+        print_json(
+            [
+                {
+                    "id": message.id,
+                    "channel": message.channel,
+                    "address": message.address,
+                    "status": message.status,
+                    "attempts": message.attempts,
+                    "created_at": message.created_at.isoformat(),
+                    "next_attempt": message.due_at.isoformat() if message.status == "pending" else None,
+                    "error": message.last_error,
+                    "text": message.text,
+                    "run_id": message.run_id,
+                }
+                for message in messages
+            ]
+        )
+        return EXIT_OK
+    if not messages:
+        print("outbox: nothing waiting")
+        return EXIT_OK
+    for message in messages:
+        what = (message.text or f"result of run {message.run_id}").splitlines()[0][:60]
+        error = f" ({message.last_error})" if message.last_error else ""
+        where = f"{message.channel}:{message.address}"
+        print(f"{message.id:>6} {message.status:<8} {where} tries {message.attempts}: {what}{error}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check everything moltbot depends on, in order; print a fix for each failure."""
+    from moltbot.doctor import run_checks
+
+    checks = run_checks(Home.from_env(args.home))
+    failed = any(not check.ok and check.required for check in checks)
+    if args.json:
+        print_json({"ok": not failed, "checks": [check.__dict__ for check in checks]})
+    else:
+        for check in checks:
+            print(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+            if not check.ok and check.fix:
+                print(f"    fix: {check.fix}")
+    return EXIT_FAILED if failed else EXIT_OK

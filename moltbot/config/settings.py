@@ -1,0 +1,111 @@
+"""moltbot.toml: the ``[daemon]`` table and the integrations' tables, read into one ``Settings``."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from moltbot.config.errors import ConfigError, ConfigProblem, unknown_name
+from moltbot.config.integrations import (
+    READERS,
+    DiscordSettings,
+    LettaSettings,
+    OllamaSettings,
+    SignalSettings,
+    read_integration,
+)
+from moltbot.config.toml import Section, toml_line
+
+__all__ = ["Settings", "host_zone", "load_settings"]
+
+
+@functools.cache
+def host_zone() -> ZoneInfo:
+    """The host's IANA zone: $TZ, /etc/timezone, the /etc/localtime link, else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        link = os.readlink("/etc/localtime")
+        if "zoneinfo/" in link:
+            candidates.append(link.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``[daemon]``, and each integration's table (None: not configured, that integration is off)."""
+
+    timezone: ZoneInfo = field(default_factory=host_zone)
+    workers: int = 4
+    missed_grace_seconds: float = 60.0
+    max_catchup_runs: int = 10
+    kill_grace_seconds: float = 10.0
+    output_cap_bytes: int = 1024 * 1024
+    log_retention_days: int = 30
+    signal: SignalSettings | None = None
+    ollama: OllamaSettings | None = None
+    discord: DiscordSettings | None = None
+    letta: LettaSettings | None = None  # no [letta]: Discord tasks use Ollama, or their template
+
+
+_DAEMON_TYPES: dict[str, tuple[type, ...]] = {
+    "timezone": (str,),
+    "workers": (int,),
+    "missed_grace_seconds": (int, float),
+    "max_catchup_runs": (int,),
+    "kill_grace_seconds": (int, float),
+    "output_cap_bytes": (int,),
+    "log_retention_days": (int,),
+}
+_MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
+_KNOWN_SECTIONS = ("daemon", *READERS)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read moltbot.toml; a missing file means all defaults."""
+    if not path.exists():
+        return Settings()
+    import tomllib
+
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        raise ConfigError([ConfigProblem(path, int(found[1]) if found else None, None, str(exc))]) from exc
+    problems = [
+        ConfigProblem(path, toml_line(text, name, None), name, unknown_name(name, _KNOWN_SECTIONS, "section"))
+        for name in data
+        if name not in _KNOWN_SECTIONS
+    ]
+    daemon = Section("daemon", data.get("daemon", {}), path, text)
+    values: dict[str, Any] = daemon.read(_DAEMON_TYPES, minimum=_MAY_BE_ZERO)
+    if "timezone" in values:
+        try:
+            values["timezone"] = ZoneInfo(str(values["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            daemon.problem("timezone", f"unknown IANA zone {values.pop('timezone')!r}")
+    problems += daemon.problems
+    for name in READERS:
+        if isinstance(data.get(name), dict):
+            values[name], section_problems = read_integration(name, data[name], path, text, os.environ)
+            problems += section_problems
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)

@@ -1,0 +1,73 @@
+"""A task's validated definition, whatever its source (tasks.json, the Discord Tasks Channel)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from moltbot.schedules import Schedule
+
+__all__ = [
+    "DISCORD_PREFIX",
+    "TASK_ID_PATTERN",
+    "TaskSpec",
+    "split_schedule_key",
+    "task_source",
+    "under_tasks",
+]
+
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DISCORD_PREFIX = "discord-"  # task ids of Discord Tasks-Channel tasks; tasks.json may not use it
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    task_id: str
+    name: str
+    kind: str  # script | llm | playbook | discord: moltbot/kinds/ says what its run is
+    schedule_text: str
+    schedule: Schedule
+    timezone: ZoneInfo
+    enabled: bool = True
+    priority: int = 5
+    timeout_seconds: float = 300.0
+    retries: int = 0
+    retry_backoff_seconds: float = 30.0
+    overlap: str = "skip"
+    missed: str = "once"
+    env: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+    notify: str = "failure"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written (kind fields too)
+    first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
+
+    @property
+    def schedule_key(self) -> str:
+        """What identifies "the same schedule" across reloads (re-anchor when it changes)."""
+        return f"{self.schedule_text}@{self.timezone.key}"
+
+    def definition_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True)
+
+
+def task_source(task_id: str) -> str:
+    """Where a task is defined: "discord" (the Tasks Channel) or "config" (tasks.json)."""
+    return "discord" if task_id.startswith(DISCORD_PREFIX) else "config"
+
+
+def under_tasks(value: str, tasks_dir: Path) -> Path:
+    """A script, playbook or inventory path: absolute, or relative to MOLTBOT_HOME/tasks."""
+    path = Path(value)
+    return path if path.is_absolute() else tasks_dir / path
+
+
+def split_schedule_key(key: str) -> tuple[str, ZoneInfo]:
+    """The schedule text and zone stored in a task's ``schedule_key``."""
+    text, zone = key.rsplit("@", 1)
+    return text, ZoneInfo(zone)

@@ -1,0 +1,184 @@
+"""tasks.json: the original scheduler's format plus optional fields, validated into ``TaskSpec``s.
+
+The fields every task has are checked here; each kind checks its own
+(``moltbot/kinds/``). Every problem names the file, the line and the field,
+and all of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from moltbot.config.errors import ConfigError, ConfigProblem, unknown_name
+from moltbot.config.reader import TaskReader
+from moltbot.config.spec import DISCORD_PREFIX, TASK_ID_PATTERN, TaskSpec
+from moltbot.kinds import CONFIG_KINDS, KINDS
+
+__all__ = ["load_tasks"]
+
+_COMMON_FIELDS = (
+    "task_id",
+    "name",
+    "kind",
+    "interval_minutes",
+    "enabled",
+    "priority",
+    "schedule",
+    "timezone",
+    "timeout_seconds",
+    "retries",
+    "retry_backoff_seconds",
+    "overlap",
+    "missed",
+    "env",
+    "description",
+    "notify",
+)
+_FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
+_CHOICES = {
+    "overlap": ("skip", "queue"),
+    "missed": ("skip", "once", "all"),
+    "notify": ("failure", "always", "never"),
+}
+_DEFAULT_CHOICE = {"overlap": "skip", "missed": "once", "notify": "failure"}
+
+
+def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[TaskSpec]:
+    """Read and validate tasks.json; ConfigError lists every problem."""
+    from moltbot.jsonlines import line_map
+
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(path, None, None, "file not found")]) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([ConfigProblem(path, exc.lineno, None, f"invalid JSON: {exc.msg}")]) from exc
+    lines = line_map(text)
+    tasks = document.get("tasks") if isinstance(document, dict) else None
+    if not isinstance(tasks, list):
+        raise ConfigError([ConfigProblem(path, 1, "tasks", 'expected {"tasks": [ ... ]}')])
+    problems: list[ConfigProblem] = []
+    specs: list[TaskSpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(tasks):
+        if not isinstance(entry, dict):
+            problems.append(
+                ConfigProblem(path, lines.get(("tasks", index)), f"tasks[{index}]", "expected an object")
+            )
+            continue
+        reader = TaskReader(path, lines, index, entry, tasks_dir)
+        spec = _read_task(reader, default_zone)
+        task_id = entry.get("task_id")
+        if isinstance(task_id, str) and task_id in seen:
+            reader.problem("task_id", f"duplicate task_id {task_id!r} (first at tasks[{seen[task_id]}])")
+            spec = None
+        elif isinstance(task_id, str):
+            seen[task_id] = index
+        problems.extend(reader.problems)
+        if spec is not None:
+            specs.append(spec)
+    if problems:
+        raise ConfigError(problems)
+    return specs
+
+
+def _read_task(reader: TaskReader, default_zone: ZoneInfo) -> TaskSpec | None:
+    from moltbot.schedules import parse_schedule
+
+    entry = reader.entry
+    for name in entry:
+        if name not in _FIELDS:
+            reader.problem(name, unknown_name(name, _FIELDS))
+    task_id = reader.get("task_id", (str,), "", required=True)
+    if task_id and not TASK_ID_PATTERN.fullmatch(task_id):
+        reader.problem("task_id", "use letters, digits, '.', '_' or '-' (at most 64, no leading punctuation)")
+    elif task_id and task_id.startswith(DISCORD_PREFIX):
+        reader.problem(
+            "task_id", f"ids starting with {DISCORD_PREFIX!r} belong to Discord Tasks-Channel tasks"
+        )
+    name = reader.get("name", (str,), task_id)
+    kind = reader.get("kind", (str,), "script")
+    if kind in CONFIG_KINDS:
+        KINDS[kind].read(reader)
+    else:
+        reader.problem("kind", f"expected 'script', 'llm' or 'playbook', got {kind!r}")
+    zone = default_zone
+    if "timezone" in entry:
+        zone_name = reader.get("timezone", (str,), "")
+        try:
+            zone = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            reader.problem("timezone", f"unknown IANA zone {zone_name!r} (e.g. 'Europe/Berlin')")
+    schedule_text = _schedule_text(reader)
+    schedule = None
+    if schedule_text:
+        try:
+            schedule = parse_schedule(schedule_text, zone)
+        except ValueError as exc:  # ScheduleError
+            reader.problem("schedule" if "schedule" in entry else "interval_minutes", str(exc))
+    values = _common_values(reader)
+    env = reader.get("env", (dict,), {})
+    if not all(isinstance(value, str) for value in env.values()):
+        reader.problem("env", "expected an object of string values")
+    if reader.problems or schedule is None:
+        return None
+    return TaskSpec(
+        task_id=task_id,
+        name=name,
+        kind=kind,
+        schedule_text=schedule_text,
+        schedule=schedule,
+        timezone=zone,
+        env=tuple(sorted(env.items())),
+        raw=dict(entry),
+        **values,
+    )
+
+
+def _common_values(reader: TaskReader) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "enabled": reader.get("enabled", (bool,), True),
+        "priority": reader.get("priority", (int,), 5),
+        "timeout_seconds": reader.get("timeout_seconds", (int, float), 300.0),
+        "retries": reader.get("retries", (int,), 0),
+        "retry_backoff_seconds": reader.get("retry_backoff_seconds", (int, float), 30.0),
+        "description": reader.get("description", (str,), ""),
+    }
+    for choice_field, choices in _CHOICES.items():
+        value = reader.get(choice_field, (str,), _DEFAULT_CHOICE[choice_field])
+        if value not in choices:
+            reader.problem(choice_field, f"expected one of {', '.join(choices)}, got {value!r}")
+        values[choice_field] = value
+    if not 1 <= values["priority"] <= 10:
+        reader.problem("priority", f"expected 1 (highest) to 10, got {values['priority']}")
+    if values["timeout_seconds"] <= 0:
+        reader.problem("timeout_seconds", "must be positive")
+    if not 0 <= values["retries"] <= 20:
+        reader.problem("retries", "expected 0 to 20")
+    if values["retry_backoff_seconds"] < 0:
+        reader.problem("retry_backoff_seconds", "must not be negative")
+    return values
+
+
+def _schedule_text(reader: TaskReader) -> str:
+    entry = reader.entry
+    if "schedule" in entry and "interval_minutes" in entry:
+        reader.problem("schedule", "give either 'schedule' or 'interval_minutes', not both")
+        return ""
+    if "schedule" in entry:
+        return str(reader.get("schedule", (str,), ""))
+    minutes = reader.get("interval_minutes", (int, float), None)
+    if minutes is None:
+        if "interval_minutes" not in entry:
+            reader.problem(None, "missing 'schedule' (or the original 'interval_minutes')")
+        return ""
+    if minutes <= 0:
+        reader.problem("interval_minutes", f"must be positive, got {minutes}")
+        return ""
+    seconds = round(minutes * 60)
+    return f"every {int(minutes)}m" if minutes == int(minutes) else f"every {seconds}s"

@@ -1,0 +1,26 @@
+"""The core: what the CLI, the chat handlers and the transports call, and all they may call.
+
+Transports (``moltbot/signal_chat``, ``moltbot/discord_tasks``) and handlers
+(``handlers/``) import from here and from ``moltbot.records``, never from the
+store. The daemon's own machinery (``core/delivery.py``, ``core/outbox.py``,
+``core/planning.py``, ``core/lock.py``) is imported by module where it is used.
+"""
+
+from moltbot.core.api import Core, UnknownTask
+from moltbot.core.chat import ReceivedCommand, Reply, Request
+from moltbot.records import Event, HostRecap, OutboxMessage, Run, Task, TaskState, Watcher
+
+__all__ = [
+    "Core",
+    "Event",
+    "HostRecap",
+    "OutboxMessage",
+    "ReceivedCommand",
+    "Reply",
+    "Request",
+    "Run",
+    "Task",
+    "TaskState",
+    "UnknownTask",
+    "Watcher",
+]

@@ -1,0 +1,345 @@
+"""The core API: the one door through which the CLI, the chat handlers and transports reach the store.
+
+It knows tasks, schedules, runs and the daemon process; it knows nothing of
+Signal or Discord, and it hands out plain values (``moltbot.records``), never
+database rows. Every change the daemon must react to wakes it (SIGUSR1, or
+directly in its own process), so the daemon never polls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from moltbot import store
+from moltbot.clock import Clock, SystemClock
+from moltbot.config.home import Home
+from moltbot.config.settings import Settings, load_settings
+from moltbot.config.spec import TaskSpec, split_schedule_key, task_source
+from moltbot.core.chat import Chat
+from moltbot.core.lock import daemon_pid
+from moltbot.records import Event, Run, Task, TaskState, Watcher
+
+if TYPE_CHECKING:
+    from moltbot.schedules import Schedule
+
+__all__ = ["Core", "UnknownTask"]
+
+
+class UnknownTask(LookupError):
+    """No task by that name; ``suggestion`` is the closest one, if any."""
+
+    def __init__(self, name: str, suggestion: str | None) -> None:
+        self.name, self.suggestion = name, suggestion
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        super().__init__(f"unknown task {name!r}{hint}")
+
+
+class Core:
+    """Operations on one MOLTBOT_HOME."""
+
+    def __init__(self, home: Home, clock: Clock | None = None, settings: Settings | None = None) -> None:
+        self.home = home
+        self.clock: Clock = clock or SystemClock()
+        self._settings = settings
+        self.chat = Chat(self.clock)
+        # Set by a daemon in this process: chat handlers wake its loop directly.
+        self.wake_in_process: Callable[[], None] | None = None
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.home.settings_toml)
+        return self._settings
+
+    def open(self, create_home: bool = True) -> None:
+        """Open the database; first create the home's layout (and the bundled examples) if missing."""
+        if create_home:
+            self.home.ensure()
+        store.open_db(self.home.db_path)
+
+    def check_database(self) -> int:
+        """Write to the database (raises when it cannot); its schema version."""
+        store.set_meta("doctor", self.clock.now().isoformat())
+        return store.schema_version()
+
+    def load_specs(self) -> list[TaskSpec]:
+        """Read tasks.json (raises ConfigError naming file, line and field)."""
+        from moltbot.config.tasks import load_tasks
+
+        return load_tasks(self.home.tasks_json, self.home.tasks_dir, self.settings.timezone)
+
+    def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
+        """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""
+        by_id = {spec.task_id: spec for spec in specs}
+        definitions = [
+            store.TaskDefinition(
+                spec.task_id,
+                spec.name,
+                spec.definition_json(),
+                spec.schedule_key,
+                spec.priority,
+                spec.enabled,
+                spec.overlap,
+                spec.first_run,
+            )
+            for spec in specs
+        ]
+
+        def first_run(task_id: str, anchor: datetime) -> datetime | None:
+            spec = by_id[task_id]
+            if spec.first_run is not None:  # given by its source (a Discord task's next_run)
+                return spec.first_run
+            if spec.schedule.one_shot:
+                return spec.schedule.next_after(datetime.min.replace(tzinfo=anchor.tzinfo), anchor)
+            return spec.schedule.next_after(anchor, anchor)
+
+        in_scope: Callable[[str], bool] = lambda task_id: task_source(task_id) == source  # noqa: E731
+        result = store.sync_tasks(definitions, self.clock.now(), first_run, in_scope)
+        if source == "config":
+            store.set_meta("config_hash", self._config_fingerprint())
+        return result
+
+    def _config_fingerprint(self) -> str:
+        try:
+            stat = self.home.tasks_json.stat()
+        except FileNotFoundError:
+            return ""
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+    def sync_if_changed(self) -> None:
+        """For CLI use without a daemon: pick up edits to tasks.json."""
+        if store.get_meta("config_hash") != self._config_fingerprint():
+            self.sync(self.load_specs())
+
+    # --- looking things up --------------------------------------------------------------------
+
+    def resolve(self, name: str) -> Task:
+        """A task by id or (case-insensitive) name; UnknownTask suggests the closest."""
+        task = store.get_task(name)
+        if task is not None and not task.removed:
+            return task
+        tasks = store.list_tasks()
+        lowered = name.lower()
+        for candidate in tasks:
+            if lowered in (candidate.task_id.lower(), candidate.name.lower()):
+                return candidate
+        names = [t.task_id for t in tasks] + [t.name for t in tasks]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        if not close:
+            close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=1, cutoff=0.5)
+        suggestion = None
+        if close:
+            match = next(
+                t for t in tasks if close[0] in (t.task_id, t.name, t.task_id.lower(), t.name.lower())
+            )
+            suggestion = match.task_id
+        raise UnknownTask(name, suggestion)
+
+    def task(self, task_id: str) -> Task | None:
+        """A task by its exact id (also one removed from its source), or None."""
+        return store.get_task(task_id)
+
+    def tasks(self) -> list[Task]:
+        """Every task still defined, highest priority first."""
+        return store.list_tasks()
+
+    def task_states(self) -> list[TaskState]:
+        return store.task_states()
+
+    def definition(self, task_id: str) -> dict[str, Any]:
+        """The task's entry as its source gave it ({} when there is no such task)."""
+        task = store.get_task(task_id)
+        return task.spec() if task else {}
+
+    def schedule_of(self, task: Task) -> Schedule:
+        from moltbot.schedules import parse_schedule
+
+        return parse_schedule(*split_schedule_key(task.schedule_key))
+
+    def zone_of(self, task: Task) -> ZoneInfo:
+        return split_schedule_key(task.schedule_key)[1]
+
+    def daemon_pid(self) -> int | None:
+        return daemon_pid(self.home.lock_path)
+
+    def logs(self, name: str | None = None, limit: int = 20) -> list[Event]:
+        task_id = self.resolve(name).task_id if name else None
+        return store.recent_events(task_id, limit)
+
+    def next_runs(self, name: str, count: int = 5) -> list[datetime]:
+        task = self.resolve(name)
+        schedule = self.schedule_of(task)
+        if task.next_run is None:
+            if schedule.one_shot or task.paused_by or not task.enabled:
+                return []
+            return schedule.upcoming(self.clock.now(), task.anchor, count)
+        return [task.next_run, *schedule.upcoming(task.next_run, task.anchor, count - 1)]
+
+    def run(self, run_id: int) -> Run | None:
+        return store.get_run(run_id)
+
+    def runs(self, name: str, limit: int = 10) -> list[Run]:
+        """A task's latest runs, newest first."""
+        return store.recent_runs(self.resolve(name).task_id, limit)
+
+    def last_output(self, name: str) -> Run | None:
+        """The task's last finished run (its output tails)."""
+        return store.last_finished_run(self.resolve(name).task_id)
+
+    # --- changing state ------------------------------------------------------------------------
+
+    def pause(self, name: str, by: str = "user", reason: str | None = None) -> Task:
+        task = self.resolve(name)
+        if task.paused_by == by:
+            return task
+        result = store.pause_task(task.task_id, by, self.clock.now(), reason)
+        self.wake_daemon()
+        return result
+
+    def resume(self, name: str) -> Task:
+        """Unpause; the next run comes from the schedule after now (no replay of the pause)."""
+        task = self.resolve(name)
+        if not task.paused_by:
+            return task
+        now = self.clock.now()
+        next_run = self.schedule_of(task).next_after(now, task.anchor) if task.enabled else None
+        result = store.resume_task(task.task_id, next_run, now, "resumed by user")
+        self.wake_daemon()
+        return result
+
+    def request_run(
+        self,
+        name: str,
+        trigger: str = "manual",
+        requested_by: str | None = None,
+        watcher: Watcher | None = None,
+    ) -> Run:
+        """Queue a run for the daemon (recorded before it happens).
+
+        A ``watcher`` (a chat) gets the run's result when it ends: recorded in
+        the same transaction as the run, queued for it in the one that ends it.
+        A task already running with ``overlap: skip`` gets a run recorded as skipped.
+        """
+        task = self.resolve(name)
+        refusal = None
+        if task.current_run_id is not None and task.overlap == "skip":
+            refusal = f"already running (run {task.current_run_id}); overlap policy: skip"
+        run = store.enqueue_run(
+            task.task_id, trigger, requested_by, self.clock.now(), refuse_because=refusal, watcher=watcher
+        )
+        self.wake_daemon()
+        return run
+
+    def request_stop(self, name: str) -> Run | None:
+        task = self.resolve(name)
+        run = store.request_stop(task.task_id, self.clock.now())
+        if run is None:
+            return None
+        if self.daemon_pid() is None:
+            # A foreground `moltbot run` owns it; its runner sees the exit.
+            from moltbot.runner import processes_of_run, signal_processes
+
+            signal_processes(processes_of_run(self.home.root, run.id), signal.SIGTERM)
+        self.wake_daemon()
+        return run
+
+    def wake_daemon(self) -> None:
+        """Tell the daemon to look at the store again (after the current transaction commits)."""
+        store.after_commit(self._wake_daemon_now)
+
+    def _wake_daemon_now(self) -> None:
+        if self.wake_in_process is not None:
+            self.wake_in_process()
+            return
+        pid = self.daemon_pid()
+        if pid and pid > 0 and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+    def wait_for_run(self, run_id: int, poll: float = 0.05) -> Run:
+        """Wait for a queued or running run to finish (for the CLI's `run`), or for the daemon to go.
+
+        The CLI is a separate process with no channel from the daemon but the
+        database, so it re-reads the row; the daemon itself never polls.
+        """
+        while True:
+            run = store.get_run(run_id)
+            if run is None:
+                raise LookupError(f"run {run_id} vanished")
+            if not run.active or self.daemon_pid() is None:
+                return run
+            time.sleep(poll)
+
+    def run_in_foreground(self, name: str, requested_by: str) -> Run:
+        """No daemon: claim the task, run it in this process and record it as the daemon would.
+        SIGINT and SIGTERM stop it (recorded as interrupted). RuntimeError when it cannot run here."""
+        import threading
+
+        from moltbot.executor import Executor
+        from moltbot.runner import Supervisor
+
+        task = self.resolve(name)
+        spec = {spec.task_id: spec for spec in self.load_specs()}.get(task.task_id)
+        if spec is None:
+            raise RuntimeError(f"{task.task_id} is not in {self.home.tasks_json}")
+        now = self.clock.now()
+        queued = store.enqueue_run(task.task_id, "manual", requested_by, now)
+        ticket, reason = store.start_queued(queued.id, now)
+        if ticket is None:
+            store.skip_queued(queued.id, now, f"not started: {reason}")
+            raise RuntimeError(f"{task.task_id} is already running")
+        with Supervisor() as supervisor:
+            executor = Executor(self.home, self.clock, self.settings, threading.Event(), supervisor)
+
+            def stop(signum: int, frame: object) -> None:
+                executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")
+
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGTERM, stop)
+            flight = executor.launch(ticket, spec)
+            executor.drain()
+        run = store.get_run(flight.ticket.id)
+        assert run is not None
+        return run
+
+    # --- what runs report from inside (see moltbot/kinds/base.py: ActionContext) ---------------
+
+    def save_checkpoint(self, task_id: str, data: Any, run_id: int | None) -> None:
+        store.save_checkpoint(task_id, json.dumps(data), run_id, self.clock.now())
+
+    def load_checkpoint(self, task_id: str) -> Any:
+        raw = store.load_checkpoint(task_id)
+        return None if raw is None else json.loads(raw)
+
+    def clear_checkpoint(self, task_id: str) -> bool:
+        return store.clear_checkpoint(task_id)
+
+    def set_run_recap(self, run_id: int, recap: str) -> None:
+        store.set_run_recap(run_id, recap)
+
+    def post(self, watcher: Watcher, text: str, run_id: int | None = None) -> int:
+        return self.chat.post(watcher, text, run_id)
+
+    def alert(self, text: str) -> None:
+        self.chat.alert(text)
+
+    # --- what a transport remembers between its passes ---------------------------------------
+
+    def remember(self, key: str, value: str | None) -> None:
+        """Keep ``value`` under ``key`` across restarts (None: forget it)."""
+        store.set_meta(key, value)
+
+    def recall(self, key: str) -> str | None:
+        return store.get_meta(key)

@@ -1,0 +1,234 @@
+"""Carrying a run from its first attempt to its recorded end: attempts, retries, its process, alerts.
+
+Processes are watched by a ``runner.Supervisor``; whoever drives it hands the
+runs that ended to ``settle`` and calls ``start_due_retries``. The daemon's
+loop does both; a foreground ``moltbot run`` uses ``drain``. Retries follow
+the task's policy (``retries.task_retry_stop`` / ``task_retry_wait``),
+evaluated here instead of blocking a thread: a retry waiting its backoff
+costs a timer, not a thread. What a run's process is (its command line and
+environment) is its kind's business (``moltbot/kinds/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from moltbot import retries, store
+from moltbot.clock import Clock
+from moltbot.config.home import Home
+from moltbot.config.settings import Settings
+from moltbot.config.spec import TaskSpec
+from moltbot.kinds import kind_of
+from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor, minimal_environment, venv_first
+
+__all__ = ["Executor"]
+
+log = logging.getLogger(__name__)
+RETRYABLE = ("failed", "timeout")
+
+
+@dataclass
+class _Flight:
+    """A task between its first attempt's start and its recorded end."""
+
+    ticket: store.RunTicket  # the current attempt
+    spec: TaskSpec
+    process: ProcessRun | None = None
+    failure: RunResult | None = None  # the attempt that failed, while its retry waits
+    retry_at: float | None = None  # monotonic
+    given_up: bool = False  # stopped or shutting down while a retry waits
+
+
+class Executor:
+    def __init__(
+        self,
+        home: Home,
+        clock: Clock,
+        settings: Settings,
+        stopping: threading.Event,
+        supervisor: Supervisor,
+        alerts_go_somewhere: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.home = home
+        self.clock = clock
+        self.settings = settings
+        self.stopping = stopping
+        self.supervisor = supervisor
+        # Without a chat channel for alerts, a run's end is only logged (and that once).
+        self.alerts_go_somewhere = alerts_go_somewhere
+        self._flights: dict[str, _Flight] = {}
+        self._by_process: dict[ProcessRun, _Flight] = {}
+
+    def busy(self) -> int:
+        return len(self._flights)
+
+    def launch(self, run: store.RunTicket, spec: TaskSpec) -> _Flight:
+        """Start the first attempt of ``run`` (already recorded as running) now."""
+        flight = _Flight(run, spec)
+        self._flights[spec.task_id] = flight
+        self._start_attempt(flight)
+        return flight
+
+    def cancel(self, task_id: str, reason: str) -> None:
+        """End the task's current attempt, and any retry it is waiting to make.
+
+        Safe in a signal handler: it writes nothing, the driving loop does.
+        """
+        flight = self._flights.get(task_id)
+        if flight is None:
+            return
+        if flight.process is not None:
+            flight.process.cancel(reason)
+        else:
+            flight.given_up = True
+            self.supervisor.wake()
+
+    def cancel_all(self, reason: str) -> None:
+        for task_id in list(self._flights):
+            self.cancel(task_id, reason)
+
+    def settle(self, ended: list[ProcessRun]) -> list[str]:
+        """Record the attempts that ended (or plan their retries); return the tasks released."""
+        released = []
+        for process in ended:
+            flight = self._by_process.pop(process)
+            assert process.result is not None
+            try:
+                if self._retry_planned(flight, process.result):
+                    continue
+            except Exception:
+                log.exception("could not plan a retry of %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            self._close(flight, process.result)
+            released.append(flight.spec.task_id)
+        return released
+
+    def start_due_retries(self) -> list[str]:
+        """Start retries whose backoff is over; give up those stopped meanwhile. Return the tasks released."""
+        now = time.monotonic()
+        released = []
+        for flight in [flight for flight in self._flights.values() if flight.failure is not None]:
+            assert flight.retry_at is not None and flight.failure is not None
+            if flight.given_up or self.stopping.is_set():
+                self._close(flight, flight.failure)  # the failure stands
+                released.append(flight.spec.task_id)
+            elif flight.retry_at <= now:
+                try:
+                    store.finish_run(flight.ticket, flight.failure, release_task=False)
+                    flight.ticket = store.begin_retry(flight.ticket, self.clock.now())
+                except Exception:
+                    log.exception("could not record the retry of %s", flight.spec.task_id)
+                    self._flights.pop(flight.spec.task_id, None)  # start-up recovery settles the rows
+                    released.append(flight.spec.task_id)
+                    continue
+                flight.failure = flight.retry_at = None
+                self._start_attempt(flight)
+        return released
+
+    def seconds_to_next_retry(self) -> float | None:
+        waiting = [flight.retry_at for flight in self._flights.values() if flight.retry_at is not None]
+        return max(0.0, min(waiting) - time.monotonic()) if waiting else None
+
+    def drain(self) -> None:
+        """Drive the supervisor until every run here is recorded as ended."""
+        while self._flights:
+            self.start_due_retries()  # first: when stopping, a waiting retry ends at once
+            if self._flights:
+                self.settle(self.supervisor.wait(self.seconds_to_next_retry()))
+
+    def _start_attempt(self, flight: _Flight) -> None:
+        if self.stopping.is_set():
+            now = self.clock.now()
+            message = "interrupted: the daemon shut down before it started"
+            self._close(flight, RunResult("interrupted", None, now, now, message, "", "", None))
+            return
+        try:
+            process = self._prepare(flight.ticket, flight.spec)
+            process.start()
+        except Exception:
+            log.exception("could not launch %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            now = self.clock.now()
+            self._close(flight, RunResult("failed", None, now, now, INTERNAL_ERROR, "", "", None))
+            return
+        flight.process = process
+        self._by_process[process] = flight
+        self.supervisor.watch(process)
+
+    def _retry_planned(self, flight: _Flight, result: RunResult) -> bool:
+        spec = flight.spec
+        if result.status not in RETRYABLE or self.stopping.is_set() or flight.given_up:
+            return False
+        latest = store.get_run(flight.ticket.id)
+        if latest is None or latest.stop_requested:
+            return False
+        if retries.gives_up(retries.task_retry_stop(spec.retries), flight.ticket.attempt):
+            return False
+        delay = retries.delay(retries.task_retry_wait(spec.retry_backoff_seconds), flight.ticket.attempt)
+        flight.process, flight.failure = None, result
+        flight.retry_at = time.monotonic() + delay
+        log.info(
+            "%s failed (%s); retry %d of %d in %gs",
+            spec.task_id,
+            result.message,
+            flight.ticket.attempt,
+            spec.retries,
+            delay,
+        )
+        return True
+
+    def _close(self, flight: _Flight, result: RunResult) -> None:
+        """The run's end: its last attempt is recorded and the task released."""
+        self._flights.pop(flight.spec.task_id, None)
+        pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
+        try:
+            alert = self._alert_wanted(flight, result)
+            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
+        except Exception:
+            # Recording itself failed (the database?): the daemon and the other
+            # tasks carry on; start-up recovery settles the row.
+            log.exception("could not record the end of %s (run %d)", flight.spec.task_id, flight.ticket.id)
+            return
+        level = logging.INFO if result.status == "success" else logging.WARNING
+        log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
+
+    def _alert_wanted(self, flight: _Flight, result: RunResult) -> bool:
+        """Scheduled runs alert per the task's ``notify`` (a requested run's requester hears anyway)."""
+        if flight.ticket.requested_by is not None or not self.alerts_go_somewhere():
+            return False
+        if flight.spec.notify == "always":
+            return True
+        return flight.spec.notify == "failure" and result.status in RETRYABLE and not self.stopping.is_set()
+
+    def _prepare(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun:
+        kind = kind_of(spec.kind)
+        checkpoint = store.load_checkpoint(spec.task_id)
+        env = minimal_environment(
+            {
+                "MOLTBOT_TASK_ID": spec.task_id,
+                "MOLTBOT_RUN_ID": str(run.id),
+                "MOLTBOT_HOME": str(self.home.root),
+                "MOLTBOT_CHECKPOINT": checkpoint or "",
+                **dict(spec.env),
+                **kind.environment(os.environ),
+            }
+        )
+        env["PATH"] = venv_first(env["PATH"])
+        return ProcessRun(
+            kind.command(spec, self.home),
+            cwd=self.home.tasks_dir,
+            env=env,
+            log_path=self._log_path(run, spec),
+            timeout=spec.timeout_seconds,
+            kill_grace=self.settings.kill_grace_seconds,
+            output_cap=self.settings.output_cap_bytes,
+            now=self.clock.now,
+            label=spec.task_id,
+        )
+
+    def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
+        return self.home.logs_dir / spec.task_id / f"{run.id}.log"

@@ -1,0 +1,82 @@
+"""What a task kind is: its fields in tasks.json, its process, and (for moltbot's own kinds) its action.
+
+A task's run is always a process in its own group, supervised by the runner
+(timeout, log, stop, retries, alerts). A ``script`` task's process is its
+script; the other kinds run ``moltbot <kind>-action TASK``, whose ``act``
+does the kind's work in that process and reports through an
+``ActionContext`` (the core API, seen from inside a run).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from moltbot.clock import Clock
+from moltbot.config.home import Home
+from moltbot.config.reader import TaskReader
+from moltbot.config.settings import Settings
+from moltbot.config.spec import TaskSpec
+from moltbot.records import Watcher
+
+__all__ = ["AGENT_ENVIRONMENT", "ActionContext", "TaskKind"]
+
+# What an action that asks an agent needs of the daemon's environment to resolve the same
+# settings (moltbot.toml may leave them to the environment) and reach the agent. Only these,
+# and only for moltbot's own actions: ordinary tasks never see the daemon's environment.
+AGENT_ENVIRONMENT = (
+    "LETTA_API_KEY",
+    "LETTA_AGENT_ID",
+    "LETTA_BASE_URL",
+    "OLLAMA_HOST",
+    "TASKS_CHANNEL_ID",
+    "HEARTBEAT_LOG_CHANNEL_ID",
+    "DEFAULT_USER_ID",
+)
+
+
+class ActionContext(Protocol):
+    """What a kind's action may do: read the settings, deliver messages, keep a run's recap."""
+
+    home: Home
+    clock: Clock
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def post(self, watcher: Watcher, text: str, run_id: int | None = None) -> int: ...
+
+    def alert(self, text: str) -> None: ...
+
+    def set_run_recap(self, run_id: int, recap: str) -> None: ...
+
+
+class TaskKind:
+    """A kind whose run is moltbot's own action (subclasses override what differs)."""
+
+    name = ""
+    fields: tuple[
+        str, ...
+    ] = ()  # the fields tasks.json entries of this kind may have, beyond the common ones
+    # Variables of the daemon's environment this kind's process receives (no other task sees them).
+    passed_environment: tuple[str, ...] = ()
+
+    def read(self, reader: TaskReader) -> None:
+        """Check this kind's fields of a tasks.json entry (problems go to ``reader``)."""
+
+    def command(self, spec: TaskSpec, home: Home) -> list[str]:
+        """The run's argv."""
+        return [sys.executable, "-m", "moltbot", f"{self.name}-action", spec.task_id]
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """What the run gets of the daemon's environment, beyond the minimal one every run gets."""
+        return {name: environ[name] for name in self.passed_environment if name in environ}
+
+    def describe(self, definition: Mapping[str, Any]) -> str:
+        """What a run of this task does, in a few words (``moltbot tasks``)."""
+        return f"moltbot's {self.name} action"
+
+    def act(self, context: ActionContext, definition: Mapping[str, Any]) -> int:
+        """The action, in the run's own process: its exit code is the run's."""
+        raise NotImplementedError(f"{self.name} tasks have no action of moltbot's own")

@@ -1,0 +1,198 @@
+"""The plain values the store records and the core hands out: tasks, runs, events, messages.
+
+Frozen, and free of Peewee and SQLite: transports and handlers read these and
+never touch the store. ``TaskState`` is a NamedTuple rather than a dataclass
+because ``status`` builds one per task (10 000 of them must stay well under
+a second, and a frozen dataclass costs twice as much to build).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+__all__ = [
+    "ACTIVE_RUN_STATES",
+    "ADMINS",
+    "ALERTS",
+    "TERMINAL_RUN_STATES",
+    "Event",
+    "HostRecap",
+    "OutboxMessage",
+    "Run",
+    "Task",
+    "TaskState",
+    "Watcher",
+]
+
+TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
+ACTIVE_RUN_STATES = ("queued", "running")
+ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat channels
+ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """A chat that asked for something: where its answers go."""
+
+    channel: str
+    address: str
+    reply_to: int | None = None  # the request's id on that channel (Signal: its timestamp), to quote
+    reply_author: str | None = None
+
+
+class TaskState(NamedTuple):
+    """A task's line in ``status``."""
+
+    task_id: str
+    name: str
+    status: str  # idle | running | paused | error
+    last_run: datetime | None
+    next_run: datetime | None
+    run_count: int
+    error_count: int
+    last_status: str | None
+    last_error: str | None
+    paused_by: str | None
+    priority: int
+    enabled: bool
+    current_run_id: int | None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's definition (as its source gave it) and its scheduling state."""
+
+    task_id: str
+    name: str
+    definition: str  # the tasks.json entry (or the Discord message's JSON), as JSON
+    schedule_key: str  # schedule text @ zone; a change re-anchors
+    anchor: datetime  # when this schedule was first registered
+    priority: int
+    overlap: str
+    enabled: bool
+    removed: bool
+    status: str
+    next_run: datetime | None
+    last_run: datetime | None
+    last_finished: datetime | None
+    last_status: str | None
+    run_count: int
+    error_count: int
+    last_error: str | None
+    paused_by: str | None  # None | "user" | "shutdown" | "discord"
+    current_run_id: int | None
+
+    def spec(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.definition)
+        return result
+
+
+@dataclass(frozen=True)
+class HostRecap:
+    """One host's line of a playbook run's PLAY RECAP, and its last failure's message."""
+
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    message: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """The worst thing that happened to the host: unreachable, failed, changed or ok."""
+        if self.unreachable:
+            return "unreachable"
+        if self.failed:
+            return "failed"
+        return "changed" if self.changed else "ok"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One attempt (or one recorded non-attempt: skipped, missed)."""
+
+    id: int
+    task_id: str
+    status: str  # queued running success failed timeout interrupted skipped missed
+    trigger: str  # schedule | manual | remote | retry | resume | recovery
+    requested_by: str | None
+    attempt: int
+    scheduled_for: datetime | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    message: str | None
+    stdout_tail: str | None
+    stderr_tail: str | None
+    log_path: str | None
+    owner_pid: int | None  # the moltbot process supervising it
+    stop_requested: bool
+    recap: str | None  # playbook runs: the per-host recap, JSON
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_RUN_STATES
+
+    @property
+    def hosts(self) -> list[HostRecap]:
+        """A playbook run's hosts (empty for other runs)."""
+        if not self.recap:
+            return []
+        fields = HostRecap.__dataclass_fields__
+        return [
+            HostRecap(**{k: v for k, v in host.items() if k in fields})
+            for host in json.loads(self.recap)["hosts"]
+        ]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line of the task log (``moltbot logs``)."""
+
+    id: int
+    timestamp: datetime
+    task_id: str
+    action: str
+    message: str
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message moltbot promised to deliver: written first, then sent, then marked."""
+
+    id: int
+    channel: str
+    address: str
+    kind: str  # text | run-finished
+    text: str | None
+    run_id: int | None  # run-finished: formatted when sent, from the run
+    reply_to: int | None  # the command's id on its channel, to quote it
+    reply_author: str | None
+    created_at: datetime
+    due_at: datetime
+    attempts: int
+    status: str  # pending | sending | sent | failed
+    sent_at: datetime | None
+    last_error: str | None
+
+    @property
+    def watcher(self) -> Watcher:
+        return Watcher(self.channel, self.address, self.reply_to, self.reply_author)
+
+    @property
+    def is_alert(self) -> bool:
+        """For the admins: handed to each of them when it is sent."""
+        return self.address == ADMINS

@@ -1,0 +1,177 @@
+"""The store's connection: one SQLite connection per thread, write transactions, commit hooks.
+
+Every other module of the store runs its SQL through ``sql()`` on this
+thread's connection, so one transaction can span them all. Write
+transactions start ``IMMEDIATE``: a deferred transaction that later upgrades
+to a write lock gets SQLITE_BUSY at once instead of waiting, which the daemon
+and a concurrent CLI would otherwise hit. Times are stored as fixed-width UTC
+strings (``2026-11-23T09:00:00.000000Z``): readable with the sqlite3 shell,
+and sortable as text, so ordering and indexes work on them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "after_commit",
+    "background_checkpoints",
+    "connection",
+    "from_db",
+    "listen_for_outbox",
+    "note_outbox_write",
+    "outbox_may_have_changed",
+    "sql",
+    "to_db",
+    "use_path",
+    "write_transaction",
+]
+
+# The schema version this code writes (store/schema.py has one migration per version).
+SCHEMA_VERSION = 4
+
+_path: Path | None = None
+_local = threading.local()
+# Threads of one process take turns here rather than in SQLite: a writer
+# that finds the database locked sleeps in SQLite's busy handler for
+# milliseconds at a time, which showed up directly as firing lateness.
+_writer = threading.RLock()
+# The daemon checkpoints the WAL on a thread of its own (store/wal.py); a
+# checkpoint inside a commit on the loop thread stalled run starts by
+# milliseconds (benchmarks/: p99 lateness 6.3 -> 3 ms).
+_auto_checkpoint = True
+_after_commit: Callable[[], None] | None = None
+# Told after a commit that queued outgoing messages (the outbox workers wait on it).
+_outbox_listeners: list[Callable[[], None]] = []
+
+
+def use_path(path: Path) -> None:
+    """From now on, every thread's connection is to the database at ``path``."""
+    global _path
+    _path = path
+
+
+def connection() -> sqlite3.Connection:
+    """This thread's connection to the current database (opened on first use)."""
+    if _path is None:
+        raise RuntimeError("the store is not open (call store.open_db first)")
+    if getattr(_local, "path", None) != _path:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (and so does no one else).
+        # timeout: SQLite's busy timeout, for the CLI and the daemon writing at once.
+        fresh = sqlite3.connect(str(_path), timeout=15, isolation_level=None)
+        fresh.execute("PRAGMA synchronous = normal")  # WAL + NORMAL survives a process crash
+        if not _auto_checkpoint:
+            fresh.execute("PRAGMA wal_autocheckpoint = 0")
+        fresh.execute("PRAGMA foreign_keys = 1")
+        _local.path, _local.conn, _local.depth = _path, fresh, 0
+    conn: sqlite3.Connection = _local.conn
+    return conn
+
+
+def sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    return connection().execute(query, params)
+
+
+def background_checkpoints(after_commit: Callable[[], None]) -> None:
+    """From now on, commits in this process never checkpoint the WAL themselves;
+    ``after_commit`` is told of each commit, and the caller checkpoints."""
+    global _auto_checkpoint, _after_commit
+    _auto_checkpoint, _after_commit = False, after_commit
+    if getattr(_local, "path", None) is not None:
+        _local.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """One IMMEDIATE transaction; a nested use is a savepoint inside it.
+
+    The daemon records a batch of run ends and claims in one transaction (one
+    commit per loop pass, not two per run); the savepoints keep each item
+    all-or-nothing when one of them fails.
+    """
+    with _writer:
+        conn = connection()
+        if _local.depth:
+            savepoint = f"s{_local.depth}"
+            conn.execute(f"SAVEPOINT {savepoint}")
+            _local.depth += 1
+            try:
+                yield
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {savepoint}")
+                raise
+            finally:
+                _local.depth -= 1
+                conn.execute(f"RELEASE {savepoint}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        _local.depth = 1
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+            if _after_commit is not None:
+                _after_commit()
+            if getattr(_local, "outbox_written", False):
+                _local.outbox_written = False
+                outbox_may_have_changed()
+            callbacks, _local.after_commit = getattr(_local, "after_commit", []), []
+            for callback in callbacks:
+                callback()
+        finally:
+            _local.depth = 0
+            _local.outbox_written = False
+            _local.after_commit = []
+
+
+def listen_for_outbox(listener: Callable[[], None], listen: bool = True) -> None:
+    """Call ``listener`` after each commit that queued an outgoing message (``listen=False``: stop)."""
+    if listen:
+        _outbox_listeners.append(listener)
+    elif listener in _outbox_listeners:
+        _outbox_listeners.remove(listener)
+
+
+def outbox_may_have_changed() -> None:
+    """Another process (a task's run) may have queued messages: tell the listeners."""
+    for listener in list(_outbox_listeners):
+        listener()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction commits (now, outside one).
+
+    Waking the daemon inside a transaction would let it look before the
+    change is visible, and then sleep through it.
+    """
+    if getattr(_local, "depth", 0):
+        _local.after_commit = [*getattr(_local, "after_commit", []), callback]
+    else:
+        callback()
+
+
+def note_outbox_write() -> None:
+    """Inside a write transaction: it queues a message (the listeners hear at commit)."""
+    _local.outbox_written = True
+
+
+def to_db(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; times must be aware")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def from_db(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

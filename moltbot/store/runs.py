@@ -1,0 +1,329 @@
+"""A run's life in the store: claimed (or recorded as not run), started, finished, retried.
+
+These statements run for every scheduled run, so they are hand-written SQL on
+the daemon's own connection. A claim re-reads the task inside its
+transaction: two claimers can never both run the same occurrence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
+from moltbot.store.events import add_event
+from moltbot.store.messages import ADMINS, ALERTS
+from moltbot.store.tasks import DUE_COLUMNS, DueTask, due_task, status_of
+
+if TYPE_CHECKING:
+    from moltbot.runner import RunResult  # what finish_run records
+
+__all__ = [
+    "Decision",
+    "RunTicket",
+    "apply_plan",
+    "begin_retry",
+    "finish_run",
+    "record_run",
+    "recover_abandoned_runs",
+    "start_run",
+]
+
+
+@dataclass(frozen=True)
+class RunTicket:
+    """A run the executor is to carry out (or has recorded)."""
+
+    id: int
+    task_id: str
+    attempt: int
+    trigger: str
+    requested_by: str | None
+    scheduled_for: datetime | None
+    started_at: datetime | None
+
+
+def insert_run(
+    task_id: str,
+    status: str,
+    trigger: str,
+    *,
+    scheduled_for: datetime | None,
+    queued_at: datetime,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+    message: str | None = None,
+    requested_by: str | None = None,
+    attempt: int = 1,
+) -> int:
+    cursor = sql(
+        "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
+        "started_at, finished_at, message, owner_pid, stop_requested) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        (
+            task_id,
+            status,
+            trigger,
+            requested_by,
+            attempt,
+            to_db(scheduled_for),
+            to_db(queued_at),
+            to_db(started_at),
+            to_db(finished_at),
+            message,
+            os.getpid() if started_at else None,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def record_run(
+    task_id: str, status: str, trigger: str, scheduled_for: datetime | None, now: datetime, message: str
+) -> int:
+    """Record a run that did not execute (skipped or missed), with its event."""
+    run_id = insert_run(
+        task_id, status, trigger, scheduled_for=scheduled_for, queued_at=now, finished_at=now, message=message
+    )
+    add_event(now, task_id, status, message)
+    return run_id
+
+
+def start_run(
+    task_id: str,
+    trigger: str,
+    now: datetime,
+    *,
+    scheduled_for: datetime | None,
+    requested_by: str | None = None,
+    attempt: int = 1,
+    queued_run: int | None = None,
+) -> RunTicket:
+    """Inside a write transaction: a running row (new, or the queued one) that owns its task."""
+    if queued_run is None:
+        run_id = insert_run(
+            task_id,
+            "running",
+            trigger,
+            scheduled_for=scheduled_for,
+            queued_at=now,
+            started_at=now,
+            requested_by=requested_by,
+            attempt=attempt,
+        )
+    else:
+        run_id = queued_run
+        sql(
+            "UPDATE run SET status = 'running', started_at = ?, owner_pid = ? WHERE id = ?",
+            (to_db(now), os.getpid(), run_id),
+        )
+    sql("UPDATE task SET current_run_id = ?, status = 'running' WHERE task_id = ?", (run_id, task_id))
+    add_event(now, task_id, "started", f"run {run_id} started ({trigger})")
+    return RunTicket(run_id, task_id, attempt, trigger, requested_by, scheduled_for, now)
+
+
+def finish_run(
+    ticket: RunTicket,
+    outcome: RunResult,
+    *,
+    release_task: bool,
+    pause_by: str | None = None,
+    alert: bool = False,
+) -> None:
+    """Record an attempt's end; ``release_task`` False while a retry follows.
+
+    At the run's end (``release_task``), the chats watching it and, with
+    ``alert``, the admins get their message queued in this same transaction:
+    a result is never lost between the two.
+    """
+    duration = (outcome.finished_at - outcome.started_at).total_seconds()
+    failed = outcome.status in ("failed", "timeout")
+    with write_transaction():
+        sql(
+            "UPDATE run SET status = ?, exit_code = ?, message = ?, started_at = ?, finished_at = ?, "
+            "stdout_tail = ?, stderr_tail = ?, log_path = ? WHERE id = ?",
+            (
+                outcome.status,
+                outcome.exit_code,
+                outcome.message,
+                to_db(outcome.started_at),
+                to_db(outcome.finished_at),
+                outcome.stdout_tail,
+                outcome.stderr_tail,
+                str(outcome.log_path) if outcome.log_path else None,
+                ticket.id,
+            ),
+        )
+        action = {"success": "completed"}.get(outcome.status, outcome.status)
+        add_event(
+            outcome.finished_at, ticket.task_id, action, f"run {ticket.id}: {outcome.message}", duration
+        )
+        row = sql(
+            "SELECT current_run_id, paused_by, last_status, last_finished FROM task WHERE task_id = ?",
+            (ticket.task_id,),
+        ).fetchone()
+        if row is None:
+            return
+        current_run_id, paused_by, last_status, last_finished = row
+        if release_task:
+            _queue_run_messages(ticket, outcome, alert)
+        if outcome.status != "interrupted" or pause_by:
+            last_status = outcome.status
+        if release_task:
+            current_run_id, last_finished = None, to_db(outcome.finished_at)
+        paused_by = paused_by or pause_by  # a user's pause outlives a shutdown's
+        sql(
+            "UPDATE task SET last_run = ?, run_count = run_count + 1, error_count = error_count + ?, "
+            "last_error = CASE WHEN ? THEN ? ELSE last_error END, last_status = ?, current_run_id = ?, "
+            "last_finished = ?, paused_by = ?, status = ? WHERE task_id = ?",
+            (
+                to_db(outcome.started_at),
+                int(failed),
+                failed,
+                outcome.message,
+                last_status,
+                current_run_id,
+                last_finished,
+                paused_by,
+                status_of(current_run_id, paused_by, last_status),
+                ticket.task_id,
+            ),
+        )
+
+
+def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: bool) -> None:
+    """Inside finish_run: the run's result for whoever waits for it."""
+    stamp = to_db(outcome.finished_at)
+    queued = False
+    if ticket.requested_by is not None:  # only requested runs have watchers; scheduled ones skip the query
+        queued = bool(
+            sql(
+                "INSERT INTO outbox (channel, address, kind, run_id, reply_to, reply_author, "
+                "created_at, due_at, attempts, status) SELECT channel, address, 'run-finished', ?, "
+                "reply_to, reply_author, ?, ?, 0, 'pending' FROM run_watch WHERE run_id = ?",
+                (ticket.id, stamp, stamp, ticket.id),
+            ).rowcount
+        )
+        sql("DELETE FROM run_watch WHERE run_id = ?", (ticket.id,))
+    if alert:
+        sql(
+            "INSERT INTO outbox (channel, address, kind, run_id, created_at, due_at, attempts, status) "
+            "VALUES (?, ?, 'run-finished', ?, ?, ?, 0, 'pending')",
+            (ALERTS, ADMINS, ticket.id, stamp, stamp),
+        )
+        queued = True
+    if queued:
+        note_outbox_write()
+
+
+def begin_retry(previous: RunTicket, now: datetime) -> RunTicket:
+    """The next attempt of a failed run: a new row that keeps owning the task (and its watchers)."""
+    with write_transaction():
+        ticket = start_run(
+            previous.task_id,
+            "retry",
+            now,
+            scheduled_for=previous.scheduled_for,
+            requested_by=previous.requested_by,
+            attempt=previous.attempt + 1,
+        )
+        if previous.requested_by is not None:
+            sql("UPDATE run_watch SET run_id = ? WHERE run_id = ?", (ticket.id, previous.id))
+        return ticket
+
+
+# (run_for, next_run, [(status, scheduled_for, message), ...]), or None: leave the task alone
+Decision = tuple[datetime | None, datetime | None, list[tuple[str, datetime, str]]] | None
+
+
+def apply_plan(
+    task_id: str,
+    now: datetime,
+    plan: Callable[[DueTask], Decision],
+    trigger: str = "schedule",
+    lead: timedelta = timedelta(0),
+) -> RunTicket | None:
+    """Claim a due task in one transaction: record what is not run, advance
+    next_run, and create the running row if ``plan`` says to run.
+
+    ``plan(task)`` sees the row as re-read inside the transaction, so two
+    claimers can never both run the same occurrence. With a ``lead``, a task
+    due within it is claimed ahead: its run is recorded as starting at its
+    due instant, and the caller starts it then.
+    """
+    with write_transaction():
+        row = sql(
+            f"SELECT {DUE_COLUMNS} FROM task WHERE task_id = ? AND next_run <= ? AND paused_by IS NULL",
+            (task_id, to_db(now + lead)),
+        ).fetchone()
+        if row is None:
+            return None
+        task = due_task(row)
+        now = max(now, task.next_run)
+        decision = plan(task)
+        if decision is None:
+            return None
+        run_for, next_run, records = decision
+        for status, scheduled_for, message in records:
+            record_run(task_id, status, trigger, scheduled_for, now, message)
+        sql("UPDATE task SET next_run = ? WHERE task_id = ?", (to_db(next_run), task_id))
+        if run_for is None or task.current_run_id is not None:
+            return None
+        return start_run(task_id, trigger, now, scheduled_for=run_for)
+
+
+def recover_abandoned_runs(now: datetime) -> list[RunTicket]:
+    """After a crash (kill -9): runs left running become interrupted, their tasks freed.
+
+    A run whose supervising process is still alive (a foreground ``moltbot
+    run``) is left alone. The caller kills what an abandoned run left running
+    (``runner.processes_of_run``): nobody supervises it any more.
+    """
+    message = "interrupted: the daemon stopped without shutting down (crash or kill -9)"
+    with write_transaction():
+        abandoned = []
+        rows = sql(
+            "SELECT id, task_id, attempt, trigger, requested_by, scheduled_for, started_at, owner_pid "
+            "FROM run WHERE status = 'running'"
+        ).fetchall()
+        for run_id, task_id, attempt, trigger, requested_by, scheduled_for, started_at, owner in rows:
+            if owner != os.getpid() and _alive(owner):
+                continue
+            sql(
+                "UPDATE run SET status = 'interrupted', finished_at = ?, message = ? WHERE id = ?",
+                (to_db(now), message, run_id),
+            )
+            add_event(now, task_id, "interrupted", f"run {run_id}: {message}")
+            sql(
+                "UPDATE task SET current_run_id = NULL, last_status = 'interrupted', "
+                "status = CASE WHEN paused_by IS NOT NULL THEN 'paused' ELSE 'idle' END "
+                "WHERE task_id = ? AND current_run_id = ?",
+                (task_id, run_id),
+            )
+            abandoned.append(
+                RunTicket(
+                    run_id,
+                    task_id,
+                    attempt,
+                    trigger,
+                    requested_by,
+                    from_db(scheduled_for),
+                    from_db(started_at),
+                )
+            )
+        return abandoned
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

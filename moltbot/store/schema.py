@@ -1,0 +1,230 @@
+"""The schema: Peewee models (the one definition of every table) and the migrations.
+
+Loaded only when a database is created or migrated (``store.open_db``): the
+store's queries are plain SQL on the same per-thread connection, so a command
+like ``moltbot status`` never pays for importing Peewee (~45 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    DatabaseProxy,
+    Field,
+    FloatField,
+    IntegerField,
+    Model,
+    SqliteDatabase,
+    TextField,
+)
+from playhouse.migrate import SqliteMigrator
+from playhouse.migrate import migrate as migrate_schema
+
+from moltbot.store.connection import SCHEMA_VERSION, connection, from_db, to_db, write_transaction
+
+__all__ = ["MODELS", "migrate"]
+
+
+class _StoreConnection(SqliteDatabase):
+    """Peewee on the store's connection for this thread (it never opens or closes its own)."""
+
+    def _connect(self) -> Any:
+        return connection()
+
+    def _close(self, conn: Any) -> None:
+        pass  # the store owns it
+
+
+database = DatabaseProxy()
+database.initialize(_StoreConnection("moltbot-store"))
+
+
+class UTCDateTimeField(Field):
+    """An aware datetime stored as a fixed-width UTC ISO-8601 string."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value: datetime | None) -> str | None:
+        return to_db(value)
+
+    def python_value(self, value: str | None) -> datetime | None:
+        return from_db(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Task(BaseModel):
+    """A task's definition (as JSON) and its scheduling state."""
+
+    task_id = TextField(primary_key=True)
+    name = TextField()
+    definition = TextField()  # the tasks.json entry, as loaded
+    schedule_key = TextField()  # schedule text @ zone; a change re-anchors
+    anchor = UTCDateTimeField()  # when this schedule was first registered
+    priority = IntegerField(default=5)
+    overlap = TextField(default="skip")  # skip | queue: may it come due while running?
+    enabled = BooleanField(default=True)
+    removed = BooleanField(default=False)  # gone from its source; history kept
+    status = TextField(default="idle")  # idle | running | paused | error
+    next_run = UTCDateTimeField(null=True, index=True)
+    last_run = UTCDateTimeField(null=True)  # when the last attempt started
+    last_finished = UTCDateTimeField(null=True)
+    last_status = TextField(null=True)
+    run_count = IntegerField(default=0)
+    error_count = IntegerField(default=0)
+    last_error = TextField(null=True)
+    paused_by = TextField(null=True)  # None | "user" | "shutdown" | "discord"
+    current_run_id = IntegerField(null=True)
+
+
+class Run(BaseModel):
+    """One attempt (or one recorded non-attempt: skipped, missed)."""
+
+    id = AutoField()
+    task_id = TextField()
+    status = TextField(index=True)
+    trigger = TextField()
+    requested_by = TextField(null=True)
+    attempt = IntegerField(default=1)
+    scheduled_for = UTCDateTimeField(null=True)
+    queued_at = UTCDateTimeField(null=True)
+    started_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField(null=True)
+    exit_code = IntegerField(null=True)
+    message = TextField(null=True)
+    stdout_tail = TextField(null=True)
+    stderr_tail = TextField(null=True)
+    log_path = TextField(null=True)
+    owner_pid = IntegerField(null=True)
+    stop_requested = BooleanField(default=False)
+    recap = TextField(null=True)  # playbook runs: the per-host recap, JSON
+
+    class Meta:
+        indexes = ((("task_id", "id"), False),)
+
+
+class Checkpoint(BaseModel):
+    task_id = TextField(primary_key=True)
+    data = TextField()
+    run_id = IntegerField(null=True)
+    updated_at = UTCDateTimeField()
+
+
+class Event(BaseModel):
+    """The original scheduler's task_log: what happened, for ``moltbot logs``."""
+
+    id = AutoField()
+    timestamp = UTCDateTimeField(index=True)
+    task_id = TextField()
+    action = TextField()
+    message = TextField()
+    duration = FloatField(null=True)
+
+    class Meta:
+        indexes = ((("task_id", "id"), False),)
+
+
+class Meta(BaseModel):
+    key = TextField(primary_key=True)
+    value = TextField()
+
+
+class Inbox(BaseModel):
+    """A command as received; (channel, sender, sent_at) is its identity."""
+
+    id = AutoField()
+    channel = TextField()
+    sender = TextField()
+    sent_at = IntegerField()
+    chat = TextField()
+    text = TextField()
+    received_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = ((("channel", "sender", "sent_at"), True),)
+
+
+class Outbox(BaseModel):
+    """A message to deliver: written first, then sent, then marked."""
+
+    id = AutoField()
+    channel = TextField()
+    address = TextField()
+    kind = TextField()
+    text = TextField(null=True)
+    run_id = IntegerField(null=True)
+    reply_to = IntegerField(null=True)
+    reply_author = TextField(null=True)
+    created_at = UTCDateTimeField()
+    due_at = UTCDateTimeField()
+    attempts = IntegerField(default=0)
+    status = TextField(default="pending")
+    sent_at = UTCDateTimeField(null=True)
+    last_error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("status", "due_at"), False),)
+
+
+class RunWatch(BaseModel):
+    """A chat waiting for a run's end; its outbox row is queued in the transaction that ends it."""
+
+    id = AutoField()
+    run_id = IntegerField(index=True)
+    channel = TextField()
+    address = TextField()
+    reply_to = IntegerField(null=True)
+    reply_author = TextField(null=True)
+
+
+MODELS = [Task, Run, Checkpoint, Event, Meta]
+CHAT_MODELS = [Inbox, Outbox, RunWatch]
+
+
+# Each entry moves the schema up one version, using playhouse.migrate's
+# SqliteMigrator (add_column, add_index, ...); the version lives in PRAGMA
+# user_version so it is read without touching any table.
+def _migrate_1(db: DatabaseProxy) -> None:
+    db.create_tables(MODELS)
+
+
+def _migrate_2(db: DatabaseProxy) -> None:
+    """Due tasks are found per priority level (store/tasks.py: due_tasks)."""
+    migrate_schema(SqliteMigrator(db.obj).add_index("task", ("priority", "next_run"), False))
+
+
+def _migrate_3(db: DatabaseProxy) -> None:
+    """Chat traffic: inbox, outbox, run watchers (store/messages.py)."""
+    db.create_tables(CHAT_MODELS)
+
+
+def _migrate_4(db: DatabaseProxy) -> None:
+    """Playbook runs keep their per-host recap (``run.recap``)."""
+    # A database created at schema 1 by this version already has it (create_tables uses the models).
+    if "recap" not in {column.name for column in db.get_columns("run")}:
+        migrate_schema(SqliteMigrator(db.obj).add_column("run", "recap", Run.recap))
+
+
+MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+
+
+def migrate() -> None:
+    """Bring the schema up to SCHEMA_VERSION (the caller found it behind)."""
+    assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
+    if not database.is_closed():
+        database.close()  # forget a connection to another database opened earlier in this thread
+    with write_transaction():
+        conn = connection()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in MIGRATIONS[version:]:
+            step(database)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,0 +1,73 @@
+"""Alerts are channel-neutral: whichever chat channel is configured delivers them, none means the log.
+
+A real daemon; the fake Discord and the fake Ollama on 127.0.0.1. Nothing is
+checked through moltbot's internals: what reached Discord, what the daemon
+logged, and what ``moltbot outbox`` still lists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.conftest import DaemonProcess, Env, wait_until
+from tests.fake_agents import FakeOllama
+from tests.fake_discord import TOKEN, FakeDiscord
+
+TASKS = "700000000000000001"
+OWNER = "900000000000000002"
+BROKEN_TASK = '```json\n{"task_name": "x", "schedule": "fortnightly"}\n```'
+
+
+@pytest.fixture
+def discord() -> Iterator[FakeDiscord]:
+    fake = FakeDiscord().start()
+    yield fake
+    fake.stop()
+
+
+def outbox(env: Env) -> list[dict[str, object]]:
+    listed: list[dict[str, object]] = json.loads(env.cli("outbox", "--json", check=True).stdout)
+    return listed
+
+
+def test_with_discord_and_no_signal_alerts_reach_the_owner_on_discord(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    discord.post(TASKS, BROKEN_TASK)  # reported to the admins: a task that cannot be read
+    env.write_tasks(settings=(
+        f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+        f'default_user_id = "{OWNER}"\npoll_seconds = 0.3\n'
+    ))  # fmt: skip
+    start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+    wait_until(lambda: OWNER in discord.dms, what="a DM opened for the owner")
+
+    def dm() -> list[str]:
+        return [message["content"] for message in discord.channels.get(discord.dms[OWNER], [])]
+
+    wait_until(lambda: dm(), what="the alert in the owner's DMs")
+    (alert,) = dm()
+    assert alert.startswith("⚠ Discord task message") and "action_type is missing" in alert
+    wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
+
+
+def test_with_no_chat_channel_an_alert_is_logged_once_and_not_kept(
+    env: Env, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    ollama = FakeOllama(answer=lambda body: {"role": "assistant", "content": "disks are fine"}).start()
+    try:
+        env.write_tasks(
+            {"task_id": "digest", "kind": "llm", "prompt": "How are the disks?", "schedule": "daily at 07:00",
+             "deliver_to": "signal:admins"},
+            settings=f'[ollama]\nhost = "{ollama.url}"\nmodel = "llama3.2"\n',
+        )  # fmt: skip
+        daemon = start_daemon()
+        assert env.cli("run", "digest", check=True).returncode == 0  # the answer goes to the admins
+        line = "alert (no chat channel configured to deliver it): disks are fine"
+        wait_until(lambda: line in daemon.output(), what="the alert in the log")
+        wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
+        assert daemon.output().count(line) == 1
+    finally:
+        ollama.stop()
