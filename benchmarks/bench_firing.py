@@ -25,7 +25,7 @@ from typing import Any
 
 from harness import MoltbotHome, iso, make_probe, percentiles, read_starts, wait_for_files
 
-from moltbot.runner import minimal_environment
+from moltbot.processes import minimal_environment
 
 LEAD = 6.0  # seconds between setting up and the first due instant (daemon start-up, registration)
 

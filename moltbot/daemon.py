@@ -37,7 +37,8 @@ from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
 from moltbot.core.planning import Plan, plan_due
 from moltbot.executor import Executor
-from moltbot.runner import ProcessRun, Supervisor, processes_of_run, signal_processes
+from moltbot.recovery import recover
+from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
 
 __all__ = ["CLAIM_AHEAD", "Daemon", "Transport"]
@@ -146,25 +147,8 @@ class Daemon:
         return 0
 
     def startup(self) -> None:
-        """Recover from a crash and from the last shutdown, before scheduling anything."""
-        now = self.clock.now()
-        for run in store.recover_abandoned_runs(now):
-            spec = self.specs.get(run.task_id)
-            orphans = processes_of_run(self.core.home.root, run.id)
-            signal_processes(orphans, signal.SIGKILL)
-            log.warning(
-                "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
-                run.id,
-                run.task_id,
-                len(orphans),
-            )
-            if spec and not spec.schedule.one_shot and spec.missed != "skip":
-                store.enqueue_run(run.task_id, "recovery", None, now)
-        for task in store.tasks_paused_by("shutdown"):
-            store.resume_task(task.task_id, task.next_run, now, "resumed after the daemon restarted")
-            last = store.last_finished_run(task.task_id)
-            if last is not None and last.status == "interrupted" and task.task_id in self.specs:
-                store.enqueue_run(task.task_id, "resume", None, now)
+        """Settle what the last daemon left behind (``recovery.py``), before scheduling anything."""
+        recover(self.core.home.root, self.specs, self.clock.now())
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 

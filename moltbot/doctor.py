@@ -68,7 +68,7 @@ def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[Task
 
 def _ansible(checks: list[Check]) -> None:
     from moltbot.kinds.playbook import PlaybookError, find_ansible_playbook
-    from moltbot.runner import venv_first
+    from moltbot.processes import venv_first
 
     try:  # on the PATH a run gets
         found = find_ansible_playbook({"PATH": venv_first(os.environ.get("PATH", "/usr/bin:/bin"))})

@@ -25,7 +25,8 @@ from moltbot.config.home import Home
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.kinds import kind_of
-from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor, minimal_environment, venv_first
+from moltbot.processes import minimal_environment, venv_first
+from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
 
 __all__ = ["Executor"]
 

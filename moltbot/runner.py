@@ -1,8 +1,9 @@
 """Run one task attempt as a subprocess in its own process group.
 
 The process gets an argv list (never a shell string), its own session, a
-minimal cron-like environment, and stdout/stderr pipes that are copied to the
-run's log file (capped) while the last lines of each are kept for the store.
+minimal cron-like environment (``processes.py``), and stdout/stderr pipes
+that are copied to the run's log file (capped) while the last lines of each
+are kept for the store (``run_output.py``).
 The log file is created at the first byte of output: most scheduled tasks
 print nothing, and a directory and a file for each run were the largest cost
 left on the daemon's loop.
@@ -26,28 +27,19 @@ import selectors
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
-__all__ = [
-    "ProcessRun",
-    "RunResult",
-    "Supervisor",
-    "minimal_environment",
-    "processes_of_run",
-    "signal_processes",
-]
+from moltbot.run_output import LazyLog, Tail
+
+__all__ = ["INTERNAL_ERROR", "ProcessRun", "RunResult", "Supervisor"]
 
 log = logging.getLogger(__name__)
-TAIL_BYTES = 4000
 INTERNAL_ERROR = "internal error in moltbot (see its log)"
-_PASSED_THROUGH = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -60,49 +52,6 @@ class RunResult:
     stdout_tail: str
     stderr_tail: str
     log_path: Path | None  # None: the run printed nothing, so no file was made
-
-
-def venv_first(path: str) -> str:
-    """A task's PATH: moltbot's venv bin first, so scripts find `moltbot` (checkpoints) and its
-    Python (``#!/usr/bin/env python3``), and playbook tasks the venv's ansible-playbook."""
-    return f"{Path(sys.executable).parent}{os.pathsep}{path}"
-
-
-def minimal_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A cron-like environment: a few basics from ``base``, then ``extra``.
-
-    The daemon's own environment may hold secrets (gateway tokens); tasks see
-    only what their definition gives them.
-    """
-    source = os.environ if base is None else base
-    env = {name: source[name] for name in _PASSED_THROUGH if name in source}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(extra)
-    return env
-
-
-class _Tail:
-    """The last ``limit`` bytes of a stream, cut at a line boundary when possible."""
-
-    def __init__(self, limit: int = TAIL_BYTES) -> None:
-        self.chunks: deque[bytes] = deque()
-        self.size = 0
-        self.limit = limit
-
-    def add(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.size += len(data)
-        while self.size - len(self.chunks[0]) >= self.limit:
-            self.size -= len(self.chunks.popleft())
-
-    def text(self) -> str:
-        data = b"".join(self.chunks)
-        if len(data) > self.limit:
-            data = data[-self.limit :]
-            newline = data.find(b"\n")
-            if 0 <= newline < len(data) - 1:
-                data = data[newline + 1 :]
-        return data.decode("utf-8", errors="replace")
 
 
 class ProcessRun:
@@ -135,9 +84,9 @@ class ProcessRun:
         self._process: subprocess.Popen[bytes] | None = None
         self._spawn_error: str | None = None
         self._pidfd = -1
-        self._tails = (_Tail(), _Tail())  # stdout, stderr
-        self._pipes: dict[int, _Tail] = {}  # the pipes still open
-        self._log = _LazyLog(log_path)
+        self._tails = (Tail(), Tail())  # stdout, stderr
+        self._pipes: dict[int, Tail] = {}  # the pipes still open
+        self._log = LazyLog(log_path)
         self._written = self._dropped = 0
         self._deadline = float("inf")  # monotonic: the timeout
         self._kill_at: float | None = None  # SIGTERM was sent; SIGKILL follows at this time
@@ -428,65 +377,6 @@ class Supervisor:
         self._selector.close()
         self._wake_reader.close()
         self._wake_writer.close()
-
-
-class _LazyLog:
-    """The run's log file, made when the first output arrives."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: BinaryIO | None = None
-        self._disabled = False
-
-    def disable(self) -> None:
-        self._disabled = True
-
-    @property
-    def created(self) -> bool:
-        return self._file is not None
-
-    def write(self, data: bytes) -> None:
-        if not data or self._disabled:
-            return
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Unbuffered: `tail -f` on a running task's log shows output as it comes.
-            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 (closed in close)
-        self._file.write(data)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def processes_of_run(home: Path, run_id: int) -> list[int]:
-    """Every process still running for ``run_id`` of the moltbot at ``home``.
-
-    Found by the environment the runner gave the run (children inherit it),
-    so this needs nothing written at start-up and also finds processes that
-    left the run's process group. Used after a crash and for foreground runs.
-    """
-    markers = (f"MOLTBOT_RUN_ID={run_id}\0".encode(), f"MOLTBOT_HOME={home}\0".encode())
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as environ:
-                content = environ.read()
-        except OSError:
-            continue  # gone, or not ours to read
-        if all(b"\0" + marker in b"\0" + content for marker in markers):
-            found.append(int(entry.name))
-    return found
-
-
-def signal_processes(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _signal_group(pgid: int, signum: int) -> None:

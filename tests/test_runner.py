@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from moltbot.runner import ProcessRun, RunResult, minimal_environment, processes_of_run, signal_processes
+from moltbot.processes import minimal_environment, processes_of_run, signal_processes
+from moltbot.runner import ProcessRun, RunResult
 from tests.conftest import alive, dies_soon, wait_until
 
 

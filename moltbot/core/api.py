@@ -247,7 +247,7 @@ class Core:
             return None
         if self.daemon_pid() is None:
             # A foreground `moltbot run` owns it; its runner sees the exit.
-            from moltbot.runner import processes_of_run, signal_processes
+            from moltbot.processes import processes_of_run, signal_processes
 
             signal_processes(processes_of_run(self.home.root, run.id), signal.SIGTERM)
         self.wake_daemon()
