@@ -15,9 +15,19 @@ from typing import Any
 
 import pytest
 
-from moltbot import store
+from moltbot import retries, store
 from moltbot.config.home import Home
 from moltbot.core.lock import daemon_pid
+from tests.instant_retries import INSTANT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test waits out a real backoff window (test_retries.py checks the real policies)."""
+    for name, policy in INSTANT.items():
+        monkeypatch.setattr(retries, name, policy)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
@@ -109,14 +119,17 @@ def env(tmp_path: Path) -> Env:
 
 
 class DaemonProcess:
-    """``moltbot daemon`` as a child process, with its stderr kept for assertions."""
+    """``moltbot daemon`` as a child process, with its stderr kept for assertions.
+
+    Run through ``tests.instant_retries``: the real command line, with instant retry policies."""
 
     def __init__(self, env: Env, extra_env: dict[str, str] | None = None) -> None:
         self.env = env
         self.log_path = env.home.root / f"daemon-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moltbot", "daemon"],
+            [sys.executable, "-m", "tests.instant_retries", "daemon"],
+            cwd=ROOT,
             env={**env.environ, **(extra_env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tenacity import stop_after_attempt, wait_none
+from tenacity import stop_after_attempt, wait_fixed, wait_none
 
 from moltbot import retries, store
 from moltbot.clock import FakeClock
@@ -25,8 +25,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def delivery(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[OutboxWorker, FakeGateway, Core]]:
-    monkeypatch.setattr(retries, "QUICK", retries.QUICK.copy(wait=wait_none()))
+def delivery(env: Env) -> Iterator[tuple[OutboxWorker, FakeGateway, Core]]:
     fake = FakeGateway().start()
     core = Core(env.home, FakeClock(NOW))
     core.open()
@@ -58,9 +57,10 @@ def test_alerts_waiting_together_go_out_merged_to_each_admin(
 
 
 def test_unavailable_is_postponed_and_uncertain_is_never_repeated(
-    delivery: tuple[OutboxWorker, FakeGateway, Core],
+    delivery: tuple[OutboxWorker, FakeGateway, Core], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sender, fake, core = delivery
+    monkeypatch.setattr(retries, "OUTBOX_WAIT", wait_fixed(7))
     clock = core.clock
     assert isinstance(clock, FakeClock)
     fake.faults.append(SendFault(429, {"error": "rate limited", "challenge_tokens": ["t"]}, count=3))
@@ -68,7 +68,7 @@ def test_unavailable_is_postponed_and_uncertain_is_never_repeated(
     sender.deliver_due()
     (row,) = store.pending_outbox()
     assert (row.id, row.status, row.attempts) == (first, "pending", 1)
-    assert row.due_at == clock.now() + timedelta(seconds=2)  # retries.OUTBOX_WAIT after the first try
+    assert row.due_at == clock.now() + timedelta(seconds=7)  # retries.OUTBOX_WAIT after the first try
     assert fake.send_requests == 3  # the quick retries inside one attempt (retries.QUICK)
     fake.faults.append(SendFault(hang=True))
     second = core.post(Watcher("signal", ADMINS[0]), "are you there")
@@ -76,7 +76,7 @@ def test_unavailable_is_postponed_and_uncertain_is_never_repeated(
     fake.release_hung_sends()
     rows = {row.id: row for row in store.pending_outbox()}
     assert rows[second].status == "failed" and "no answer" in (rows[second].last_error or "")
-    clock.advance(seconds=2)
+    clock.advance(seconds=7)
     sender.deliver_due()  # the first is due again: delivered
     assert fake.texts_to(ADMINS[0]) == ["hello"]  # once; the unanswered one never again
     assert [row.id for row in store.pending_outbox()] == [second]

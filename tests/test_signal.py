@@ -36,17 +36,16 @@ def now_ms() -> int:
 
 
 def signal_toml(gateway: FakeGateway, **extra: str) -> str:
-    lines = [
-        "[signal]",
-        f'url = "{gateway.url}"',
-        f'number = "{BOT}"',
-        f'allowed = ["{OWNER}", "{OWNER_UUID}"]',
-        f'viewers = ["{VIEWER_UUID}"]',
-        f'groups = ["{GROUP}"]',
-        "timeout_seconds = 2",
-        *(f"{key} = {value}" for key, value in extra.items()),
-    ]
-    return "\n".join(lines) + "\n"
+    values = {
+        "url": f'"{gateway.url}"',
+        "number": f'"{BOT}"',
+        "allowed": f'["{OWNER}", "{OWNER_UUID}"]',
+        "viewers": f'["{VIEWER_UUID}"]',
+        "groups": f'["{GROUP}"]',
+        "timeout_seconds": "2",
+        **extra,
+    }
+    return "[signal]\n" + "".join(f"{key} = {value}\n" for key, value in values.items())
 
 
 @pytest.fixture
@@ -235,12 +234,7 @@ def test_malformed_frames_never_stop_the_bot(env: Env, gateway: FakeGateway, bot
 
 def test_send_failing_for_a_while_delivers_the_reply_once(env: Env, gateway: FakeGateway, bot) -> None:  # type: ignore[no-untyped-def]
     bot(echo_task(env))
-    recovers_at = time.monotonic() + 4
-
-    def failing(body: dict[str, object]) -> SendFault | None:
-        return SendFault(503) if time.monotonic() < recovers_at else None
-
-    gateway.fault_for = failing
+    gateway.faults.append(SendFault(503, count=7))  # more than one attempt's quick retries
     say(gateway, "status")
     texts = replies(gateway, 1)
     assert len(texts) == 1 and gateway.send_requests > 1  # retried, delivered once
@@ -251,7 +245,8 @@ def test_send_failing_for_a_while_delivers_the_reply_once(env: Env, gateway: Fak
 
 def test_a_gateway_that_never_answers_does_not_stop_scheduling(env: Env, gateway: FakeGateway, bot) -> None:  # type: ignore[no-untyped-def]
     env.script("tick.sh", "true\n")
-    daemon = bot(echo_task(env), {"task_id": "tick", "script_path": "tick.sh", "schedule": "every 1s"})
+    tick = {"task_id": "tick", "script_path": "tick.sh", "schedule": "every 1s"}
+    daemon = bot(echo_task(env), tick, timeout_seconds="0.5")
     gateway.faults.append(SendFault(hang=True, count=100))
     say(gateway, "status")
     env.db()
