@@ -1,5 +1,5 @@
 """Agents that answer tasks and free text: a local Ollama model, or a Letta agent.
 
-Used by the Discord task actions, ``llm`` tasks and free-text Signal messages.
-The core never imports these.
+Used by the ``llm`` and ``discord`` task kinds' actions and by free-text Signal
+messages. The core never imports these.
 """
