@@ -13,21 +13,27 @@ from pathlib import Path
 from signalbot import Config, DataMessageContext, DataMessageHandler, SendMessage, SignalBot, text_triggered
 
 from handlers import format as fmt
-from moltbot import store
+from moltbot.config.home import Home
+from moltbot.core import Core
 
 
 class Status(DataMessageHandler):  # type: ignore[misc]
+    def __init__(self, core: Core) -> None:
+        super().__init__()
+        self.core = core
+
     @text_triggered("status")  # type: ignore[misc]
     async def handle_data_message(self, context: DataMessageContext) -> None:
-        text = fmt.status(store.task_states(), datetime.now(UTC), True)
+        text = fmt.status(self.core.task_states(), datetime.now(UTC), True)
         await context.send(SendMessage(text=text))
 
 
 def main() -> None:
     service, number, home = sys.argv[1:4]
-    store.open_db(Path(home) / "data" / "moltbot.db")
+    core = Core(Home(Path(home)))
+    core.open()
     bot = SignalBot(Config(phone_number=number, signal_service=service, logging_level=logging.WARNING))
-    bot.register(Status())
+    bot.register(Status(core))
     bot.start()
 
 
