@@ -56,7 +56,13 @@ class Transport(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop receiving; what it sends goes on until ``close``."""
+        ...
+
+    def close(self) -> None:
+        """After delivery stopped: let go of its connections."""
+        ...
 
 
 # Builds the transports the settings configure; ``offer`` hands a source's task specs to the loop.
@@ -173,6 +179,8 @@ class Daemon:
         for transport in self.transports:
             transport.stop()
         self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)
+        for transport in self.transports:
+            transport.close()
         self._checkpointer.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")

@@ -71,3 +71,22 @@ def test_with_no_chat_channel_an_alert_is_logged_once_and_not_kept(
         assert daemon.output().count(line) == 1
     finally:
         ollama.stop()
+
+
+def test_a_message_for_a_channel_not_configured_is_given_up_not_kept(
+    env: Env, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    ollama = FakeOllama(answer=lambda body: {"role": "assistant", "content": "all quiet"}).start()
+    try:
+        env.write_tasks(
+            {"task_id": "digest", "kind": "llm", "prompt": "Anything?", "schedule": "daily at 07:00",
+             "deliver_to": "discord:700000000000000002"},
+            settings=f'[ollama]\nhost = "{ollama.url}"\nmodel = "llama3.2"\n',
+        )  # fmt: skip
+        start_daemon()
+        assert env.cli("run", "digest", check=True).returncode == 0
+        wait_until(lambda: [m["status"] for m in outbox(env)] == ["failed"], what="the message given up")
+        (message,) = outbox(env)
+        assert message["error"] == "no discord channel is configured" and message["text"] == "all quiet"
+    finally:
+        ollama.stop()

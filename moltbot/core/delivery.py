@@ -5,7 +5,8 @@ by the daemon or by a task's own process that knows nothing of the chat
 channels. Here it is handed over, in one transaction, to every channel that
 takes alerts, whose worker merges what waits together and sends it to each of
 its recipients. With no such channel configured, an alert is written to the
-log, once, and not kept.
+log, once, and not kept. A message for a channel that is not configured (a
+task's ``deliver_to`` naming one) is given up, not kept waiting forever.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ class Delivery:
         while not self._alerts.stopping.is_set():
             self._wake.clear()
             self.hand_over_alerts()
+            for message in store.fail_unroutable(list(self.workers)):
+                log.warning(
+                    "outbox message %d given up: %s",
+                    message.id,
+                    f"no {message.channel} channel is configured",
+                )
             self._wake.wait()
 
     def hand_over_alerts(self) -> None:

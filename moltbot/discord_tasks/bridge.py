@@ -65,6 +65,8 @@ class DiscordBridge:
 
     def stop(self) -> None:
         self._sync.stop()
+
+    def close(self) -> None:
         self.client.close()
 
     # --- sync ---------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class SignalBridge:
         self._worker.stopping.set()
         self.frames.put(_STOP)
         self._worker.stop()
+
+    def close(self) -> None:
         self.gateway.close()
 
     # --- commands ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "accept_inbound",
     "due_outbox",
     "enqueue_message",
+    "fail_unroutable",
     "hand_over",
     "mark_failed",
     "mark_sending",
@@ -176,6 +177,23 @@ def mark_failed(message_id: int, error: str) -> None:
     """Given up: refused, or it may have been delivered (never sent twice)."""
     with write_transaction():
         sql("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (error, message_id))
+
+
+def fail_unroutable(channels: Sequence[str]) -> list[OutboxMessage]:
+    """Give up (mark failed) what waits for a channel not among ``channels`` (the configured ones),
+    rather than keep it forever; ``moltbot outbox`` lists it."""
+    routable = (ALERTS, *channels)
+    marks = ", ".join("?" for _ in routable)
+    with write_transaction():
+        rows = sql(
+            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND channel NOT IN ({marks})", routable
+        ).fetchall()
+        for row in rows:
+            sql(
+                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
+                (f"no {row[1]} channel is configured", row[0]),
+            )
+    return [_message(row) for row in rows]
 
 
 def recover_sending(channel: str) -> list[int]:
