@@ -5,19 +5,18 @@ the bot), edit (author only: 403 code 50005), delete (204, or 404 code 10008);
 ``POST /users/@me/channels`` (DM); ``GET /users/@me``; 401 for a wrong token;
 ``X-RateLimit-*`` headers per bucket and 429s with ``retry_after`` (per bucket
 or global). Every request is logged with its arrival time, so tests can check
-that no request came before a rate limit allowed it.
+that no request came before a rate limit allowed it. HTTP plumbing: tests/loopback.py.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+
+from tests.loopback import Loopback, Reply, Request
 
 TOKEN = "fake-bot-token"
 BOT_ID = "900000000000000001"
@@ -55,28 +54,20 @@ class FakeDiscord:
     port: int = 0
     _next_id: int = 1_200_000_000_000_000_000
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: Loopback | None = None
 
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v10"
 
     def start(self) -> FakeDiscord:
-        fake = self
-
-        class Handler(_Handler):
-            discord = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = Loopback(self._serve, port=self.port).start()
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def post(self, channel_id: str, content: str, author_id: str = HUMAN_ID) -> dict[str, Any]:
         """A message as someone (a human, by default) posts it."""
@@ -101,6 +92,12 @@ class FakeDiscord:
         return [entry for entry in self.log if entry.early]
 
     # --- request handling ------------------------------------------------------------
+
+    def _serve(self, request: Request) -> Reply:
+        path = request.path.removeprefix("/api/v10")
+        token = request.headers.get("authorization", "")
+        status, answer, headers = self.handle(request.method, path, request.query, request.body, token)
+        return Reply(status, answer, headers=headers)
 
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: Any, token: str
@@ -196,43 +193,3 @@ def _route(method: str, path: str) -> str:
     head = major[0] if major else ""
     blanked = re.sub(r"/\d{5,}", "/{id}", rest)
     return f"{method} {head}{blanked}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    discord: FakeDiscord
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _serve(self, method: str) -> None:
-        url = urlparse(self.path)
-        path = url.path.removeprefix("/api/v10")
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
-        status, answer, headers = self.discord.handle(
-            method, path, parse_qs(url.query), body, self.headers.get("Authorization", "")
-        )
-        payload = b"" if answer is None else json.dumps(answer).encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if payload:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
