@@ -142,7 +142,9 @@ class SignalBridge:
     def _watch(self, reply: Reply, found: Inbound) -> None:
         """A run was started: 👀 on the command, and the typing indicator while it runs."""
         if reply.run_id is not None:
-            self._typing[reply.run_id] = (found.chat, 0.0)
+            # At once: a short run may be over before the next refresh (then it is only switched off).
+            self.gateway.typing(found.chat, on=True)
+            self._typing[reply.run_id] = (found.chat, time.monotonic())
             self.gateway.react(found.chat, "👀", found.sender_number or found.sender_uuid, found.timestamp)
 
     def _role(self, found: Inbound) -> str | None:
