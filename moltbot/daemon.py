@@ -40,6 +40,7 @@ from moltbot.executor import Executor
 from moltbot.recovery import recover
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
+from moltbot.wal_checkpoints import WalCheckpointer
 
 __all__ = ["CLAIM_AHEAD", "Daemon", "Transport"]
 
@@ -52,17 +53,13 @@ CLAIM_AHEAD = timedelta(milliseconds=1)
 
 
 class Transport(Protocol):
-    """A chat transport the daemon starts and stops (each on threads of its own)."""
+    """A chat transport the daemon starts, stops (receiving) and, once delivery stopped, closes."""
 
     def start(self) -> None: ...
 
-    def stop(self) -> None:
-        """Stop receiving; what it sends goes on until ``close``."""
-        ...
+    def stop(self) -> None: ...
 
-    def close(self) -> None:
-        """After delivery stopped: let go of its connections."""
-        ...
+    def close(self) -> None: ...
 
 
 # Builds the transports the settings configure; ``offer`` hands a source's task specs to the loop.
@@ -101,7 +98,7 @@ class Daemon:
             self.supervisor,
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
         )
-        self._checkpointer = store.WalCheckpointer()
+        self._checkpointer = WalCheckpointer()
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []

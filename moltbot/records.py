@@ -1,15 +1,16 @@
 """The plain values the store records and the core hands out: tasks, runs, events, messages.
 
-Frozen, and free of Peewee and SQLite: transports and handlers read these and
-never touch the store. ``TaskState`` is a NamedTuple rather than a dataclass
-because ``status`` builds one per task (10 000 of them must stay well under
-a second, and a frozen dataclass costs twice as much to build).
+Immutable, and free of Peewee and SQLite: transports and handlers read these
+and never touch the store. They are typed NamedTuples rather than frozen
+dataclasses, for ``moltbot status``'s sake: defining a frozen dataclass costs
+~1 ms at import (its methods are compiled then), seven times a NamedTuple's,
+and building one per task costs twice as much (status shows 10 000 tasks in
+well under 150 ms; benchmarks/bench_status.py).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -33,8 +34,7 @@ ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat cha
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
 
 
-@dataclass(frozen=True)
-class Watcher:
+class Watcher(NamedTuple):
     """A chat that asked for something: where its answers go."""
 
     channel: str
@@ -61,8 +61,7 @@ class TaskState(NamedTuple):
     current_run_id: int | None
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     """A task's definition (as its source gave it) and its scheduling state."""
 
     task_id: str
@@ -90,8 +89,7 @@ class Task:
         return result
 
 
-@dataclass(frozen=True)
-class HostRecap:
+class HostRecap(NamedTuple):
     """One host's line of a playbook run's PLAY RECAP, and its last failure's message."""
 
     host: str
@@ -112,8 +110,7 @@ class HostRecap:
         return "changed" if self.changed else "ok"
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """One attempt (or one recorded non-attempt: skipped, missed)."""
 
     id: int
@@ -150,15 +147,14 @@ class Run:
         """A playbook run's hosts (empty for other runs)."""
         if not self.recap:
             return []
-        fields = HostRecap.__dataclass_fields__
+        fields = HostRecap._fields
         return [
             HostRecap(**{k: v for k, v in host.items() if k in fields})
             for host in json.loads(self.recap)["hosts"]
         ]
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """A line of the task log (``moltbot logs``)."""
 
     id: int
@@ -169,8 +165,7 @@ class Event:
     duration: float | None
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
+class OutboxMessage(NamedTuple):
     """A message moltbot promised to deliver: written first, then sent, then marked."""
 
     id: int

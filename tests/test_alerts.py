@@ -53,40 +53,43 @@ def test_with_discord_and_no_signal_alerts_reach_the_owner_on_discord(
     wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
 
 
-def test_with_no_chat_channel_an_alert_is_logged_once_and_not_kept(
-    env: Env, start_daemon: Callable[..., DaemonProcess]
-) -> None:
-    ollama = FakeOllama(answer=lambda body: {"role": "assistant", "content": "disks are fine"}).start()
-    try:
+@pytest.fixture
+def llm_task(env: Env) -> Iterator[Callable[[str, str], None]]:
+    """Configure an llm task ``digest`` whose model answers ``answer``, delivered to ``deliver_to``."""
+    ollama: FakeOllama | None = None
+
+    def configure(answer: str, deliver_to: str) -> None:
+        nonlocal ollama
+        ollama = FakeOllama(answer=lambda body: {"role": "assistant", "content": answer}).start()
         env.write_tasks(
-            {"task_id": "digest", "kind": "llm", "prompt": "How are the disks?", "schedule": "daily at 07:00",
-             "deliver_to": "signal:admins"},
+            {"task_id": "digest", "kind": "llm", "prompt": "Anything?", "schedule": "daily at 07:00",
+             "deliver_to": deliver_to},
             settings=f'[ollama]\nhost = "{ollama.url}"\nmodel = "llama3.2"\n',
         )  # fmt: skip
-        daemon = start_daemon()
-        assert env.cli("run", "digest", check=True).returncode == 0  # the answer goes to the admins
-        line = "alert (no chat channel configured to deliver it): disks are fine"
-        wait_until(lambda: line in daemon.output(), what="the alert in the log")
-        wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
-        assert daemon.output().count(line) == 1
-    finally:
+
+    yield configure
+    if ollama is not None:
         ollama.stop()
+
+
+def test_with_no_chat_channel_an_alert_is_logged_once_and_not_kept(
+    env: Env, llm_task: Callable[[str, str], None], start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    llm_task("disks are fine", "signal:admins")  # the answer goes to the admins, as an alert
+    daemon = start_daemon()
+    assert env.cli("run", "digest", check=True).returncode == 0
+    line = "alert (no chat channel configured to deliver it): disks are fine"
+    wait_until(lambda: line in daemon.output(), what="the alert in the log")
+    wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
+    assert daemon.output().count(line) == 1
 
 
 def test_a_message_for_a_channel_not_configured_is_given_up_not_kept(
-    env: Env, start_daemon: Callable[..., DaemonProcess]
+    env: Env, llm_task: Callable[[str, str], None], start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    ollama = FakeOllama(answer=lambda body: {"role": "assistant", "content": "all quiet"}).start()
-    try:
-        env.write_tasks(
-            {"task_id": "digest", "kind": "llm", "prompt": "Anything?", "schedule": "daily at 07:00",
-             "deliver_to": "discord:700000000000000002"},
-            settings=f'[ollama]\nhost = "{ollama.url}"\nmodel = "llama3.2"\n',
-        )  # fmt: skip
-        start_daemon()
-        assert env.cli("run", "digest", check=True).returncode == 0
-        wait_until(lambda: [m["status"] for m in outbox(env)] == ["failed"], what="the message given up")
-        (message,) = outbox(env)
-        assert message["error"] == "no discord channel is configured" and message["text"] == "all quiet"
-    finally:
-        ollama.stop()
+    llm_task("all quiet", "discord:700000000000000002")
+    start_daemon()
+    assert env.cli("run", "digest", check=True).returncode == 0
+    wait_until(lambda: [m["status"] for m in outbox(env)] == ["failed"], what="the message given up")
+    (message,) = outbox(env)
+    assert message["error"] == "no discord channel is configured" and message["text"] == "all quiet"

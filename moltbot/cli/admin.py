@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-from typing import ClassVar
 
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, core, print_json
 from moltbot.config.errors import ConfigError
@@ -17,12 +15,12 @@ __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbo
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
+    from moltbot.cli.logs import daemon_logger
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
     from moltbot.transports import configured_transports
 
-    _setup_logging()
-    log = logging.getLogger("moltbot")
+    log = daemon_logger()
     opened = core(args)
     lock = DaemonLock(opened.home.lock_path)
     try:
@@ -40,27 +38,6 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         return Daemon(opened, specs, configured_transports).serve()
     finally:
         lock.release()
-
-
-class _JournalFormatter(logging.Formatter):
-    """journald adds the time; "<N>" sets the priority of each line."""
-
-    LEVELS: ClassVar[dict[str, int]] = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.LEVELS.get(record.levelname, 6)}>{super().format(record)}"
-
-
-def _setup_logging() -> None:
-    if os.environ.get("JOURNAL_STREAM"):
-        formatter: logging.Formatter = _JournalFormatter("%(name)s: %(message)s")
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("MOLTBOT_LOG_LEVEL", "INFO").upper())
 
 
 def cmd_check(args: argparse.Namespace) -> int:

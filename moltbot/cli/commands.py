@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, local, print_json, ready_core, user
@@ -76,7 +75,7 @@ def run_result(run: Run) -> dict[str, Any]:
         "stderr": run.stderr_tail or "",
     }
     if run.recap:
-        result["hosts"] = [asdict(host) for host in run.hosts]
+        result["hosts"] = [host._asdict() for host in run.hosts]
     return result
 
 
@@ -152,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status_json(core))
         return EXIT_OK
-    from moltbot.config.settings import host_zone
+    from moltbot.config.zone import host_zone
 
     tasks = core.task_states()
     pid = core.daemon_pid()

@@ -51,7 +51,7 @@ def print_json(value: Any) -> None:
 def local(instant: datetime | None, zone: ZoneInfo | None = None) -> str:
     if instant is None:
         return "-"
-    from moltbot.config.settings import host_zone
+    from moltbot.config.zone import host_zone
 
     return instant.astimezone(zone or host_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
 

@@ -6,16 +6,14 @@ Loading collects every problem before raising one ``ConfigError``, so a run of
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["ConfigError", "ConfigProblem", "unknown_name"]
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
+class ConfigProblem(NamedTuple):
     file: Path
     line: int | None
     field: str | None
@@ -36,6 +34,8 @@ class ConfigError(Exception):
 
 def unknown_name(name: str, known: Iterable[str], what: str = "field") -> str:
     """``unknown field 'schdule' (did you mean 'schedule'?)``."""
+    import difflib  # only when something is wrong
+
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {what} {name!r}{hint}"

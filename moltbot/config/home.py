@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["DEFAULT_HOME", "Home"]
 
 DEFAULT_HOME = "~/moltbot-system"
 
 
-@dataclass(frozen=True)
-class Home:
+class Home(NamedTuple):
+    # A NamedTuple, not a dataclass: every command needs a Home, and `moltbot status` never
+    # imports dataclasses (~5 ms with what it pulls in).
     root: Path
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,31 +19,9 @@ from moltbot.config.integrations import (
     read_integration,
 )
 from moltbot.config.toml import Section, toml_line
+from moltbot.config.zone import host_zone
 
-__all__ = ["Settings", "host_zone", "load_settings"]
-
-
-@functools.cache
-def host_zone() -> ZoneInfo:
-    """The host's IANA zone: $TZ, /etc/timezone, the /etc/localtime link, else UTC."""
-    candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
-        candidates.append(Path("/etc/timezone").read_text().strip())
-    except OSError:
-        pass
-    try:
-        link = os.readlink("/etc/localtime")
-        if "zoneinfo/" in link:
-            candidates.append(link.split("zoneinfo/", 1)[1])
-    except OSError:
-        pass
-    for name in candidates:
-        if name:
-            try:
-                return ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
+__all__ = ["Settings", "load_settings"]
 
 
 @dataclass(frozen=True)

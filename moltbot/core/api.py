@@ -8,7 +8,6 @@ directly in its own process), so the daemon never polls.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import signal
@@ -21,13 +20,14 @@ from zoneinfo import ZoneInfo
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
 from moltbot.config.home import Home
-from moltbot.config.settings import Settings, load_settings
-from moltbot.config.spec import TaskSpec, split_schedule_key, task_source
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.records import Event, Run, Task, TaskState, Watcher
 
+# Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json.
 if TYPE_CHECKING:
+    from moltbot.config.settings import Settings
+    from moltbot.config.spec import TaskSpec
     from moltbot.schedules import Schedule
 
 __all__ = ["Core", "UnknownTask"]
@@ -58,6 +58,8 @@ class Core:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from moltbot.config.settings import load_settings
+
             self._settings = load_settings(self.home.settings_toml)
         return self._settings
 
@@ -80,6 +82,8 @@ class Core:
 
     def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
         """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""
+        from moltbot.config.spec import task_source
+
         by_id = {spec.task_id: spec for spec in specs}
         definitions = [
             store.TaskDefinition(
@@ -125,6 +129,8 @@ class Core:
 
     def resolve(self, name: str) -> Task:
         """A task by id or (case-insensitive) name; UnknownTask suggests the closest."""
+        import difflib  # only for names that are not found
+
         task = store.get_task(name)
         if task is not None and not task.removed:
             return task
@@ -162,11 +168,14 @@ class Core:
         return task.spec() if task else {}
 
     def schedule_of(self, task: Task) -> Schedule:
+        from moltbot.config.spec import split_schedule_key
         from moltbot.schedules import parse_schedule
 
         return parse_schedule(*split_schedule_key(task.schedule_key))
 
     def zone_of(self, task: Task) -> ZoneInfo:
+        from moltbot.config.spec import split_schedule_key
+
         return split_schedule_key(task.schedule_key)[1]
 
     def daemon_pid(self) -> int | None:

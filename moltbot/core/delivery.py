@@ -67,10 +67,9 @@ class Delivery:
             self.hand_over_alerts()
             for message in store.fail_unroutable(list(self.workers)):
                 log.warning(
-                    "outbox message %d given up: %s",
-                    message.id,
-                    f"no {message.channel} channel is configured",
+                    "outbox message %d given up: no %s channel is configured", message.id, message.channel
                 )
+            store.release_connection()  # woken rarely: no connection held while it sleeps
             self._wake.wait()
 
     def hand_over_alerts(self) -> None:

@@ -11,12 +11,8 @@ ansible-playbook's exit code is the run's.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,6 +96,8 @@ def command_line(
 
 
 def find_ansible_playbook(environ: Mapping[str, str]) -> str:
+    import shutil
+
     found = shutil.which("ansible-playbook", path=environ.get("PATH"))
     if found is None:
         raise PlaybookError(
@@ -111,6 +109,11 @@ def find_ansible_playbook(environ: Mapping[str, str]) -> str:
 
 def run(task: Mapping[str, Any], tasks_dir: Path, environ: Mapping[str, str]) -> tuple[int, str | None]:
     """Run the task's playbook (output to our stdout/stderr); its exit code and the recap JSON."""
+    # Here, not at the top: every daemon loads this module, only a playbook's run needs these.
+    import json
+    import subprocess
+    import tempfile
+
     ansible_playbook = find_ansible_playbook(environ)
     with tempfile.TemporaryDirectory(prefix="moltbot-playbook-") as scratch:  # 0700
         recap_file = Path(scratch) / "recap.json"

@@ -15,14 +15,16 @@ afford (see benchmarks/).
 from moltbot.store.connection import (
     SCHEMA_VERSION,
     after_commit,
+    background_checkpoints,
     connection,
     from_db,
     listen_for_outbox,
     outbox_may_have_changed,
+    release_connection,
     to_db,
     write_transaction,
 )
-from moltbot.store.database import open_db, schema_version
+from moltbot.store.database import checkpoint_wal, open_db, schema_version
 from moltbot.store.events import add_event, recent_events
 from moltbot.store.history import current_run, get_run, last_finished_run, recent_runs, set_run_recap
 from moltbot.store.messages import (
@@ -78,7 +80,6 @@ from moltbot.store.tasks import (
     task_states,
     tasks_paused_by,
 )
-from moltbot.store.wal import WalCheckpointer
 
 __all__ = [
     "ADMINS",
@@ -90,12 +91,13 @@ __all__ = [
     "RunTicket",
     "SyncResult",
     "TaskDefinition",
-    "WalCheckpointer",
     "accept_inbound",
     "add_event",
     "after_commit",
     "apply_plan",
+    "background_checkpoints",
     "begin_retry",
+    "checkpoint_wal",
     "clear_checkpoint",
     "connection",
     "current_run",
@@ -131,6 +133,7 @@ __all__ = [
     "recent_runs",
     "recover_abandoned_runs",
     "recover_sending",
+    "release_connection",
     "request_stop",
     "resume_task",
     "runs_with_stop_requested",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
 from moltbot.store.events import add_event
@@ -33,8 +32,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RunTicket:
+class RunTicket(NamedTuple):
     """A run the executor is to carry out (or has recorded)."""
 
     id: int

@@ -7,9 +7,8 @@ tasks; the daemon's loop), so they build tuples straight from the rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from moltbot.records import Task, TaskState
 from moltbot.store.connection import from_db, sql, to_db, write_transaction
@@ -120,8 +119,7 @@ def task_states() -> list[TaskState]:
 # --- registering definitions -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TaskDefinition:
+class TaskDefinition(NamedTuple):
     """What the store needs of a spec to register or update a task."""
 
     task_id: str
@@ -134,12 +132,13 @@ class TaskDefinition:
     anchor: datetime | None = None  # set by the source (a Discord task's next_run); else registration time
 
 
-@dataclass
-class SyncResult:
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    rescheduled: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+class SyncResult(NamedTuple):
+    """What a sync did, by task id."""
+
+    added: list[str]
+    changed: list[str]
+    rescheduled: list[str]
+    removed: list[str]
 
 
 def sync_tasks(
@@ -151,7 +150,7 @@ def sync_tasks(
     """Make the tasks ``scope`` covers match ``definitions`` (one source: tasks.json, or the
     Discord channel); ``first_run(task_id, anchor)`` gives next_run. Tasks outside the scope
     are left alone, so one source never removes the other's."""
-    result = SyncResult()
+    result = SyncResult([], [], [], [])
     with write_transaction():
         existing = {task.task_id: task for task in map(_task, sql(f"SELECT {_TASK_COLUMNS} FROM task"))}
         for item in definitions:
@@ -273,8 +272,7 @@ SCHEDULABLE = (
 DUE_COLUMNS = "task_id, next_run, anchor, current_run_id, last_finished"
 
 
-@dataclass(frozen=True)
-class DueTask:
+class DueTask(NamedTuple):
     """What planning needs to know of a due task."""
 
     task_id: str

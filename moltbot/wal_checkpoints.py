@@ -1,4 +1,4 @@
-"""Checkpointing SQLite's write-ahead log on a thread of its own.
+"""The daemon's thread that checkpoints SQLite's write-ahead log (the store offers the means).
 
 A checkpoint inside a commit on the daemon's loop thread stalled run starts by
 milliseconds (benchmarks/: p99 lateness 6.3 -> 3 ms), so the daemon turns
@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from moltbot.store.connection import background_checkpoints
-from moltbot.store.database import checkpoint_wal
+from moltbot import store
 
 __all__ = ["WalCheckpointer"]
 
@@ -28,7 +27,7 @@ class WalCheckpointer:
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
 
     def start(self) -> None:
-        background_checkpoints(self._count)
+        store.background_checkpoints(self._count)
         self._thread.start()
 
     def _count(self) -> None:
@@ -42,7 +41,7 @@ class WalCheckpointer:
             self._due.wait()
             self._due.clear()
             try:
-                checkpoint_wal()
+                store.checkpoint_wal()
             except Exception:
                 log.exception("WAL checkpoint failed; the next one will retry")
             if self._stopping:
