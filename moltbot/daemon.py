@@ -31,15 +31,16 @@ from typing import NamedTuple, Protocol
 import schedule as housekeeping_schedule
 
 from moltbot import store
-from moltbot.config.errors import ConfigError
-from moltbot.config.spec import TaskSpec, task_source
+from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
 from moltbot.core.planning import Plan, plan_due
 from moltbot.executor import Executor
+from moltbot.kinds import kind_of
 from moltbot.recovery import recover
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
+from moltbot.task_sources import TaskSources
 from moltbot.wal_checkpoints import WalCheckpointer
 
 __all__ = ["CLAIM_AHEAD", "Daemon", "Transport"]
@@ -77,7 +78,7 @@ class Daemon:
         self.core = core
         self.clock = core.clock
         self.settings = core.settings
-        self.specs = {spec.task_id: spec for spec in specs}
+        self.sources = TaskSources(core, specs)  # tasks.json's and the Discord channel's
         self.supervisor = Supervisor()
         self.stopping = threading.Event()
         self._stop_signal: int | None = None
@@ -102,13 +103,15 @@ class Daemon:
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []
-        self._offered: dict[str, list[TaskSpec]] = {}  # specs from other sources, applied by the loop
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
-        self._offered_lock = threading.Lock()
         core.wake_in_process = self._wake_for_requests
 
     # --- lifecycle ---------------------------------------------------------------
+
+    @property
+    def specs(self) -> dict[str, TaskSpec]:
+        return self.sources.specs
 
     def install_signal_handlers(self) -> None:
         signal.set_wakeup_fd(self.supervisor.signal_fd, warn_on_full_buffer=False)
@@ -210,8 +213,8 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
-        if self._offered:
-            self._apply_offered_specs()
+        if self.sources.offers_waiting:
+            self.sources.apply_offers()
         self.housekeeping.run_pending()
         self._released(self.executor.start_due_retries())
         self._start_claimed()
@@ -222,10 +225,12 @@ class Daemon:
         if ended:
             # The ends of runs and the claims they make room for share one commit.
             with store.write_transaction():
-                self._released(self.executor.settle(ended))
+                released = self.executor.settle(ended)
+                self._released(released)
                 self._claim_due()
             self._start_claimed()
-            store.outbox_may_have_changed()  # a run's process may have queued messages (Discord, llm tasks)
+            if any(self._may_have_posted(task_id) for task_id in released):
+                store.outbox_may_have_changed()  # its process wrote to the outbox: wake the senders
         if self._requests_pending:
             self._requests_pending = False
             self._apply_stop_requests()
@@ -244,48 +249,21 @@ class Daemon:
         for claim in claims:
             self.executor.launch(claim.run, claim.spec)
 
+    def _may_have_posted(self, task_id: str) -> bool:
+        spec = self.specs.get(task_id)
+        return spec is None or kind_of(spec.kind).posts_messages
+
     def _released(self, task_ids: list[str]) -> None:
         if task_ids and self._queued_waiting:
             self._requests_pending = True  # a run queued behind one of them may start
 
     def reload(self) -> None:
-        try:
-            specs = self.core.load_specs()
-        except ConfigError as error:
-            log.error("config reload failed; keeping the last good config:\n%s", error)
-            return
-        self.set_specs("config", specs)
-        result = self.core.sync(specs)
-        log.info(
-            "config reloaded: %d tasks (added %s, changed %s, removed %s)",
-            len(specs),
-            result.added or "none",
-            result.changed or "none",
-            result.removed or "none",
-        )
+        self.sources.reload()
 
     def offer_specs(self, source: str, specs: list[TaskSpec]) -> None:
         """From another thread (a channel sync): the loop applies them on its next pass."""
-        with self._offered_lock:
-            self._offered[source] = specs
+        self.sources.offer(source, specs)
         self.supervisor.wake()
-
-    def _apply_offered_specs(self) -> None:
-        with self._offered_lock:
-            offered, self._offered = self._offered, {}
-        for source, specs in offered.items():
-            self.set_specs(source, specs)
-            result = self.core.sync(specs, source=source)
-            changes = {"added": result.added, "changed": result.changed, "removed": result.removed}
-            if any(changes.values()):
-                log.info(
-                    "%s tasks synced: %s", source, "; ".join(f"{k} {v}" for k, v in changes.items() if v)
-                )
-
-    def set_specs(self, source: str, specs: list[TaskSpec]) -> None:
-        """Replace the specs of one source (tasks.json, the Discord channel); keep the others'."""
-        kept = {task_id: spec for task_id, spec in self.specs.items() if task_source(task_id) != source}
-        self.specs = kept | {spec.task_id: spec for spec in specs}
 
     def _busy(self) -> int:
         return self.executor.busy() + len(self._claimed)

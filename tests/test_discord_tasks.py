@@ -86,7 +86,7 @@ def test_a_config_reload_keeps_the_daemons_discord_specs(env: Env) -> None:
     daemon = Daemon(core, specs)
     task = parse_message("3003", message(schedule="hourly"), "42", BERLIN)
     assert task is not None
-    daemon.set_specs("discord", [to_spec(task, BERLIN)])
+    daemon.sources.set("discord", [to_spec(task, BERLIN)])
     daemon.reload()
     assert set(daemon.specs) == {"local", "discord-3003"}
     daemon.stopping.set()

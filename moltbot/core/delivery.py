@@ -69,7 +69,6 @@ class Delivery:
                 log.warning(
                     "outbox message %d given up: no %s channel is configured", message.id, message.channel
                 )
-            store.release_connection()  # woken rarely: no connection held while it sleeps
             self._wake.wait()
 
     def hand_over_alerts(self) -> None:

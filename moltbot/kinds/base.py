@@ -61,6 +61,8 @@ class TaskKind:
     ] = ()  # the fields tasks.json entries of this kind may have, beyond the common ones
     # Variables of the daemon's environment this kind's process receives (no other task sees them).
     passed_environment: tuple[str, ...] = ()
+    # Its process may queue chat messages (the daemon then wakes the senders when a run ends).
+    posts_messages = False
 
     def read(self, reader: TaskReader) -> None:
         """Check this kind's fields of a tasks.json entry (problems go to ``reader``)."""

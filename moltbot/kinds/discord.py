@@ -28,6 +28,7 @@ class ActionError(Exception):
 class DiscordKind(TaskKind):
     name = "discord"
     passed_environment = AGENT_ENVIRONMENT
+    posts_messages = True
 
     def describe(self, definition: Mapping[str, Any]) -> str:
         return "a Discord task action"

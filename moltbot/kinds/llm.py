@@ -24,6 +24,7 @@ class LlmKind(TaskKind):
     name = "llm"
     fields = ("prompt", "model", "deliver_to")
     passed_environment = AGENT_ENVIRONMENT
+    posts_messages = True
 
     def read(self, reader: TaskReader) -> None:
         prompt = reader.get("prompt", (str,), "", required=True)

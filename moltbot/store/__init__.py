@@ -20,7 +20,6 @@ from moltbot.store.connection import (
     from_db,
     listen_for_outbox,
     outbox_may_have_changed,
-    release_connection,
     to_db,
     write_transaction,
 )
@@ -133,7 +132,6 @@ __all__ = [
     "recent_runs",
     "recover_abandoned_runs",
     "recover_sending",
-    "release_connection",
     "request_stop",
     "resume_task",
     "runs_with_stop_requested",

@@ -28,7 +28,6 @@ __all__ = [
     "listen_for_outbox",
     "note_outbox_write",
     "outbox_may_have_changed",
-    "release_connection",
     "sql",
     "to_db",
     "use_path",
@@ -74,15 +73,6 @@ def connection() -> sqlite3.Connection:
         _local.path, _local.conn, _local.depth = _path, fresh, 0
     conn: sqlite3.Connection = _local.conn
     return conn
-
-
-def release_connection() -> None:
-    """Close this thread's connection (the next use opens a new one): for a thread that wakes
-    rarely, a connection held while it sleeps is memory for nothing (~250 KB)."""
-    conn = getattr(_local, "conn", None)
-    if conn is not None and not getattr(_local, "depth", 0):
-        conn.close()
-        _local.path = _local.conn = None
 
 
 def sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:

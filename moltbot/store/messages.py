@@ -184,10 +184,11 @@ def fail_unroutable(channels: Sequence[str]) -> list[OutboxMessage]:
     rather than keep it forever; ``moltbot outbox`` lists it."""
     routable = (ALERTS, *channels)
     marks = ", ".join("?" for _ in routable)
+    query = f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND channel NOT IN ({marks})"
+    if not sql(query, routable).fetchone():  # the usual case: no write transaction at all
+        return []
     with write_transaction():
-        rows = sql(
-            f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND channel NOT IN ({marks})", routable
-        ).fetchall()
+        rows = sql(query, routable).fetchall()
         for row in rows:
             sql(
                 "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
