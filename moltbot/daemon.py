@@ -224,13 +224,13 @@ class Daemon:
         ended, self._ended = self._ended, []
         if ended:
             # The ends of runs and the claims they make room for share one commit.
+            posted = any(self._may_have_posted(self.executor.task_of(process)) for process in ended)
             with store.write_transaction():
-                released = self.executor.settle(ended)
-                self._released(released)
+                self._released(self.executor.settle(ended))
                 self._claim_due()
             self._start_claimed()
-            if any(self._may_have_posted(task_id) for task_id in released):
-                store.outbox_may_have_changed()  # its process wrote to the outbox: wake the senders
+            if posted:
+                store.outbox_may_have_changed()  # a run's process wrote to the outbox: wake the senders
         if self._requests_pending:
             self._requests_pending = False
             self._apply_stop_requests()
@@ -249,8 +249,8 @@ class Daemon:
         for claim in claims:
             self.executor.launch(claim.run, claim.spec)
 
-    def _may_have_posted(self, task_id: str) -> bool:
-        spec = self.specs.get(task_id)
+    def _may_have_posted(self, task_id: str | None) -> bool:
+        spec = self.specs.get(task_id) if task_id else None
         return spec is None or kind_of(spec.kind).posts_messages
 
     def _released(self, task_ids: list[str]) -> None:

@@ -69,6 +69,11 @@ class Executor:
     def busy(self) -> int:
         return len(self._flights)
 
+    def task_of(self, process: ProcessRun) -> str | None:
+        """The task an attempt's process (not settled yet) belongs to."""
+        flight = self._by_process.get(process)
+        return flight.spec.task_id if flight else None
+
     def launch(self, run: store.RunTicket, spec: TaskSpec) -> _Flight:
         """Start the first attempt of ``run`` (already recorded as running) now."""
         flight = _Flight(run, spec)

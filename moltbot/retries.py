@@ -3,8 +3,11 @@
 Callers read these through the module at the moment they need them
 (``retries.OUTBOX_WAIT``), never bind them at import, so a test replaces a
 policy with ``monkeypatch.setattr(retries, "OUTBOX_WAIT", wait_none())`` and
-waits out no real backoff window. Each policy says when to give up; only
-errors that surely took no effect are retried (the callers decide which).
+waits out no real backoff window. Retrying one request is bounded in attempts
+(``QUICK``, ``DISCORD_RATE_LIMIT_STOP``, a task's ``retries``); the waits of
+the loops that outlast an outage (the outbox, reconnecting, a failed thread)
+grow to a cap and go on. Only errors that surely took no effect are retried
+(the callers decide which).
 """
 
 from __future__ import annotations

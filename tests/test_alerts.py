@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_agents import FakeOllama
 from tests.fake_discord import TOKEN, FakeDiscord
+from tests.fake_gateway import BOT, FakeGateway
 
 TASKS = "700000000000000001"
 OWNER = "900000000000000002"
@@ -31,6 +32,32 @@ def discord() -> Iterator[FakeDiscord]:
 def outbox(env: Env) -> list[dict[str, object]]:
     listed: list[dict[str, object]] = json.loads(env.cli("outbox", "--json", check=True).stdout)
     return listed
+
+
+def test_with_signal_and_discord_an_alert_reaches_the_admins_on_both(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    gateway = FakeGateway(ping_seconds=1.0).start()
+    try:
+        env.script("broken.sh", "echo disk full >&2\nexit 3\n")
+        env.write_tasks(
+            {"task_id": "backup", "script_path": "broken.sh", "schedule": "every 1s"},
+            settings=(
+                f'[signal]\nurl = "{gateway.url}"\nnumber = "{BOT}"\nallowed = ["+4915100000001"]\n'
+                'admins = ["+4915100000001", "+4915100000002"]\n\n'
+                f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+                f'default_user_id = "{OWNER}"\npoll_seconds = 0.3\n'
+            ),
+        )
+        start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+        for admin in ("+4915100000001", "+4915100000002"):
+            wait_until(lambda admin=admin: gateway.texts_to(admin), what=f"the alert on Signal to {admin}")
+        wait_until(lambda: OWNER in discord.dms, what="the alert on Discord")
+        wait_until(lambda: discord.channels.get(discord.dms[OWNER]), what="the alert in the owner's DMs")
+        for text in [*gateway.texts_to("+4915100000001"), discord.channels[discord.dms[OWNER]][0]["content"]]:
+            assert "backup" in text and "disk full" in text
+    finally:
+        gateway.stop()
 
 
 def test_with_discord_and_no_signal_alerts_reach_the_owner_on_discord(
@@ -78,7 +105,7 @@ def test_with_no_chat_channel_an_alert_is_logged_once_and_not_kept(
     llm_task("disks are fine", "signal:admins")  # the answer goes to the admins, as an alert
     daemon = start_daemon()
     assert env.cli("run", "digest", check=True).returncode == 0
-    line = "alert (no chat channel configured to deliver it): disks are fine"
+    line = "alert (no chat channel can deliver it): disks are fine"
     wait_until(lambda: line in daemon.output(), what="the alert in the log")
     wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
     assert daemon.output().count(line) == 1

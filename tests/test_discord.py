@@ -221,13 +221,14 @@ def test_a_refused_token_stops_discord_work_with_one_log_line_and_an_alert(
     env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
     discord.post(TASKS, task_message("x", "in_1_minutes", soon(), one_time=True))
-    env.write_tasks(
-        settings=f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\npoll_seconds = 0.2\n'
-    )
+    env.write_tasks(settings=(
+        f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\npoll_seconds = 0.2\n'
+        'default_user_id = "900000000000000002"\n'  # Discord would take alerts, if it took anything
+    ))  # fmt: skip
     daemon = start_daemon(DISCORD_BOT_TOKEN="revoked-token")
     env.db()
     # No chat channel can take the alert (Signal is not configured, Discord refuses us): the log has it.
-    wait_until(lambda: "alert (no chat channel configured to deliver it): ⚠ Discord refused the bot token"
+    wait_until(lambda: "alert (no chat channel can deliver it): ⚠ Discord refused the bot token"
                in daemon.output(), what="the admin alert, in the log")  # fmt: skip
     assert store.pending_outbox() == []  # and it does not wait forever
     requests = len(discord.log)

@@ -2,8 +2,9 @@
 
 Transports (``moltbot/signal_chat``, ``moltbot/discord_tasks``) and handlers
 (``handlers/``) import from here and from ``moltbot.records``, never from the
-store. The daemon's own machinery (``core/delivery.py``, ``core/outbox.py``,
-``core/planning.py``, ``core/lock.py``) is imported by module where it is used.
+store. The rest is imported by module where it is used: ``core/outbox.py``
+(what a transport's delivery channel implements) and ``core/delivery.py``
+(where it registers it), ``core/planning.py`` and ``core/lock.py`` (the daemon's).
 """
 
 from moltbot.core.api import Core, UnknownTask

@@ -3,10 +3,12 @@
 An alert is queued channel-neutral (``Chat.alert``, or a scheduled run's end),
 by the daemon or by a task's own process that knows nothing of the chat
 channels. Here it is handed over, in one transaction, to every channel that
-takes alerts, whose worker merges what waits together and sends it to each of
-its recipients. With no such channel configured, an alert is written to the
-log, once, and not kept. A message for a channel that is not configured (a
-task's ``deliver_to`` naming one) is given up, not kept waiting forever.
+takes alerts and can send (``core/outbox.py``: its worker merges what waits
+together and sends it to each of its recipients). With no such channel, an
+alert is written to the log, once, and not kept. A message for a channel that
+is not configured (a task's ``deliver_to`` naming one) is given up, not kept
+waiting forever. At start, what a crash left half-sent is given up too: it may
+have been delivered.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Delivery:
         self.workers: dict[str, OutboxWorker] = {}
         self._started = False
         self._wake = threading.Event()
-        self._alerts = Supervised("alerts", self._alerts_loop)
+        self._alerts = Supervised("alerts", self._one_pass)
 
     def add(self, channel: DeliveryChannel) -> OutboxWorker:
         """Deliver ``channel``'s messages (and, if it has alert recipients, the admins' alerts)."""
@@ -43,11 +45,20 @@ class Delivery:
 
     @property
     def alert_channels(self) -> list[str]:
-        return [name for name, worker in self.workers.items() if worker.channel.alert_recipients()]
+        """The channels that take alerts and can send now (not one whose token was refused)."""
+        return [
+            name
+            for name, worker in self.workers.items()
+            if worker.channel.alert_recipients() and worker.unusable is None
+        ]
 
     def start(self) -> None:
         """After the channels are added: an alert handed over before would have gone to the log."""
         self._started = True
+        for message_id in store.recover_sending():
+            log.warning(
+                "outbox message %d may have been delivered before a restart; not sent again", message_id
+            )
         for worker in self.workers.values():
             worker.start()
         store.listen_for_outbox(self._wake.set)
@@ -61,15 +72,14 @@ class Delivery:
         for worker in self.workers.values():
             worker.stop()
 
-    def _alerts_loop(self) -> None:
-        while not self._alerts.stopping.is_set():
-            self._wake.clear()
-            self.hand_over_alerts()
-            for message in store.fail_unroutable(list(self.workers)):
-                log.warning(
-                    "outbox message %d given up: no %s channel is configured", message.id, message.channel
-                )
-            self._wake.wait()
+    def _one_pass(self) -> None:
+        self._wake.clear()
+        self.hand_over_alerts()
+        for message in store.fail_unroutable(list(self.workers)):
+            log.warning(
+                "outbox message %d given up: no %s channel is configured", message.id, message.channel
+            )
+        self._wake.wait()
 
     def hand_over_alerts(self) -> None:
         """One pass: every alert waiting goes to each alert channel (or to the log)."""
@@ -80,7 +90,7 @@ class Delivery:
         channels = self.alert_channels
         if not channels:
             for message in alerts:
-                log.warning("alert (no chat channel configured to deliver it): %s", _summary(message))
+                log.warning("alert (no chat channel can deliver it): %s", _summary(message))
         replacements = [
             (Watcher(channel, store.ADMINS), message.text, message.kind, message.run_id)
             for message in alerts

@@ -14,10 +14,10 @@ render, split and send, and what its errors mean by raising one of:
   message waits, and so does the worker, until the daemon restarts.
 
 A row is marked ``sending`` before its request and ``sent`` after it; a row a
-crash left ``sending`` is marked failed at the next start (it may have been
-delivered). A text too long for one message becomes one row per part first,
-so a retry never repeats a part. The admins' alerts waiting together go out
-merged, one row per recipient.
+crash left ``sending`` is marked failed at the next start (``core/delivery.py``:
+it may have been delivered). A text too long for one message becomes one row
+per part first, so a retry never repeats a part. The admins' alerts waiting
+together go out merged, one row per recipient.
 """
 
 from __future__ import annotations
@@ -105,15 +105,9 @@ class OutboxWorker:
         self.clock = clock
         self.unusable: str | None = None  # why the channel cannot send (it waits for a restart)
         self._wake = threading.Event()
-        self._thread = Supervised(f"{channel.name}-send", self._loop)
+        self._thread = Supervised(f"{channel.name}-send", self._one_pass)
 
     def start(self) -> None:
-        for message_id in store.recover_sending(self.channel.name):
-            log.warning(
-                "%s: outbox message %d may or may not have been delivered before a restart; not resent",
-                self.channel.name,
-                message_id,
-            )
         store.listen_for_outbox(self.wake)
         self._thread.start()
 
@@ -127,15 +121,13 @@ class OutboxWorker:
         self._wake.set()
         self._thread.stop()
 
-    def _loop(self) -> None:
-        stopping = self._thread.stopping
-        while not stopping.is_set():
-            self._wake.clear()
-            if self.unusable is None:
-                self.deliver_due()
-            due = None if self.unusable else store.next_outbox_due(self.channel.name)
-            timeout = None if due is None else max(0.0, (due - self.clock.now()).total_seconds())
-            self._wake.wait(timeout)
+    def _one_pass(self) -> None:
+        self._wake.clear()
+        if self.unusable is None:
+            self.deliver_due()
+        due = None if self.unusable else store.next_outbox_due(self.channel.name)
+        timeout = None if due is None else max(0.0, (due - self.clock.now()).total_seconds())
+        self._wake.wait(timeout)
 
     def deliver_due(self) -> None:
         """One pass: hand the alerts to their recipients, then send what is due."""
@@ -165,7 +157,12 @@ class OutboxWorker:
 
     def _deliver(self, message: OutboxMessage) -> None:
         name = self.channel.name
-        parts = self.channel.split(self.channel.render(message, _run_of(message)))
+        try:
+            parts = self.channel.split(self.channel.render(message, _run_of(message)))
+        except Exception as exc:  # a bug of ours: this message is given up, the others go on
+            store.mark_failed(message.id, f"internal error: {exc!r}")
+            log.exception("%s: outbox message %d could not be prepared", name, message.id)
+            return
         if len(parts) > 1:
             # One row per part, in one transaction: a retry never repeats a part.
             replacements = [(message.watcher, part.text, "text", None) for part in parts]
@@ -189,7 +186,10 @@ class OutboxWorker:
             store.mark_failed(message.id, str(exc))
             log.error("%s: outbox message %d given up: %s", name, message.id, exc)
             if isinstance(exc, Refused):
-                self.channel.refused(message, exc)
+                try:
+                    self.channel.refused(message, exc)
+                except Exception:
+                    log.exception("%s: acting on the refusal of message %d failed", name, message.id)
         except Exception as exc:  # a bug of ours: it may have gone out, so never again
             store.mark_failed(message.id, f"internal error: {exc!r}")
             log.exception("%s: outbox message %d given up after an internal error", name, message.id)

@@ -58,7 +58,7 @@ class DiscordBridge:
         self.offer = offer
         self.client = DiscordClient(settings.token, settings.api_base)
         delivery.add(DiscordChannel(core, self.client, settings))
-        self._sync = Supervised("discord-sync", self._sync_loop)
+        self._sync = Supervised("discord-sync", self._sync_pass)
 
     def start(self) -> None:
         self._sync.start()
@@ -71,20 +71,17 @@ class DiscordBridge:
 
     # --- sync ---------------------------------------------------------------------------
 
-    def _sync_loop(self) -> None:
-        while not self._sync.stopping.is_set():
-            try:
-                self.sync_once()
-            except DiscordUnauthorized as exc:
-                log.error(
-                    "discord: %s; Discord work stops until the token is fixed and moltbot restarted", exc
-                )
-                self.core.alert(f"⚠ Discord refused the bot token: {exc}")
-                self._sync.stopping.wait()
-                return
-            except Exception:
-                log.exception("discord: reading the Tasks Channel failed; trying again next poll")
-            self._sync.stopping.wait(self.settings.poll_seconds)
+    def _sync_pass(self) -> None:
+        try:
+            self.sync_once()
+        except DiscordUnauthorized as exc:
+            log.error("discord: %s; Discord work stops until the token is fixed and moltbot restarted", exc)
+            self.core.alert(f"⚠ Discord refused the bot token: {exc}")
+            self._sync.stopping.set()  # this thread's work ends here
+            return
+        except Exception:
+            log.exception("discord: reading the Tasks Channel failed; trying again next poll")
+        self._sync.stopping.wait(self.settings.poll_seconds)
 
     def sync_once(self) -> None:
         channel = self.settings.tasks_channel_id

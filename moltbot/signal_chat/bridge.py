@@ -55,7 +55,7 @@ class SignalBridge:
         self._typing: dict[int, tuple[str, float]] = {}  # run id -> (chat, last refresh, monotonic)
         self._refused = 0
         self._refusal_alerted: datetime | None = None
-        self._worker = Supervised("signal-commands", self._work)
+        self._worker = Supervised("signal-commands", self._one_frame)
         self.interpreter = _interpreter(core)  # free text, when an agent is configured
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -78,20 +78,19 @@ class SignalBridge:
 
     # --- commands ----------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while not self._worker.stopping.is_set():
+    def _one_frame(self) -> None:
+        try:
+            frame = self.frames.get(timeout=TYPING_REFRESH if self._typing else None)
+        except queue.Empty:
+            frame = None
+        if frame is _STOP:
+            return
+        if frame is not None:
             try:
-                frame = self.frames.get(timeout=TYPING_REFRESH if self._typing else None)
-            except queue.Empty:
-                frame = None
-            if frame is _STOP:
-                return
-            if frame is not None:
-                try:
-                    self.handle_frame(frame)
-                except Exception:
-                    log.exception("signal: a received message could not be handled")
-            self._refresh_typing()
+                self.handle_frame(frame)
+            except Exception:
+                log.exception("signal: a received message could not be handled")
+        self._refresh_typing()
 
     def handle_frame(self, frame: Any) -> None:
         found = classify(frame, self.settings, set(self._own_sends))

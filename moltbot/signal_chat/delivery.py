@@ -71,6 +71,8 @@ class SignalChannel:
             raise Refused(str(exc)) from exc
         except SendUncertain as exc:
             raise MaybeSent(str(exc)) from exc
+        except RuntimeError as exc:  # the client was closed (shutdown): nothing went out
+            raise NotSent(str(exc)) from exc
         self.on_sent(timestamp, outgoing.text)
 
     def refused(self, message: OutboxMessage, error: Refused) -> None:

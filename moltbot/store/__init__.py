@@ -1,9 +1,10 @@
 """The store: the SQLite database that is moltbot's source of truth.
 
 It holds tasks, runs, checkpoints, events and chat traffic; nothing outside
-this package writes SQL, and nothing outside the core (``moltbot.core``, the
-executor and the daemon) imports it: transports and handlers go through the
-core API. Everything it offers is imported here, by name.
+this package writes SQL. Only the core side imports it (``moltbot.core``, and
+the daemon's own machinery: daemon, executor, recovery, WAL checkpoints):
+transports, handlers and the CLI go through the core API. Everything it
+offers is imported here, by name.
 
 One SQLite connection per thread (``connection.py``) carries hand-written
 SQL in every module, so one transaction can span them all. Peewee defines the
@@ -25,11 +26,10 @@ from moltbot.store.connection import (
 )
 from moltbot.store.database import checkpoint_wal, open_db, schema_version
 from moltbot.store.events import add_event, recent_events
-from moltbot.store.history import current_run, get_run, last_finished_run, recent_runs, set_run_recap
+from moltbot.store.history import get_run, last_finished_run, recent_runs, set_run_recap
 from moltbot.store.messages import (
     ADMINS,
     ALERTS,
-    Replacement,
     accept_inbound,
     due_outbox,
     enqueue_message,
@@ -43,7 +43,6 @@ from moltbot.store.messages import (
     postpone,
     recover_sending,
     seen,
-    watch_run,
 )
 from moltbot.store.notes import clear_checkpoint, get_meta, load_checkpoint, save_checkpoint, set_meta
 from moltbot.store.queue import (
@@ -86,7 +85,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "Decision",
     "DueTask",
-    "Replacement",
     "RunTicket",
     "SyncResult",
     "TaskDefinition",
@@ -99,7 +97,6 @@ __all__ = [
     "checkpoint_wal",
     "clear_checkpoint",
     "connection",
-    "current_run",
     "due_outbox",
     "due_tasks",
     "earliest_next_run",
@@ -147,6 +144,5 @@ __all__ = [
     "task_states",
     "tasks_paused_by",
     "to_db",
-    "watch_run",
     "write_transaction",
 ]

@@ -43,7 +43,7 @@ _local = threading.local()
 # that finds the database locked sleeps in SQLite's busy handler for
 # milliseconds at a time, which showed up directly as firing lateness.
 _writer = threading.RLock()
-# The daemon checkpoints the WAL on a thread of its own (store/wal.py); a
+# The daemon checkpoints the WAL on a thread of its own (wal_checkpoints.py); a
 # checkpoint inside a commit on the loop thread stalled run starts by
 # milliseconds (benchmarks/: p99 lateness 6.3 -> 3 ms).
 _auto_checkpoint = True
@@ -102,10 +102,15 @@ def write_transaction() -> Iterator[None]:
             savepoint = f"s{_local.depth}"
             conn.execute(f"SAVEPOINT {savepoint}")
             _local.depth += 1
+            # What a rolled-back savepoint asked for at commit is forgotten with it.
+            registered = len(getattr(_local, "after_commit", []))
+            outbox_written = getattr(_local, "outbox_written", False)
             try:
                 yield
             except BaseException:
                 conn.execute(f"ROLLBACK TO {savepoint}")
+                _local.after_commit = getattr(_local, "after_commit", [])[:registered]
+                _local.outbox_written = outbox_written
                 raise
             finally:
                 _local.depth -= 1

@@ -197,16 +197,13 @@ def fail_unroutable(channels: Sequence[str]) -> list[OutboxMessage]:
     return [_message(row) for row in rows]
 
 
-def recover_sending(channel: str) -> list[int]:
+def recover_sending() -> list[int]:
     """Rows a crash left between request and answer: they may have been delivered, so they
     are not sent again; they are marked failed and listed by ``moltbot outbox``."""
     with write_transaction():
-        rows = [
-            row[0]
-            for row in sql("SELECT id FROM outbox WHERE status = 'sending' AND channel = ?", (channel,))
-        ]
+        rows = [row[0] for row in sql("SELECT id FROM outbox WHERE status = 'sending'")]
         sql(
-            "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending' AND channel = ?",
-            ("the daemon stopped while sending; it may have been delivered", channel),
+            "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'",
+            ("the daemon stopped while sending; it may have been delivered",),
         )
     return rows
