@@ -18,6 +18,7 @@ import pytest
 from moltbot import retries, store
 from moltbot.config.home import Home
 from moltbot.core.lock import daemon_pid
+from tests.fake_discord import FakeDiscord
 from tests.instant_retries import INSTANT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +175,14 @@ def start_daemon(env: Env) -> Iterator[Callable[..., DaemonProcess]]:
         if daemon.process.poll() is None:
             daemon.kill()
         daemon.log.close()
+
+
+@pytest.fixture
+def discord() -> Iterator[FakeDiscord]:
+    """The fake Discord on 127.0.0.1."""
+    fake = FakeDiscord().start()
+    yield fake
+    fake.stop()
 
 
 # Lines a test wants printed at the end of the run (e.g. how long the Ansible chroot apply took).

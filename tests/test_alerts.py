@@ -22,13 +22,6 @@ OWNER = "900000000000000002"
 BROKEN_TASK = '```json\n{"task_name": "x", "schedule": "fortnightly"}\n```'
 
 
-@pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    fake = FakeDiscord().start()
-    yield fake
-    fake.stop()
-
-
 def outbox(env: Env) -> list[dict[str, object]]:
     listed: list[dict[str, object]] = json.loads(env.cli("outbox", "--json", check=True).stdout)
     return listed

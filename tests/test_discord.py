@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,13 +32,6 @@ def task_message(name: str, schedule: str, next_run: datetime, one_time: bool, *
     }
     header = f"📋 **Task: {name}**\n└─ Action: channel_post → {TARGET}"
     return f"{header}\n\n```json\n{json.dumps(data, indent=2)}\n```"
-
-
-@pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    fake = FakeDiscord().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -20,13 +20,6 @@ CHANNEL = "700000000000000001"
 
 
 @pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    fake = FakeDiscord().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def client(discord: FakeDiscord) -> Iterator[DiscordClient]:
     client = DiscordClient(TOKEN, discord.api, timeout=5)
     yield client

@@ -27,13 +27,6 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def discord() -> Iterator[FakeDiscord]:
-    fake = FakeDiscord().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def core(env: Env) -> Core:
     env.script("job.sh", "true\n")
     env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"})
