@@ -217,3 +217,30 @@ def test_the_bundled_checkpoint_demo_runs_and_resumes(tmp_path: Path) -> None:
     assert result["stdout"].startswith("resuming from checkpoint at item 2\n")
     assert result["stdout"].endswith("done: 2 items this run\n")
     assert env.cli("checkpoint", "load", "--task", "checkpoint-demo").returncode == 1  # cleared
+
+
+def test_a_daemon_started_inside_the_repeated_hour_runs_that_days_occurrence_once(env: Env) -> None:
+    """Berlin falls back on 2027-10-31: 02:10 CET is the second pass of the hour 02:00-03:00."""
+    env.script("job.sh", "echo ran >> ran.txt\n")
+    env.write_tasks(
+        {"task_id": "job", "script_path": "job.sh", "schedule": "daily at 02:30", "timezone": "Europe/Berlin"}
+    )
+    clock = FakeClock(datetime(2027, 10, 31, 0, 0, tzinfo=UTC))  # registered then: due 02:30 CEST (00:30Z)
+    core = Core(env.home, clock)
+    core.open()
+    core.sync(core.load_specs())
+    clock.set(datetime(2027, 10, 31, 1, 10, tzinfo=UTC))  # the daemon starts at 02:10 CET
+    daemon = Daemon(core, core.load_specs())
+    try:
+        for _ in range(3):  # a few of the loop's turns, driven here
+            daemon.step()
+            while daemon.executor.busy():
+                daemon.wait(5)
+                daemon.step()
+        executed = [run for run in store.recent_runs("job", 10) if run.started_at is not None]
+        assert [run.scheduled_for for run in executed] == [datetime(2027, 10, 31, 0, 30, tzinfo=UTC)]
+        assert (env.home.tasks_dir / "ran.txt").read_text() == "ran\n"  # once
+        assert store.get_task("job").next_run == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
