@@ -34,9 +34,10 @@ from moltbot import store
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
-from moltbot.core.planning import Plan, plan_due
+from moltbot.core.planning import plan_due
 from moltbot.executor import Executor
 from moltbot.kinds import kind_of
+from moltbot.records import Plan
 from moltbot.recovery import recover
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
@@ -311,15 +312,15 @@ class Daemon:
                     self._claimed.append(_Claim(run.started_at or now, run, spec))
                     free -= 1
 
-    def _plan(self, task: store.DueTask, spec: TaskSpec) -> store.Decision:
+    def _plan(self, task: store.DueTask, spec: TaskSpec) -> Plan:
         assert task.next_run is not None
         now = max(self.clock.now(), task.next_run)  # a task claimed ahead is planned for its instant
         if task.current_run_id is not None:
             # overlap = skip: the occurrence passes while the task runs.
             following = spec.schedule.next_after(max(task.next_run, now), task.anchor)
             message = f"skipped: still running (run {task.current_run_id}); overlap policy: skip"
-            return None, following, [("skipped", task.next_run, message)]
-        plan: Plan = plan_due(
+            return Plan(None, following, (("skipped", task.next_run, message),))
+        plan = plan_due(
             spec.schedule,
             task.anchor,
             task.next_run,
@@ -328,8 +329,11 @@ class Daemon:
             grace=timedelta(seconds=self.settings.missed_grace_seconds),
             max_catchup=self.settings.max_catchup_runs,
             late_since=task.last_finished,
+            queued_runs=task.queued_runs,
         )
-        return plan.run_for, plan.next_run, plan.records
+        if plan.queue:
+            self._requests_pending = True  # the queued runs start on this pass, one after another
+        return plan
 
     def _pet_watchdog(self) -> None:
         """WATCHDOG=1 from the loop itself: if the loop hangs, systemd restarts the daemon."""

@@ -125,13 +125,15 @@ class Executor:
                 released.append(flight.spec.task_id)
             elif flight.retry_at <= now:
                 try:
-                    store.finish_run(flight.ticket, flight.failure, release_task=False)
-                    flight.ticket = store.begin_retry(flight.ticket, self.clock.now())
+                    retry = store.begin_retry(flight.ticket, flight.failure, self.clock.now())
                 except Exception:
                     log.exception("could not record the retry of %s", flight.spec.task_id)
-                    self._flights.pop(flight.spec.task_id, None)  # start-up recovery settles the rows
+                    retry = None  # start-up recovery settles the rows
+                if retry is None:  # not started: the failure stands
+                    self._flights.pop(flight.spec.task_id, None)
                     released.append(flight.spec.task_id)
                     continue
+                flight.ticket = retry
                 flight.failure = flight.retry_at = None
                 self._start_attempt(flight)
         return released

@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "HostRecap",
     "OutboxMessage",
+    "Plan",
     "Run",
     "Task",
     "TaskState",
@@ -152,6 +153,16 @@ class Run(NamedTuple):
             HostRecap(**{k: v for k, v in host.items() if k in fields})
             for host in json.loads(self.recap)["hosts"]
         ]
+
+
+class Plan(NamedTuple):
+    """What to do with a due task (core/planning.py decides, the store applies it in one claim)."""
+
+    run_for: datetime | None  # the occurrence to run now, if any
+    next_run: datetime | None
+    # occurrences not run: (status, scheduled_for, message)
+    records: tuple[tuple[str, datetime, str], ...] = ()
+    queue: tuple[datetime, ...] = ()  # occurrences written down to run one after another (catch-up)
 
 
 class Event(NamedTuple):

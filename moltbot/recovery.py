@@ -38,9 +38,13 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
             len(orphans),
         )
         if spec and not spec.schedule.one_shot and spec.missed != "skip":
-            store.enqueue_run(run.task_id, "recovery", None, now)
+            store.enqueue_run(
+                run.task_id, "recovery", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1
+            )
     for task in store.tasks_paused_by("shutdown"):
         store.resume_task(task.task_id, task.next_run, now, "resumed after the daemon restarted")
         last = store.last_finished_run(task.task_id)
         if last is not None and last.status == "interrupted" and task.task_id in specs:
-            store.enqueue_run(task.task_id, "resume", None, now)
+            store.enqueue_run(
+                task.task_id, "resume", None, now, occurrence=last.scheduled_for, attempt=last.attempt + 1
+            )

@@ -162,10 +162,11 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     for table in ("inbox", "outbox", "run_watch"):  # what schemas 1 and 2 lacked
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE run DROP COLUMN recap")  # what schemas 1 to 3 lacked
+    conn.execute("DROP INDEX run_occurrence_attempt")  # what schemas 1 to 4 lacked
     conn.execute("PRAGMA user_version = 1")
     store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
     store.open_db(path)
-    assert store.schema_version() == store.SCHEMA_VERSION == 4
+    assert store.schema_version() == store.SCHEMA_VERSION == 5
     tables = {
         row[0] for row in store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
@@ -173,6 +174,9 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
     assert "recap" in {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}
+    assert "run_occurrence_attempt" in {
+        row[1] for row in store.connection().execute("PRAGMA index_list(run)")
+    }
     query = "SELECT task_id FROM task WHERE priority = 5 AND next_run <= 'x' ORDER BY next_run"
     plan = store.connection().execute("EXPLAIN QUERY PLAN " + query).fetchall()
     assert "task_priority_next_run" in str(plan) and "TEMP B-TREE" not in str(plan)

@@ -289,6 +289,7 @@ def test_kill_9_recovery_kills_orphans_and_reruns_per_policy(env: Env, start_dae
     wait_until(lambda: not alive(orphan), timeout=5, what="the orphan to be killed")
     statuses = [(r.status, r.trigger) for r in runs("hang")]
     assert statuses == [("interrupted", "manual"), ("success", "recovery")]
+    assert [r.attempt for r in runs("hang")] == [1, 2]  # recovery is the next attempt of the same run
     assert [(r.status, r.trigger) for r in runs("oneshot")] == [("interrupted", "schedule")]
     assert dies_soon(int((env.home.root / "orphan.pid.oneshot").read_text()))
 
@@ -310,11 +311,57 @@ def test_missed_runs_after_downtime_follow_the_policy(env: Env, start_daemon) ->
             )
     start_daemon()
     wait_until(lambda: runs("once", "success") and runs("skipper", "missed"), what="policies applied")
-    (missed,) = runs("skipper", "missed")
-    assert "missed 4 run(s)" in missed.message and "policy: skip" in missed.message
+    # One row per occurrence not run, each naming its instant and the policy.
+    missed = runs("skipper", "missed")
+    assert sorted(run.scheduled_for for run in missed) == [
+        three_hours_ago + timedelta(hours=h) for h in range(4)
+    ]
+    assert all("policy: skip" in run.message for run in missed)
     assert not runs("skipper", "success")
-    assert "missed 3 run(s)" in runs("once", "missed")[0].message
+    assert len(runs("once", "missed")) == 3
+    (ran,) = runs("once", "success")
+    assert ran.scheduled_for == three_hours_ago + timedelta(hours=3)
     assert task("skipper").next_run > datetime.now(UTC)
+
+
+def test_missed_all_replays_every_occurrence_oldest_first_whatever_overlap_says(
+    env: Env, start_daemon
+) -> None:  # type: ignore[no-untyped-def]
+    env.script("job.sh", "sleep 0.3\n")
+    env.write_tasks(
+        {
+            "task_id": "replay",
+            "script_path": "job.sh",
+            "schedule": "every 1s",
+            "missed": "all",
+            "overlap": "skip",
+        }
+    )
+    env.home.settings_toml.write_text("[daemon]\nmissed_grace_seconds = 0.5\nmax_catchup_runs = 20\n")
+    env.cli("status", check=True)
+    env.db()
+    downtime_began = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    with store.write_transaction():
+        store.connection().execute(
+            "UPDATE task SET next_run = ?, anchor = ? WHERE task_id = 'replay'",
+            (store.to_db(downtime_began), store.to_db(downtime_began - timedelta(seconds=1))),
+        )
+    daemon = start_daemon()
+    missed = [downtime_began + timedelta(seconds=s) for s in range(5)]
+    executed = lambda: [r for r in runs("replay") if r.status not in ("skipped", "missed", "queued")]  # noqa: E731
+    wait_until(
+        lambda: {r.scheduled_for for r in executed() if r.status == "success"} >= set(missed),
+        timeout=20,
+        what="the replay",
+    )
+    daemon.stop()
+    replayed = sorted((r for r in executed() if r.scheduled_for in missed), key=lambda r: r.id)
+    assert [r.scheduled_for for r in replayed] == missed  # each once, oldest first
+    assert all(r.trigger == "catchup" for r in replayed)
+    assert [r.started_at for r in replayed] == sorted(r.started_at for r in replayed)
+    assert not [r for r in runs("replay", "skipped") if r.scheduled_for in missed]
+    occurrences = [r.scheduled_for for r in executed() if r.trigger != "manual"]
+    assert len(occurrences) == len(set(occurrences))
 
 
 def test_pause_resume_and_stop_from_the_cli(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]

@@ -1,32 +1,31 @@
 """Planning (pure): what to do with a task whose time has come, given how late it is.
 
 No I/O and no clock of its own: the daemon's loop calls ``plan_due`` inside
-the transaction that claims the task, with the instant it considers "now".
+the transaction that claims the task, with the instant it considers "now";
+the store applies the ``Plan`` it returns in that same transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from moltbot.records import Plan
 
 if TYPE_CHECKING:
     from moltbot.schedules import Schedule
 
-__all__ = ["ENUMERATION_LIMIT", "Plan", "plan_due"]
+__all__ = ["ENUMERATION_LIMIT", "RECORDED_ONE_BY_ONE", "plan_due"]
 
 # How many missed occurrences are enumerated to report and replay them; past
 # this a long outage of a per-second task is reported as "more than".
 ENUMERATION_LIMIT = 10_000
+# Occurrences not run are recorded one row each up to this many per gap, the
+# rest as one row with their count: a week's outage of a per-minute task
+# should not bury the history under 10 000 rows.
+RECORDED_ONE_BY_ONE = 100
 
-
-@dataclass
-class Plan:
-    """What to do with a due task: run it (for which occurrence), what to record, next_run."""
-
-    run_for: datetime | None
-    next_run: datetime | None
-    records: list[tuple[str, datetime, str]] = field(default_factory=list)  # (status, scheduled_for, message)
+_ASLEEP = "the daemon was not running, or the machine was asleep"
 
 
 def _stamp(instant: datetime) -> str:
@@ -48,8 +47,20 @@ def _occurrences(
     return found, True
 
 
-def _count(items: list[datetime], truncated: bool) -> str:
-    return f"more than {len(items)}" if truncated else str(len(items))
+def _not_run(
+    status: str, occurrences: list[datetime], truncated: bool, why: str
+) -> tuple[tuple[str, datetime, str], ...]:
+    """One record per occurrence not run, up to RECORDED_ONE_BY_ONE, then one for the rest."""
+    records = [(status, instant, f"{status}: {why}") for instant in occurrences[:RECORDED_ONE_BY_ONE]]
+    rest = occurrences[RECORDED_ONE_BY_ONE:]
+    if rest:
+        count = f"more than {len(rest)}" if truncated else str(len(rest))
+        message = (
+            f"{status}: {count} more occurrence(s) between {_stamp(rest[0])} and {_stamp(rest[-1])}, "
+            f"recorded as this one row: {why}"
+        )
+        records.append((status, rest[0], message))
+    return tuple(records)
 
 
 def plan_due(
@@ -62,49 +73,42 @@ def plan_due(
     grace: timedelta,
     max_catchup: int,
     late_since: datetime | None = None,
+    queued_runs: int = 0,
 ) -> Plan:
     """Decide a due task's fate at ``now``.
 
     On time (late by at most ``grace``, counted from ``late_since`` when the
-    task was busy until then): run it; occurrences that passed meanwhile are
-    coalesced and recorded as skipped. Late (downtime, suspend): the task's
-    ``missed`` policy says whether to skip them all, run once, or replay them
-    all (at most ``max_catchup``). Every occurrence not run is recorded.
+    task was busy until then): run the latest occurrence; those that passed
+    meanwhile are coalesced into it and recorded as skipped. Late (downtime,
+    suspend): the task's ``missed`` policy says whether to skip them all, run
+    the latest once, or replay them all oldest first (at most ``max_catchup``,
+    queued to run one after another, whatever ``overlap`` says). Every
+    occurrence not run is recorded. A task with ``queued_runs`` (a catch-up
+    under way) gets its new occurrence queued behind them, so the replay
+    stays in order.
     """
     reference = max(due_at, late_since) if late_since else due_at
     occurrences, truncated = _occurrences(schedule, anchor, due_at, now)
     after_now = schedule.next_after(now, anchor)
     if now - reference <= grace:
-        if len(occurrences) == 1:
-            return Plan(due_at, schedule.next_after(due_at, anchor))
-        skipped = occurrences[:-1]
-        message = (
-            f"{_count(skipped, truncated)} occurrence(s) from {_stamp(skipped[0])} coalesced into one run "
-            "(the task was busy or the daemon was behind)"
-        )
-        return Plan(occurrences[-1], after_now, [("skipped", skipped[0], message)])
-    span = f"between {_stamp(occurrences[0])} and {_stamp(occurrences[-1])}"
-    reason = "(the daemon was not running, or the machine was asleep)"
+        latest = occurrences[-1]
+        next_run = schedule.next_after(due_at, anchor) if len(occurrences) == 1 else after_now
+        why = f"coalesced into the run of {_stamp(latest)} (the task was busy or the daemon was behind)"
+        records = _not_run("skipped", occurrences[:-1], truncated, why)
+        if not queued_runs:
+            return Plan(latest, next_run, records)
+        if queued_runs < max_catchup:
+            return Plan(None, next_run, records, (latest,))
+        why = f"{queued_runs} runs of this task are already queued (at most max_catchup_runs = {max_catchup})"
+        return Plan(None, next_run, records + _not_run("skipped", [latest], False, why))
     if missed == "skip":
-        message = f"missed {_count(occurrences, truncated)} run(s) {span} {reason}; policy: skip"
-        return Plan(None, after_now, [("missed", occurrences[0], message)])
+        return Plan(None, after_now, _not_run("missed", occurrences, truncated, f"{_ASLEEP}; policy: skip"))
     if missed == "once" or truncated:
-        records = []
-        if len(occurrences) > 1:
-            message = (
-                f"missed {_count(occurrences[:-1], truncated)} run(s) {span} {reason}; "
-                "policy: once, running the latest now"
-            )
-            records.append(("missed", occurrences[0], message))
+        why = f"{_ASLEEP}; policy: {missed}, only the latest occurrence runs"
+        records = _not_run("missed", occurrences[:-1], truncated, why)
         return Plan(occurrences[-1] if not truncated else now, after_now, records)
-    # missed == "all": replay oldest first, at most max_catchup of them.
-    records = []
-    if len(occurrences) > max_catchup:
-        dropped = occurrences[: len(occurrences) - max_catchup]
-        message = (
-            f"missed {len(dropped)} run(s) between {_stamp(dropped[0])} and {_stamp(dropped[-1])} {reason}; "
-            f"policy: all, but replaying at most {max_catchup}"
-        )
-        records.append(("missed", dropped[0], message))
-        occurrences = occurrences[len(dropped) :]
-    return Plan(occurrences[0], schedule.next_after(occurrences[0], anchor), records)
+    # missed == "all": replay oldest first, at most max_catchup queued at once.
+    room = max(0, max_catchup - queued_runs)
+    dropped = occurrences[: max(0, len(occurrences) - room)]
+    why = f"{_ASLEEP}; policy: all, but replaying at most max_catchup_runs = {max_catchup}"
+    return Plan(None, after_now, _not_run("missed", dropped, False, why), tuple(occurrences[len(dropped) :]))

@@ -56,7 +56,7 @@ from moltbot.store.queue import (
 )
 from moltbot.store.retention import prune
 from moltbot.store.runs import (
-    Decision,
+    OccurrenceTaken,
     RunTicket,
     apply_plan,
     begin_retry,
@@ -83,8 +83,8 @@ __all__ = [
     "ADMINS",
     "ALERTS",
     "SCHEMA_VERSION",
-    "Decision",
     "DueTask",
+    "OccurrenceTaken",
     "RunTicket",
     "SyncResult",
     "TaskDefinition",

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 # The schema version this code writes (store/schema.py has one migration per version).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _path: Path | None = None
 _local = threading.local()

@@ -13,7 +13,7 @@ from moltbot.store.connection import sql, to_db, write_transaction
 from moltbot.store.events import add_event
 from moltbot.store.history import RUN_COLUMNS, current_run, get_run, run_from_row
 from moltbot.store.messages import watch_run
-from moltbot.store.runs import RunTicket, insert_run, start_run
+from moltbot.store.runs import OccurrenceTaken, RunTicket, insert_run, refuse_second_execution, start_run
 
 __all__ = [
     "enqueue_run",
@@ -34,20 +34,35 @@ def enqueue_run(
     *,
     refuse_because: str | None = None,
     watcher: Watcher | None = None,
+    occurrence: datetime | None = None,
+    attempt: int = 1,
 ) -> Run:
     """A promise to run, written down first. With ``refuse_because`` it is recorded and
     skipped at once (the requester gets an answer, the log a trace); a ``watcher`` gets
-    the run's result when it ends."""
+    the run's result when it ends. A run asked for is its own occurrence; one that
+    carries on a scheduled ``occurrence`` (recovery, resume) is its next ``attempt``,
+    and the database refuses it if that attempt already ran."""
     with write_transaction():
-        run_id = insert_run(
-            task_id, "queued", trigger, scheduled_for=now, queued_at=now, requested_by=requested_by
-        )
-        by = f", by {requested_by}" if requested_by else ""
-        add_event(now, task_id, "queued", f"run {run_id} queued ({trigger}{by})")
-        if refuse_because is not None:
-            _finish_unstarted(run_id, task_id, "skipped", now, refuse_because)
-        elif watcher is not None:
-            watch_run(run_id, watcher)
+        try:
+            with write_transaction():
+                run_id = insert_run(
+                    task_id,
+                    "queued",
+                    trigger,
+                    scheduled_for=occurrence,
+                    queued_at=now,
+                    requested_by=requested_by,
+                    attempt=attempt,
+                )
+        except OccurrenceTaken as taken:
+            run_id = refuse_second_execution(taken, trigger, now)
+        else:
+            by = f", by {requested_by}" if requested_by else ""
+            add_event(now, task_id, "queued", f"run {run_id} queued ({trigger}{by})")
+            if refuse_because is not None:
+                _finish_unstarted(run_id, task_id, "skipped", now, refuse_because)
+            elif watcher is not None:
+                watch_run(run_id, watcher)
         run = get_run(run_id)
         assert run is not None
         return run

@@ -7,11 +7,14 @@ transaction: two claimers can never both run the same occurrence.
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
+from moltbot.records import Plan
 from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
 from moltbot.store.events import add_event
 from moltbot.store.messages import ADMINS, ALERTS
@@ -21,15 +24,18 @@ if TYPE_CHECKING:
     from moltbot.runner import RunResult  # what finish_run records
 
 __all__ = [
-    "Decision",
+    "OccurrenceTaken",
     "RunTicket",
     "apply_plan",
     "begin_retry",
     "finish_run",
     "record_run",
     "recover_abandoned_runs",
+    "refuse_second_execution",
     "start_run",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class RunTicket(NamedTuple):
@@ -42,6 +48,19 @@ class RunTicket(NamedTuple):
     requested_by: str | None
     scheduled_for: datetime | None
     started_at: datetime | None
+
+
+class OccurrenceTaken(Exception):
+    """The database refused a second execution of the same attempt of an occurrence.
+
+    The unique key over (task, scheduled_for, attempt) of executions
+    (store/schema.py, migration 5) makes this the planner's safety net: a bug
+    that plans an occurrence twice becomes a refused claim, never a second run.
+    """
+
+    def __init__(self, task_id: str, scheduled_for: datetime | None, attempt: int) -> None:
+        self.task_id, self.scheduled_for, self.attempt = task_id, scheduled_for, attempt
+        super().__init__(f"{task_id}: occurrence {to_db(scheduled_for)} attempt {attempt} already has a run")
 
 
 def insert_run(
@@ -57,24 +76,28 @@ def insert_run(
     requested_by: str | None = None,
     attempt: int = 1,
 ) -> int:
-    cursor = sql(
-        "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
-        "started_at, finished_at, message, owner_pid, stop_requested) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-        (
-            task_id,
-            status,
-            trigger,
-            requested_by,
-            attempt,
-            to_db(scheduled_for),
-            to_db(queued_at),
-            to_db(started_at),
-            to_db(finished_at),
-            message,
-            os.getpid() if started_at else None,
-        ),
+    values = (
+        task_id,
+        status,
+        trigger,
+        requested_by,
+        attempt,
+        to_db(scheduled_for),
+        to_db(queued_at),
+        to_db(started_at),
+        to_db(finished_at),
+        message,
+        os.getpid() if started_at else None,
     )
+    try:
+        cursor = sql(
+            "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
+            "started_at, finished_at, message, owner_pid, stop_requested) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            values,
+        )
+    except sqlite3.IntegrityError as exc:
+        raise OccurrenceTaken(task_id, scheduled_for, attempt) from exc
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 
@@ -217,38 +240,60 @@ def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: bool) -> N
         note_outbox_write()
 
 
-def begin_retry(previous: RunTicket, now: datetime) -> RunTicket:
-    """The next attempt of a failed run: a new row that keeps owning the task (and its watchers)."""
+def begin_retry(previous: RunTicket, failure: RunResult, now: datetime) -> RunTicket | None:
+    """Record a failed attempt and start the next one, a new row that keeps owning the task
+    (and its watchers); None when the database refused it (the failure then stands)."""
     with write_transaction():
-        ticket = start_run(
-            previous.task_id,
-            "retry",
-            now,
-            scheduled_for=previous.scheduled_for,
-            requested_by=previous.requested_by,
-            attempt=previous.attempt + 1,
-        )
+        try:
+            with write_transaction():
+                finish_run(previous, failure, release_task=False)
+                ticket = start_run(
+                    previous.task_id,
+                    "retry",
+                    now,
+                    scheduled_for=previous.scheduled_for,
+                    requested_by=previous.requested_by,
+                    attempt=previous.attempt + 1,
+                )
+        except OccurrenceTaken as taken:
+            finish_run(previous, failure, release_task=True)
+            refuse_second_execution(taken, "retry", now)
+            return None
         if previous.requested_by is not None:
             sql("UPDATE run_watch SET run_id = ? WHERE run_id = ?", (ticket.id, previous.id))
         return ticket
 
 
-# (run_for, next_run, [(status, scheduled_for, message), ...]), or None: leave the task alone
-Decision = tuple[datetime | None, datetime | None, list[tuple[str, datetime, str]]] | None
+def refuse_second_execution(taken: OccurrenceTaken, trigger: str, now: datetime) -> int:
+    """A claim the unique key refused: logged loudly and recorded as skipped, never run."""
+    row = sql(
+        "SELECT id FROM run WHERE task_id = ? AND scheduled_for = ? AND attempt = ? "
+        "AND status NOT IN ('skipped', 'missed')",
+        (taken.task_id, to_db(taken.scheduled_for), taken.attempt),
+    ).fetchone()
+    earlier = f"run {row[0]}" if row else "an earlier run"
+    message = (
+        f"not run: attempt {taken.attempt} of this occurrence already ran as {earlier} "
+        "(the database refused a second execution; please report this as a bug)"
+    )
+    log.error("%s: %s", taken.task_id, message)
+    return record_run(taken.task_id, "skipped", trigger, taken.scheduled_for, now, message)
 
 
 def apply_plan(
     task_id: str,
     now: datetime,
-    plan: Callable[[DueTask], Decision],
+    plan: Callable[[DueTask], Plan | None],
     trigger: str = "schedule",
     lead: timedelta = timedelta(0),
 ) -> RunTicket | None:
-    """Claim a due task in one transaction: record what is not run, advance
-    next_run, and create the running row if ``plan`` says to run.
+    """Claim a due task in one transaction: record what is not run, queue the
+    catch-up runs, advance next_run, and create the running row if ``plan``
+    says to run.
 
     ``plan(task)`` sees the row as re-read inside the transaction, so two
-    claimers can never both run the same occurrence. With a ``lead``, a task
+    claimers can never both run the same occurrence (and the database's
+    unique key refuses it if a planner bug tried). With a ``lead``, a task
     due within it is claimed ahead: its run is recorded as starting at its
     due instant, and the caller starts it then.
     """
@@ -264,13 +309,29 @@ def apply_plan(
         decision = plan(task)
         if decision is None:
             return None
-        run_for, next_run, records = decision
-        for status, scheduled_for, message in records:
+        for status, scheduled_for, message in decision.records:
             record_run(task_id, status, trigger, scheduled_for, now, message)
-        sql("UPDATE task SET next_run = ? WHERE task_id = ?", (to_db(next_run), task_id))
-        if run_for is None or task.current_run_id is not None:
+        for occurrence in decision.queue:
+            _queue_occurrence(task_id, occurrence, now)
+        sql("UPDATE task SET next_run = ? WHERE task_id = ?", (to_db(decision.next_run), task_id))
+        if decision.run_for is None or task.current_run_id is not None:
             return None
-        return start_run(task_id, trigger, now, scheduled_for=run_for)
+        try:
+            with write_transaction():
+                return start_run(task_id, trigger, now, scheduled_for=decision.run_for)
+        except OccurrenceTaken as taken:
+            refuse_second_execution(taken, trigger, now)
+            return None
+
+
+def _queue_occurrence(task_id: str, occurrence: datetime, now: datetime) -> None:
+    """A scheduled occurrence written down to run after the ones queued before it (catch-up)."""
+    try:
+        with write_transaction():
+            run_id = insert_run(task_id, "queued", "catchup", scheduled_for=occurrence, queued_at=now)
+            add_event(now, task_id, "queued", f"run {run_id} queued (catchup of {to_db(occurrence)})")
+    except OccurrenceTaken as taken:
+        refuse_second_execution(taken, "catchup", now)
 
 
 def recover_abandoned_runs(now: datetime) -> list[RunTicket]:

@@ -214,7 +214,48 @@ def _migrate_4(db: DatabaseProxy) -> None:
         migrate_schema(SqliteMigrator(db.obj).add_column("run", "recap", Run.recap))
 
 
-MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [_migrate_1, _migrate_2, _migrate_3, _migrate_4]
+# Rows that are executions (or promises of one) of a scheduled occurrence:
+# skipped and missed rows record occurrences that were not run.
+_OCCURRENCE_EXECUTION = "scheduled_for IS NOT NULL AND status NOT IN ('skipped', 'missed')"
+
+
+def _migrate_5(db: DatabaseProxy) -> None:
+    """The database refuses a second execution of a scheduled occurrence (store/runs.py).
+
+    Manual runs are their own occurrences: they lose the ``scheduled_for`` they
+    used to get (the instant they were asked for, which ``queued_at`` keeps).
+    Executions the old planner did twice keep their history, as later attempts.
+    """
+    sql_ = connection().execute
+    sql_("UPDATE run SET scheduled_for = NULL WHERE trigger = 'manual'")
+    duplicates = sql_(
+        f"SELECT id, task_id, scheduled_for FROM run WHERE {_OCCURRENCE_EXECUTION} AND EXISTS ("
+        "SELECT 1 FROM run AS earlier WHERE earlier.task_id = run.task_id "
+        "AND earlier.scheduled_for = run.scheduled_for AND earlier.attempt = run.attempt "
+        "AND earlier.status NOT IN ('skipped', 'missed') AND earlier.id < run.id) ORDER BY id"
+    ).fetchall()
+    for run_id, task_id, scheduled_for in duplicates:
+        (last,) = sql_(
+            "SELECT MAX(attempt) FROM run WHERE task_id = ? AND scheduled_for = ?", (task_id, scheduled_for)
+        ).fetchone()
+        sql_(
+            "UPDATE run SET attempt = ?, message = COALESCE(message, '') || "
+            "' (ran again by a daemon from before occurrences were unique)' WHERE id = ?",
+            (last + 1, run_id),
+        )
+    sql_(
+        "CREATE UNIQUE INDEX IF NOT EXISTS run_occurrence_attempt ON run (task_id, scheduled_for, attempt) "
+        f"WHERE {_OCCURRENCE_EXECUTION}"
+    )
+
+
+MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
+    _migrate_1,
+    _migrate_2,
+    _migrate_3,
+    _migrate_4,
+    _migrate_5,
+]
 
 
 def migrate() -> None:

@@ -269,7 +269,10 @@ SCHEDULABLE = (
     "next_run IS NOT NULL AND paused_by IS NULL AND enabled = 1 AND removed = 0 "
     "AND (current_run_id IS NULL OR overlap = 'skip')"
 )
-DUE_COLUMNS = "task_id, next_run, anchor, current_run_id, last_finished"
+DUE_COLUMNS = (
+    "task_id, next_run, anchor, current_run_id, last_finished, "
+    "(SELECT COUNT(*) FROM run WHERE run.status = 'queued' AND run.task_id = task.task_id)"
+)
 
 
 class DueTask(NamedTuple):
@@ -280,12 +283,13 @@ class DueTask(NamedTuple):
     anchor: datetime
     current_run_id: int | None
     last_finished: datetime | None
+    queued_runs: int  # runs written down to start when the task is free (a catch-up, a request)
 
 
 def due_task(row: tuple[Any, ...]) -> DueTask:
     next_run, anchor = from_db(row[1]), from_db(row[2])
     assert next_run is not None and anchor is not None  # selected as due, so both are set
-    return DueTask(row[0], next_run, anchor, row[3], from_db(row[4]))
+    return DueTask(row[0], next_run, anchor, row[3], from_db(row[4]), row[5])
 
 
 def earliest_next_run() -> datetime | None:
