@@ -5,7 +5,7 @@
   and ``MOLTBOT_RUN_ID`` is killed (nobody supervises it any more). The
   task's ``missed`` policy decides: ``once``/``all`` run it again (trigger
   ``recovery``), ``skip`` waits for the next occurrence; a one-shot never
-  runs twice.
+  runs twice, and the admins are told so.
 - Tasks a clean shutdown paused are resumed, and the run the shutdown
   interrupted is started again (trigger ``resume``) with its checkpoint.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from moltbot import store
 from moltbot.config.spec import TaskSpec
 from moltbot.processes import processes_of_run, signal_processes
+from moltbot.records import Watcher
 
 __all__ = ["recover"]
 
@@ -37,7 +38,15 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
             run.task_id,
             len(orphans),
         )
-        if spec and not spec.schedule.one_shot and spec.missed != "skip":
+        if spec and spec.schedule.one_shot:
+            # At most once by design: the crash may have come after it did its work.
+            store.enqueue_message(
+                Watcher(store.ALERTS, store.ADMINS),
+                f"one-shot {run.task_id} was interrupted by a crash (run {run.id}) and will not run again; "
+                f"run:{run.task_id} to run it now",
+                now,
+            )
+        elif spec and spec.missed != "skip":
             store.enqueue_run(
                 run.task_id, "recovery", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1
             )

@@ -49,6 +49,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(home.settings_toml)
         specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
+        specs = core(args).load_specs()  # again, with the history: a one-shot whose time is past
     except ConfigError as error:
         print(error, file=sys.stderr)
         print(f"{len(error.problems)} problem(s) found", file=sys.stderr)

@@ -17,7 +17,7 @@ from moltbot.config.reader import TaskReader
 from moltbot.config.spec import DISCORD_PREFIX, TASK_ID_PATTERN, TaskSpec
 from moltbot.kinds import CONFIG_KINDS, KINDS
 
-__all__ = ["load_tasks"]
+__all__ = ["load_tasks", "problem_at"]
 
 _COMMON_FIELDS = (
     "task_id",
@@ -85,6 +85,20 @@ def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[Task
     if problems:
         raise ConfigError(problems)
     return specs
+
+
+def problem_at(path: Path, task_id: str, field: str, message: str) -> ConfigProblem:
+    """A problem with a task found after loading (it needed the store): located in the file again."""
+    from moltbot.jsonlines import line_map
+
+    text = path.read_text()
+    tasks = json.loads(text).get("tasks", [])
+    for index, entry in enumerate(tasks):
+        if isinstance(entry, dict) and entry.get("task_id") == task_id:
+            lines = line_map(text)
+            line = lines.get(("tasks", index, field), lines.get(("tasks", index)))
+            return ConfigProblem(path, line, f"tasks[{index}].{field} ({task_id})", message)
+    return ConfigProblem(path, None, field, f"{task_id}: {message}")
 
 
 def _read_task(reader: TaskReader, default_zone: ZoneInfo) -> TaskSpec | None:

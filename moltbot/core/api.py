@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -75,10 +75,45 @@ class Core:
         return store.schema_version()
 
     def load_specs(self) -> list[TaskSpec]:
-        """Read tasks.json (raises ConfigError naming file, line and field)."""
-        from moltbot.config.tasks import load_tasks
+        """Read tasks.json (raises ConfigError naming file, line and field).
 
-        return load_tasks(self.home.tasks_json, self.home.tasks_dir, self.settings.timezone)
+        With the store open, a one-shot whose time is already past is refused
+        too when the task has never run and is not registered with that
+        schedule (one registered before its time passed is a missed occurrence:
+        its ``missed`` policy decides).
+        """
+        from moltbot.config.errors import ConfigError
+        from moltbot.config.tasks import load_tasks, problem_at
+
+        specs = load_tasks(self.home.tasks_json, self.home.tasks_dir, self.settings.timezone)
+        if store.is_open():
+            stale = [spec for spec in specs if self._one_shot_already_past(spec)]
+            if stale:
+                raise ConfigError(
+                    [
+                        problem_at(
+                            self.home.tasks_json,
+                            spec.task_id,
+                            "schedule",
+                            f"{spec.schedule_text!r} is already past and {spec.task_id!r} has never run: "
+                            "give it a time to come (or `in 1 minute`), or use `moltbot run` to run it now",
+                        )
+                        for spec in stale
+                    ]
+                )
+        return specs
+
+    def _one_shot_already_past(self, spec: TaskSpec) -> bool:
+        if not spec.schedule.one_shot or spec.first_run is not None:
+            return False
+        now = self.clock.now()
+        fire = spec.schedule.next_after(datetime.min.replace(tzinfo=UTC), now)
+        if fire is not None and fire > now:
+            return False
+        known = store.get_task(spec.task_id)
+        if known is not None and not known.removed and known.schedule_key == spec.schedule_key:
+            return False
+        return not store.has_started_a_run(spec.task_id)
 
     def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
         """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""
@@ -104,6 +139,9 @@ class Core:
             if spec.first_run is not None:  # given by its source (a Discord task's next_run)
                 return spec.first_run
             if spec.schedule.one_shot:
+                # A one-shot that ran is done, whatever later edits (a new timezone) do to its instant.
+                if store.has_started_a_run(task_id):
+                    return None
                 return spec.schedule.next_after(datetime.min.replace(tzinfo=anchor.tzinfo), anchor)
             return spec.schedule.next_after(anchor, anchor)
 

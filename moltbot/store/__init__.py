@@ -19,6 +19,7 @@ from moltbot.store.connection import (
     background_checkpoints,
     connection,
     from_db,
+    is_open,
     listen_for_outbox,
     outbox_may_have_changed,
     to_db,
@@ -26,7 +27,7 @@ from moltbot.store.connection import (
 )
 from moltbot.store.database import checkpoint_wal, open_db, schema_version
 from moltbot.store.events import add_event, recent_events
-from moltbot.store.history import get_run, last_finished_run, recent_runs, set_run_recap
+from moltbot.store.history import get_run, has_started_a_run, last_finished_run, recent_runs, set_run_recap
 from moltbot.store.messages import (
     ADMINS,
     ALERTS,
@@ -110,6 +111,8 @@ __all__ = [
     "get_task",
     "hand_over",
     "has_queued_runs",
+    "has_started_a_run",
+    "is_open",
     "last_finished_run",
     "list_tasks",
     "listen_for_outbox",

@@ -25,6 +25,7 @@ __all__ = [
     "background_checkpoints",
     "connection",
     "from_db",
+    "is_open",
     "listen_for_outbox",
     "note_outbox_write",
     "outbox_may_have_changed",
@@ -56,6 +57,11 @@ def use_path(path: Path) -> None:
     """From now on, every thread's connection is to the database at ``path``."""
     global _path
     _path = path
+
+
+def is_open() -> bool:
+    """Whether a database was chosen (``store.open_db``) in this process."""
+    return _path is not None
 
 
 def connection() -> sqlite3.Connection:

@@ -7,7 +7,15 @@ from typing import Any
 from moltbot.records import Run
 from moltbot.store.connection import from_db, sql, write_transaction
 
-__all__ = ["current_run", "get_run", "last_finished_run", "recent_runs", "run_from_row", "set_run_recap"]
+__all__ = [
+    "current_run",
+    "get_run",
+    "has_started_a_run",
+    "last_finished_run",
+    "recent_runs",
+    "run_from_row",
+    "set_run_recap",
+]
 
 RUN_COLUMNS = (
     "id, task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, started_at, finished_at, "
@@ -62,6 +70,14 @@ def last_finished_run(task_id: str) -> Run | None:
         (task_id,),
     ).fetchone()
     return run_from_row(row) if row else None
+
+
+def has_started_a_run(task_id: str) -> bool:
+    """Whether the task ever started a run (a one-shot that did is done)."""
+    return (
+        sql("SELECT 1 FROM run WHERE task_id = ? AND started_at IS NOT NULL LIMIT 1", (task_id,)).fetchone()
+        is not None
+    )
 
 
 def set_run_recap(run_id: int, recap: str) -> None:
