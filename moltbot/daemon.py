@@ -35,6 +35,7 @@ from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
 from moltbot.core.planning import plan_due
+from moltbot.database_outage import DatabaseOutage
 from moltbot.executor import Executor
 from moltbot.kinds import kind_of
 from moltbot.records import Plan
@@ -105,6 +106,7 @@ class Daemon:
         self._build_transports = transports
         self.transports: list[Transport] = []
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
+        self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
         core.wake_in_process = self._wake_for_requests
 
@@ -149,7 +151,14 @@ class Daemon:
         )
         self.notifier.ready(self._summary())
         while not self.stopping.is_set():
-            self.wait(self.step())
+            try:
+                timeout = self.step()
+                self.database_outage.over(self.core.alert)
+            except Exception as error:
+                if not store.is_locked_error(error):
+                    raise
+                timeout = self.database_outage.failed(error)
+            self.wait(timeout)
         self.shutdown()
         return 0
 
@@ -211,6 +220,7 @@ class Daemon:
             self.stopping.set()
             return 0
         self._pet_watchdog()
+        self._released(self.executor.record_late_ends())
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
@@ -222,20 +232,26 @@ class Daemon:
         if self._busy() < self.settings.workers:
             self._claim_due()  # on time first; the runs that ended can wait
             self._start_claimed()
-        ended, self._ended = self._ended, []
-        if ended:
-            # The ends of runs and the claims they make room for share one commit.
+        if self._ended:
+            # The ends of runs and the claims they make room for share one commit
+            # (kept until it is made: a locked database leaves them for the next pass).
+            ended = self._ended
             posted = any(self._may_have_posted(self.executor.task_of(process)) for process in ended)
             with store.write_transaction():
                 self._released(self.executor.settle(ended))
                 self._claim_due()
+            self._ended = []
             self._start_claimed()
             if posted:
                 store.outbox_may_have_changed()  # a run's process wrote to the outbox: wake the senders
         if self._requests_pending:
             self._requests_pending = False
-            self._apply_stop_requests()
-            self._start_queued()
+            try:
+                self._apply_stop_requests()
+                self._start_queued()
+            except BaseException:
+                self._requests_pending = True  # not done: on the next pass
+                raise
         return self._seconds_to_sleep()
 
     def _start_claimed(self) -> None:
@@ -344,7 +360,8 @@ class Daemon:
         self._watchdog_at = time.monotonic() + interval
 
     def _summary(self) -> str:
-        return f"{len(self.specs)} tasks, {self._busy()} running"
+        outage = self.database_outage.summary()
+        return f"{len(self.specs)} tasks, {self._busy()} running" + (f"; {outage}" if outage else "")
 
     def _seconds_to_sleep(self) -> float | None:
         candidates = []

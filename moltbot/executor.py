@@ -65,9 +65,21 @@ class Executor:
         self.alerts_go_somewhere = alerts_go_somewhere
         self._flights: dict[str, _Flight] = {}
         self._by_process: dict[ProcessRun, _Flight] = {}
+        # Runs that ended while the database was locked: recorded on a later pass.
+        self._unrecorded: list[tuple[_Flight, RunResult]] = []
 
     def busy(self) -> int:
-        return len(self._flights)
+        return len(self._flights) + len(self._unrecorded)
+
+    def record_late_ends(self) -> list[str]:
+        """Record the ends the locked database refused (raises while it still does); the tasks released."""
+        released = []
+        while self._unrecorded:
+            flight, result = self._unrecorded[0]
+            self._close(flight, result, keep_if_locked=False)
+            self._unrecorded.pop(0)
+            released.append(flight.spec.task_id)
+        return released
 
     def task_of(self, process: ProcessRun) -> str | None:
         """The task an attempt's process (not settled yet) belongs to."""
@@ -126,7 +138,9 @@ class Executor:
             elif flight.retry_at <= now:
                 try:
                     retry = store.begin_retry(flight.ticket, flight.failure, self.clock.now())
-                except Exception:
+                except Exception as error:
+                    if store.is_locked_error(error):
+                        raise  # nothing changed: the loop tries again once the database is free
                     log.exception("could not record the retry of %s", flight.spec.task_id)
                     retry = None  # start-up recovery settles the rows
                 if retry is None:  # not started: the failure stands
@@ -189,14 +203,19 @@ class Executor:
         )
         return True
 
-    def _close(self, flight: _Flight, result: RunResult) -> None:
+    def _close(self, flight: _Flight, result: RunResult, keep_if_locked: bool = True) -> None:
         """The run's end: its last attempt is recorded and the task released."""
         self._flights.pop(flight.spec.task_id, None)
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
         try:
             alert = self._alert_wanted(flight, result)
             store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
-        except Exception:
+        except Exception as error:
+            if store.is_locked_error(error):
+                if not keep_if_locked:
+                    raise
+                self._unrecorded.append((flight, result))  # nothing lost: recorded on a later pass
+                return
             # Recording itself failed (the database?): the daemon and the other
             # tasks carry on; start-up recovery settles the row.
             log.exception("could not record the end of %s (run %d)", flight.spec.task_id, flight.ticket.id)

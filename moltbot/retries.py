@@ -28,6 +28,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 __all__ = [
+    "DATABASE_ALERT_AFTER_SECONDS",
+    "DATABASE_WAIT",
     "DISCORD_RATE_LIMIT_STOP",
     "OUTBOX_WAIT",
     "QUICK",
@@ -55,6 +57,12 @@ RECONNECT_WAIT: wait_base = wait_random_exponential(multiplier=1, max=60)
 
 # Before a background thread that failed unexpectedly starts over: 1 s, 2 s, ... up to 1 min.
 THREAD_RESTART_WAIT: wait_base = wait_exponential(multiplier=1, max=60)
+
+# Between passes of the daemon's loop while another process holds the database beyond
+# SQLite's busy timeout: 1 s, 2 s, ... up to 30 s (the loop stays responsive to signals).
+DATABASE_WAIT: wait_base = wait_exponential(multiplier=1, max=30)
+# An outage of the database longer than this is told to the admins (once, when it is over).
+DATABASE_ALERT_AFTER_SECONDS = 60.0
 
 # Discord answers 429 with how long to wait (honoured as given); after this many, give up.
 DISCORD_RATE_LIMIT_STOP: stop_base = stop_after_attempt(6)

@@ -7,6 +7,8 @@ command line, with these policies. ``test_retries.py`` checks the real ones.
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from typing import Any
 
@@ -21,12 +23,18 @@ INSTANT: dict[str, Any] = {
     "OUTBOX_WAIT": wait_fixed(0.05),
     "RECONNECT_WAIT": wait_fixed(0.05),
     "THREAD_RESTART_WAIT": wait_fixed(0.05),
+    "DATABASE_WAIT": wait_fixed(0.05),
+    "DATABASE_ALERT_AFTER_SECONDS": 1.0,
 }
 
 
 def apply() -> None:
     for name, policy in INSTANT.items():
         setattr(retries, name, policy)
+    busy = os.environ.get("MOLTBOT_TEST_DB_BUSY_SECONDS")  # a fault test's short SQLite busy timeout
+    if busy:
+        # The module, not the function of the same name that moltbot.store re-exports.
+        importlib.import_module("moltbot.store.connection").BUSY_TIMEOUT_SECONDS = float(busy)
 
 
 if __name__ == "__main__":

@@ -44,3 +44,10 @@ def test_a_failed_thread_starts_over_after_1_s_growing_to_a_minute(real: object)
 
 def test_discord_429s_are_retried_five_times(real: object) -> None:
     assert [retries.gives_up(retries.DISCORD_RATE_LIMIT_STOP, attempt) for attempt in (5, 6)] == [False, True]
+
+
+def test_a_locked_database_is_retried_after_1_s_growing_to_30_s_and_alerted_after_a_minute(
+    real: object,
+) -> None:
+    assert [retries.delay(retries.DATABASE_WAIT, attempt) for attempt in (1, 2, 3, 9)] == [1, 2, 4, 30]
+    assert retries.DATABASE_ALERT_AFTER_SECONDS == 60

@@ -7,7 +7,7 @@ store. The rest is imported by module where it is used: ``core/outbox.py``
 (where it registers it), ``core/planning.py`` and ``core/lock.py`` (the daemon's).
 """
 
-from moltbot.core.api import Core, UnknownTask
+from moltbot.core.api import Core, UnknownTask, database_locked
 from moltbot.core.chat import ReceivedCommand, Reply, Request
 from moltbot.records import Event, HostRecap, OutboxMessage, Run, Task, TaskState, Watcher
 
@@ -24,4 +24,5 @@ __all__ = [
     "TaskState",
     "UnknownTask",
     "Watcher",
+    "database_locked",
 ]

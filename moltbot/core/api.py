@@ -30,7 +30,13 @@ if TYPE_CHECKING:
     from moltbot.config.spec import TaskSpec
     from moltbot.schedules import Schedule
 
-__all__ = ["Core", "UnknownTask"]
+__all__ = ["Core", "UnknownTask", "database_locked"]
+
+
+def database_locked(error: BaseException) -> bool:
+    """Whether ``error`` is the database held by another process beyond the busy timeout:
+    transient, so the caller tries the same thing again later rather than dropping it."""
+    return store.is_locked_error(error)
 
 
 class UnknownTask(LookupError):

@@ -23,8 +23,9 @@ from typing import Any
 
 from handlers.agent import YES, Interpreter, is_free_text
 from handlers.commands import handle
+from moltbot import retries
 from moltbot.config.integrations import SignalSettings
-from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher
+from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher, database_locked
 from moltbot.core.delivery import Delivery
 from moltbot.signal_chat.delivery import CHANNEL, SignalChannel
 from moltbot.signal_chat.envelopes import Ignored, Inbound, classify
@@ -86,11 +87,25 @@ class SignalBridge:
         if frame is _STOP:
             return
         if frame is not None:
+            self._handle_until_stored(frame)
+        self._refresh_typing()
+
+    def _handle_until_stored(self, frame: Any) -> None:
+        """A command the database could not take yet (locked by another process) is tried
+        again, not dropped: the gateway will not send it twice."""
+        attempt = 0
+        while not self._worker.stopping.is_set():
             try:
                 self.handle_frame(frame)
-            except Exception:
-                log.exception("signal: a received message could not be handled")
-        self._refresh_typing()
+                return
+            except Exception as error:
+                if not database_locked(error):
+                    log.exception("signal: a received message could not be handled")
+                    return
+                attempt += 1
+                if attempt == 1:
+                    log.warning("signal: the database is locked; the received message waits for it")
+            self._worker.stopping.wait(retries.delay(retries.DATABASE_WAIT, attempt))
 
     def handle_frame(self, frame: Any) -> None:
         found = classify(frame, self.settings, set(self._own_sends))

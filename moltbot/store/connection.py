@@ -25,6 +25,7 @@ __all__ = [
     "background_checkpoints",
     "connection",
     "from_db",
+    "is_locked_error",
     "is_open",
     "listen_for_outbox",
     "note_outbox_write",
@@ -37,6 +38,10 @@ __all__ = [
 
 # The schema version this code writes (store/schema.py has one migration per version).
 SCHEMA_VERSION = 5
+
+# SQLite's busy timeout: how long a write waits for another process's lock before
+# it fails with "database is locked" (the daemon's loop then backs off: database_outage.py).
+BUSY_TIMEOUT_SECONDS = 15.0
 
 _path: Path | None = None
 _local = threading.local()
@@ -59,6 +64,15 @@ def use_path(path: Path) -> None:
     _path = path
 
 
+def is_locked_error(error: BaseException) -> bool:
+    """Whether ``error`` says another process held the database beyond the busy timeout
+    (transient: the same statement succeeds once the lock is gone)."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    text = str(error)
+    return "database is locked" in text or "database is busy" in text
+
+
 def is_open() -> bool:
     """Whether a database was chosen (``store.open_db``) in this process."""
     return _path is not None
@@ -71,7 +85,7 @@ def connection() -> sqlite3.Connection:
     if getattr(_local, "path", None) != _path:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (and so does no one else).
         # timeout: SQLite's busy timeout, for the CLI and the daemon writing at once.
-        fresh = sqlite3.connect(str(_path), timeout=15, isolation_level=None)
+        fresh = sqlite3.connect(str(_path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         fresh.execute("PRAGMA synchronous = normal")  # WAL + NORMAL survives a process crash
         if not _auto_checkpoint:
             fresh.execute("PRAGMA wal_autocheckpoint = 0")
