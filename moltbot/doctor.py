@@ -1,8 +1,8 @@
 """``moltbot doctor``: is everything moltbot depends on in order? Each failure comes with a fix.
 
-Checks run in order (config, database, scripts, ansible-playbook for playbook tasks, Signal gateway, Discord,
-Ollama, Letta, clock); a service is checked only when its section is
-configured. Every network call is bounded by a short timeout.
+Checks run in order (home, config, database, scripts, ansible-playbook for playbook tasks, Signal
+gateway, Discord, Ollama, Letta, clock); a service is checked only when its section is configured.
+Every network call is bounded by a short timeout.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from moltbot.config.errors import ConfigError
-from moltbot.config.home import Home
+from moltbot.config.home import Home, layout_problems
 from moltbot.config.settings import Settings, load_settings
 from moltbot.config.spec import TaskSpec
 
@@ -32,6 +32,7 @@ class Check:
 
 def run_checks(home: Home) -> list[Check]:
     checks: list[Check] = []
+    _home(home, checks)
     settings, specs = _config(home, checks)
     _database(home, checks)
     if settings is None:
@@ -48,6 +49,17 @@ def run_checks(home: Home) -> list[Check]:
         _letta(settings, checks)
     _clock(settings, checks)
     return checks
+
+
+def _home(home: Home, checks: list[Check]) -> None:
+    """The layout's folders are folders (or can be made) and writable; nothing is created here."""
+    problems = layout_problems(home)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        checks.append(Check("home", False, first.problem + more, first.fix))
+    else:
+        checks.append(Check("home", True, f"{home.root}: config, tasks, data and logs writable"))
 
 
 def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[TaskSpec]]:

@@ -3,7 +3,8 @@
 The process gets an argv list (never a shell string), its own session, a
 minimal cron-like environment (``processes.py``), and stdout/stderr pipes
 that are copied to the run's log file (capped) while the last lines of each
-are kept for the store (``run_output.py``).
+are kept for the store (``run_output.py``). Output that cannot be saved (a full
+disk, a file where the log folder goes) does not end the run: its message says so.
 The log file is created at the first byte of output: most scheduled tasks
 print nothing, and a directory and a file for each run were the largest cost
 left on the daemon's loop.
@@ -174,8 +175,8 @@ class ProcessRun:
             self._terminate()
 
     def _break(self) -> None:
-        """moltbot itself failed handling this run (say, its log cannot be written):
-        end it, and keep watching only for the main process to go."""
+        """moltbot itself failed handling this run (a bug: a log that cannot be written is not
+        one, see ``LazyLog``): end it, and keep watching only for the main process to go."""
         self._log.disable()
         self._pipes.clear()
         if self._ended_by is None and not self._exited:
@@ -222,6 +223,10 @@ class ProcessRun:
         self._log.close()
         finished_at = self.now()
         status, message = self._verdict(returncode, finished_at - self.started_at)
+        if self._log.lost is not None:
+            # The run went on regardless: its status is its own; where its output went is said here.
+            log.warning("%s: output not saved: %s", self.label, self._log.lost)
+            message += f"; output not saved: {self._log.lost}"
         self.result = RunResult(
             status,
             returncode,

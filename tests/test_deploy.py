@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from moltbot.cli.common import EXIT_CONFIG
+
 UNIT = Path(__file__).parent.parent / "deploy" / "moltbot.service"
 
 
@@ -29,3 +31,13 @@ def test_the_unit_reloads_with_sighup_and_lets_the_daemon_stop_its_tasks() -> No
     assert "KillMode=mixed" in text and "KillSignal=SIGTERM" in text
     assert "ExecStart=/opt/moltbot/venv/bin/moltbot daemon" in text
     assert "Type=notify" in text and "WatchdogSec=60" in text and "Restart=always" in text
+
+
+def test_a_config_or_home_error_stops_the_unit_instead_of_restarting_it_forever() -> None:
+    text = UNIT.read_text()
+    # The daemon exits EXIT_CONFIG before READY=1 when it cannot start as configured; a restart
+    # every RestartSec would only repeat that (and systemd's start limit never trips at 5 s).
+    assert f"RestartPreventExitStatus={EXIT_CONFIG}" in text
+    # RestartPreventExitStatus= does not apply to ExecStartPre=: a `moltbot check` there would
+    # crash-loop on the same errors (the daemon checks them itself).
+    assert not [line for line in text.splitlines() if line.startswith("ExecStartPre=")]

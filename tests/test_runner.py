@@ -152,3 +152,29 @@ def test_processes_of_a_run_are_found_even_outside_its_group(tmp_path: Path) -> 
     finally:
         main.kill()
         main.wait()
+
+
+# Output that cannot be saved (a real fault of the surroundings, real even as root): the run goes on
+# to its end, its own exit code decides its status, the tails are kept and the message says why.
+PRINTS_TWICE = "echo first\nsleep 0.2\necho second >&2\nexit 3\n"  # two writes, apart
+
+
+def test_a_log_folder_that_cannot_be_made_loses_no_run(tmp_path: Path) -> None:
+    (tmp_path / "logs").write_text("a file where the log folder goes\n")
+    _, result = run(tmp_path, PRINTS_TWICE)
+    assert (result.status, result.exit_code) == ("failed", 3)
+    assert (result.stdout_tail, result.stderr_tail) == ("first\n", "second\n")
+    assert result.message.startswith("exit code 3 after ")
+    assert f"; output not saved: {tmp_path / 'logs'} is a file, not a folder" in result.message
+    assert result.log_path is None
+    assert (tmp_path / "logs").read_text() == "a file where the log folder goes\n"
+
+
+def test_a_full_disk_while_writing_the_log_loses_no_run(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "1.log").symlink_to("/dev/full")  # every write: ENOSPC
+    _, result = run(tmp_path, PRINTS_TWICE.replace("exit 3", "exit 0"))
+    assert (result.status, result.exit_code) == ("success", 0)
+    assert (result.stdout_tail, result.stderr_tail) == ("first\n", "second\n")
+    assert result.message.startswith("succeeded in ")
+    assert f"; output not saved: {tmp_path / 'logs' / '1.log'}: No space left on device" in result.message

@@ -32,6 +32,7 @@ from moltbot.cli.commands import (
 )
 from moltbot.cli.common import EXIT_CONFIG
 from moltbot.config.errors import ConfigError
+from moltbot.config.home import HomeError
 
 __all__ = ["build_parser", "main"]
 
@@ -107,5 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except ConfigError as exc:  # a clear message rather than a traceback
         print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except HomeError as exc:  # MOLTBOT_HOME cannot be laid out: as bad as a broken config
+        print(f"moltbot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return code

@@ -9,7 +9,7 @@ import sys
 
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, core, print_json
 from moltbot.config.errors import ConfigError
-from moltbot.config.home import Home
+from moltbot.config.home import Home, HomeError
 
 __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbox", "cmd_reload"]
 
@@ -21,7 +21,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.transports import configured_transports
 
     log = daemon_logger()
-    opened = core(args)
+    try:
+        opened = core(args)
+    except HomeError as error:
+        log.error("refusing to start: %s", error)
+        return EXIT_CONFIG
     lock = DaemonLock(opened.home.lock_path)
     try:
         lock.acquire()

@@ -6,9 +6,17 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["DEFAULT_HOME", "Home"]
+__all__ = ["DEFAULT_HOME", "Home", "HomeError", "layout_error", "layout_problems"]
 
 DEFAULT_HOME = "~/moltbot-system"
+
+
+class HomeError(Exception):
+    """MOLTBOT_HOME's layout cannot be made: what is wrong, at which path, and what to do."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem, self.fix = problem, fix
+        super().__init__(f"{problem}: {fix}")
 
 
 class Home(NamedTuple):
@@ -53,12 +61,31 @@ class Home(NamedTuple):
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return self.config_dir, self.tasks_dir, self.data_dir, self.logs_dir
+
     def ensure(self) -> None:
-        """Create the layout; copy the bundled example tasks on first start."""
-        for directory in (self.config_dir, self.tasks_dir, self.data_dir, self.logs_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+        """Create the layout; copy the bundled example tasks on first start.
+
+        Raises HomeError when a folder cannot be made (say, a file is in its place).
+        """
+        for directory in self.folders:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise layout_error(directory, exc) from None
         if self.tasks_json.exists():
             return
+        try:
+            self._copy_examples()
+        except OSError as exc:
+            fix = f"make {self.tasks_dir} and {self.config_dir} writable by the user moltbot runs as"
+            raise HomeError(
+                f"cannot write the example tasks: {exc.filename}: {exc.strerror or exc}", fix
+            ) from None
+
+    def _copy_examples(self) -> None:
         import shutil  # first start only: keep them off every command's path
         from importlib import resources
 
@@ -74,6 +101,50 @@ class Home(NamedTuple):
                 target.chmod(0o755)
         # Written last, so an interrupted first start copies the scripts again.
         self.tasks_json.write_text(bundled.joinpath("tasks.json").read_text())
+
+
+def layout_error(directory: Path, exc: OSError) -> HomeError:
+    """Why ``directory`` could not be made, naming the path in the way when there is one."""
+    blocker = _not_a_folder(directory)
+    if blocker is not None:
+        return _in_the_way(blocker)
+    return HomeError(f"cannot create {directory}: {exc.strerror or exc}", _writable_fix(directory))
+
+
+def layout_problems(home: Home) -> list[HomeError]:
+    """What would keep the layout from being made or written, found without changing anything."""
+    problems = []
+    for directory in home.folders:
+        blocker = _not_a_folder(directory)
+        if blocker is not None:
+            problems.append(_in_the_way(blocker))
+        elif not os.access(_nearest_folder(directory), os.W_OK | os.X_OK):
+            what = "is not writable" if directory.is_dir() else "cannot be created"
+            problems.append(HomeError(f"{directory} {what}", _writable_fix(directory)))
+    return problems
+
+
+def _not_a_folder(directory: Path) -> Path | None:
+    """The first path from ``directory`` up that exists (or is a link) but is not a folder."""
+    for path in (directory, *directory.parents):
+        if path.is_dir():
+            return None
+        if path.is_symlink() or path.exists():
+            return path
+    return None
+
+
+def _nearest_folder(directory: Path) -> Path:
+    return next(path for path in (directory, *directory.parents) if path.is_dir())
+
+
+def _in_the_way(blocker: Path) -> HomeError:
+    kind = "a link to nothing" if blocker.is_symlink() and not blocker.exists() else "a file"
+    return HomeError(f"{blocker} is {kind}, not a folder", "move it aside, and moltbot makes the folder")
+
+
+def _writable_fix(directory: Path) -> str:
+    return f"make {_nearest_folder(directory)} writable by the user moltbot runs as"
 
 
 def _bundled_examples() -> Any:
