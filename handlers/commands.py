@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from handlers import format as fmt
 from moltbot.core import Core, Reply, Request, UnknownTask
+from moltbot.local_times import with_weekday
 
 __all__ = ["COMMANDS", "Command", "ParseError", "allowed", "handle", "parse", "short_help"]
 
@@ -192,7 +193,7 @@ def _next(core: Core, request: Request, argument: str | None) -> Reply:
     now = core.clock.now()
     return Reply(
         f"{task.task_id} ({zone.key}):\n"
-        + "\n".join(f"{fmt.when(t, zone)} ({fmt.in_(t, now)})" for t in times)
+        + "\n".join(f"{with_weekday(t, zone)} ({fmt.in_(t, now)})" for t in times)
     )
 
 

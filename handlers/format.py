@@ -1,13 +1,13 @@
 """Phone-sized texts: status lines, run results, relative times.
 
-Pure functions of the core's data, so every transport shows the same thing.
+Pure functions of the core's data, so every transport shows the same thing;
+clock times come from ``moltbot.local_times``, as the CLI's do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
 
@@ -21,7 +21,6 @@ __all__ = [
     "status",
     "symbol",
     "tail",
-    "when",
 ]
 
 SYMBOLS = {"running": "▶", "paused": "⏸", "error": "❌", "idle": "✅"}
@@ -178,7 +177,3 @@ def outbox_text(message: OutboxMessage, run: Run | None) -> str:
         return f"run {message.run_id} ended (pruned since)"
     text = finished_run(run)
     return f"⚠ scheduled run: {text}" if message.is_alert else text
-
-
-def when(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %H:%M:%S %Z")

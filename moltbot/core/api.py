@@ -178,6 +178,12 @@ class Core:
 
         return split_schedule_key(task.schedule_key)[1]
 
+    def local_zone(self) -> ZoneInfo:
+        """The zone times are shown to people in: ``[daemon] timezone``, else the host's.
+
+        Raises ConfigError (file, line, field) when moltbot.toml is broken."""
+        return self.settings.timezone
+
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
 
