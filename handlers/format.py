@@ -60,6 +60,8 @@ def symbol(task: TaskState) -> str:
         return "⛔"
     if task.status == "idle" and task.last_status is None:
         return "○"
+    if task.status == "idle" and task.last_status == "interrupted":
+        return _mark("interrupted")  # stopped: not a ✅ beside "interrupted"
     return SYMBOLS.get(task.status, "•")
 
 
