@@ -6,6 +6,9 @@ so a time shown in the host's zone instead of the configured one is visible.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -61,6 +64,30 @@ def test_status_still_answers_when_moltbot_toml_is_broken_and_says_why(env: Env)
     assert result.returncode == 0 and "job" in result.stdout
     assert f"{env.home.settings_toml}:2: daemon.timezone: unknown IANA zone" in result.stderr
     assert "(times in UTC)" in result.stdout
+
+
+def test_stop_without_a_daemon_records_the_foreground_run_as_interrupted(env: Env) -> None:
+    env.script("long.sh", "echo begun\nsleep 300\n")
+    env.write_tasks({"task_id": "long", "script_path": "long.sh", "schedule": "daily at 03:00"})
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "moltbot", "run", "long", "--json"],
+        env=env.environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        env.db()
+        wait_until(lambda: (task := store.get_task("long")) and task.current_run_id, what="the run to start")
+        assert "stopping run" in env.cli("stop", "long", check=True).stdout
+        out, _ = foreground.communicate(timeout=30)
+    finally:
+        foreground.kill()
+    result = json.loads(out)
+    assert result["status"] == "interrupted", result
+    assert result["message"].startswith("interrupted: stopped on request after ")
+    (entry,) = env.cli_json("status")["tasks"]
+    assert (entry["last_result"], entry["status"], entry["error_count"]) == ("interrupted", "idle", 0)
 
 
 # --- through Signal, against the daemon ------------------------------------------------------
