@@ -181,8 +181,14 @@ class Core:
     def local_zone(self) -> ZoneInfo:
         """The zone times are shown to people in: ``[daemon] timezone``, else the host's.
 
-        Raises ConfigError (file, line, field) when moltbot.toml is broken."""
-        return self.settings.timezone
+        Raises ConfigError (file, line, field) when it cannot be read."""
+        if self._settings is None:
+            from moltbot.config.zone import configured_zone
+
+            zone = configured_zone(self.home.settings_toml)
+            if zone is not None:
+                return zone
+        return self.settings.timezone  # loaded already, or the file is wrong: this says where
 
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
