@@ -83,6 +83,8 @@ def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> s
             parts.append(f"{OUTCOME.get(task.last_status, task.last_status)} {ago(task.last_run, now)}")
         if task.paused_by:
             parts.append(f"paused ({task.paused_by})")
+        elif task.done_at:
+            parts.append("done")  # a one-shot that ran (its result and age are just before)
         elif task.next_run and task.enabled:
             parts.append(f"next {in_(task.next_run, now)}")
         lines.append(" · ".join(parts))

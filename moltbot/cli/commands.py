@@ -14,7 +14,7 @@ from typing import Any
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
 from moltbot.core import Core, Run, Task, UnknownTask
-from moltbot.local_times import stamped, wall_clock
+from moltbot.local_times import done, stamped, wall_clock
 
 __all__ = [
     "cmd_logs",
@@ -49,6 +49,7 @@ def status_json(core: Core) -> dict[str, Any]:
                 "status": task.status,
                 "last_run": task.last_run.isoformat() if task.last_run else None,
                 "next_run": task.next_run.isoformat() if task.next_run else None,
+                "done_at": task.done_at.isoformat() if task.done_at else None,
                 "run_count": task.run_count,
                 "error_count": task.error_count,
                 "last_result": task.last_status,
@@ -165,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
         for task in tasks:
             last = wall_clock(task.last_run, zone) if task.last_run else "-"
-            nxt = wall_clock(task.next_run, zone) if task.next_run else "-"
+            nxt = "done" if task.done_at else wall_clock(task.next_run, zone) if task.next_run else "-"
             state = task.status + (f" ({task.paused_by})" if task.paused_by else "")
             result = task.last_status or "-"
             runs, errors = str(task.run_count), str(task.error_count)
@@ -259,11 +260,19 @@ def cmd_next(args: argparse.Namespace) -> int:
         return EXIT_OK
     zone = core.zone_of(task)
     if not instants:
-        reason = "paused" if task.paused_by else "disabled" if not task.enabled else "no further runs"
-        print(f"{task.task_id}: {reason}")
+        print(f"{task.task_id}: {_why_no_runs(core, task)}")
     for instant in instants:
         print(f"{stamped(instant, zone)} ({zone.key})")
     return EXIT_OK
+
+
+def _why_no_runs(core: Core, task: Task) -> str:
+    done_at = core.done_at(task)
+    if done_at is not None:
+        return done(done_at, zone_for_people(core))
+    if task.paused_by:
+        return "paused"
+    return "disabled" if not task.enabled else "no further runs"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -271,6 +280,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from moltbot.kinds import kind_of_definition
 
     core = ready_core(args)
+    done_at = {state.task_id: state.done_at for state in core.task_states() if state.done_at}
     listing = []
     for task in core.tasks():
         spec = task.spec()
@@ -286,15 +296,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "script_path": spec.get("script_path"),
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
+                "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
             }
         )
     if args.json:
         print_json(listing)
         return EXIT_OK
+    zone = zone_for_people(core)
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
+        ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
         print(
-            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}), "
+            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"
         )
     return EXIT_OK

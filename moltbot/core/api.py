@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
 from moltbot.config.home import Home
+from moltbot.core import one_shots
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.records import Event, Run, Task, TaskState, Watcher
@@ -160,7 +161,19 @@ class Core:
         return store.list_tasks()
 
     def task_states(self) -> list[TaskState]:
-        return store.task_states()
+        """Every task's line in status; a one-shot that has run carries when it ran (``done_at``)."""
+        states = store.task_states()
+        done = one_shots.done_at(states)
+        if not done:
+            return states
+        return [
+            state._replace(done_at=done[state.task_id]) if state.task_id in done else state
+            for state in states
+        ]
+
+    def done_at(self, task: Task) -> datetime | None:
+        """When a one-shot that is done ran; None for any other task."""
+        return one_shots.done_at([task]).get(task.task_id)
 
     def definition(self, task_id: str) -> dict[str, Any]:
         """The task's entry as its source gave it ({} when there is no such task)."""
@@ -199,6 +212,8 @@ class Core:
 
     def next_runs(self, name: str, count: int = 5) -> list[datetime]:
         task = self.resolve(name)
+        if self.done_at(task) is not None:
+            return []
         schedule = self.schedule_of(task)
         if task.next_run is None:
             if schedule.one_shot or task.paused_by or not task.enabled:
