@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from handlers import format as fmt
 from moltbot.core import Core, Reply, Request, UnknownTask
+from moltbot.local_times import done, with_weekday
 
 __all__ = ["COMMANDS", "Command", "ParseError", "allowed", "handle", "parse", "short_help"]
 
@@ -126,12 +127,16 @@ def _status(core: Core, request: Request, argument: str | None) -> Reply:
 @command("tasks", "the tasks and their schedules")
 def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
     lines = []
+    zone = core.local_zone()
     for task in core.task_states():
         spec = core.definition(task.task_id)
         state = (
             " (disabled)" if not task.enabled else f" (paused: {task.paused_by})" if task.paused_by else ""
         )
-        lines.append(f"{fmt.symbol(task)} {task.task_id}: {spec.get('schedule') or _interval(spec)}{state}")
+        ran = f" · {done(task.done_at, zone)}" if task.done_at else ""
+        lines.append(
+            f"{fmt.symbol(task)} {task.task_id}: {spec.get('schedule') or _interval(spec)}{state}{ran}"
+        )
     return Reply("\n".join(lines) or "no tasks")
 
 
@@ -185,6 +190,9 @@ def _logs(core: Core, request: Request, argument: str | None) -> Reply:
 def _next(core: Core, request: Request, argument: str | None) -> Reply:
     assert argument is not None
     task = core.resolve(argument)
+    done_at = core.done_at(task)
+    if done_at is not None:
+        return Reply(f"{task.task_id}: {done(done_at, core.local_zone())}")
     zone = core.zone_of(task)
     times = core.next_runs(task.task_id, 5)
     if not times:
@@ -192,7 +200,7 @@ def _next(core: Core, request: Request, argument: str | None) -> Reply:
     now = core.clock.now()
     return Reply(
         f"{task.task_id} ({zone.key}):\n"
-        + "\n".join(f"{fmt.when(t, zone)} ({fmt.in_(t, now)})" for t in times)
+        + "\n".join(f"{with_weekday(t, zone)} ({fmt.in_(t, now)})" for t in times)
     )
 
 

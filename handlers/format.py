@@ -1,13 +1,13 @@
 """Phone-sized texts: status lines, run results, relative times.
 
-Pure functions of the core's data, so every transport shows the same thing.
+Pure functions of the core's data, so every transport shows the same thing;
+clock times come from ``moltbot.local_times``, as the CLI's do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
 
@@ -21,7 +21,6 @@ __all__ = [
     "status",
     "symbol",
     "tail",
-    "when",
 ]
 
 SYMBOLS = {"running": "▶", "paused": "⏸", "error": "❌", "idle": "✅"}
@@ -61,6 +60,8 @@ def symbol(task: TaskState) -> str:
         return "⛔"
     if task.status == "idle" and task.last_status is None:
         return "○"
+    if task.status == "idle" and task.last_status == "interrupted":
+        return _mark("interrupted")  # stopped: not a ✅ beside "interrupted"
     return SYMBOLS.get(task.status, "•")
 
 
@@ -82,6 +83,8 @@ def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> s
             parts.append(f"{OUTCOME.get(task.last_status, task.last_status)} {ago(task.last_run, now)}")
         if task.paused_by:
             parts.append(f"paused ({task.paused_by})")
+        elif task.done_at:
+            parts.append("done")  # a one-shot that ran (its result and age are just before)
         elif task.next_run and task.enabled:
             parts.append(f"next {in_(task.next_run, now)}")
         lines.append(" · ".join(parts))
@@ -178,7 +181,3 @@ def outbox_text(message: OutboxMessage, run: Run | None) -> str:
         return f"run {message.run_id} ended (pruned since)"
     text = finished_run(run)
     return f"⚠ scheduled run: {text}" if message.is_alert else text
-
-
-def when(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %d %b %H:%M:%S %Z")

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from moltbot import retries, store
@@ -117,12 +117,14 @@ class Executor:
         for process in ended:
             flight = self._by_process.pop(process)
             assert process.result is not None
+            result = process.result
             try:
-                if self._retry_planned(flight, process.result):
+                result = self._stopped_on_request(flight, result)
+                if self._retry_planned(flight, result):
                     continue
             except Exception:
                 log.exception("could not plan a retry of %s (run %d)", flight.spec.task_id, flight.ticket.id)
-            self._close(flight, process.result)
+            self._close(flight, result)
             released.append(flight.spec.task_id)
         return released
 
@@ -181,12 +183,25 @@ class Executor:
         self._by_process[process] = flight
         self.supervisor.watch(process)
 
+    def _stopped_on_request(self, flight: _Flight, result: RunResult) -> RunResult:
+        """A failure that a stop request caused is the stop's: ``interrupted``, and never retried.
+
+        Without a daemon, ``moltbot stop`` (another process) signals the run's
+        processes itself, so the foreground ``moltbot run`` sees them die of SIGTERM.
+        """
+        if result.status not in RETRYABLE:
+            return result
+        latest = store.get_run(flight.ticket.id)
+        if latest is None or not latest.stop_requested:
+            return result
+        seconds = (result.finished_at - result.started_at).total_seconds()
+        return replace(
+            result, status="interrupted", message=f"interrupted: stopped on request after {seconds:.1f}s"
+        )
+
     def _retry_planned(self, flight: _Flight, result: RunResult) -> bool:
         spec = flight.spec
         if result.status not in RETRYABLE or self.stopping.is_set() or flight.given_up:
-            return False
-        latest = store.get_run(flight.ticket.id)
-        if latest is None or latest.stop_requested:
             return False
         if retries.gives_up(retries.task_retry_stop(spec.retries), flight.ticket.attempt):
             return False

@@ -18,6 +18,7 @@ __all__ = [
     "ACTIVE_RUN_STATES",
     "ADMINS",
     "ALERTS",
+    "RAN_RUN_STATES",
     "TERMINAL_RUN_STATES",
     "Event",
     "HostRecap",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
+RAN_RUN_STATES = TERMINAL_RUN_STATES[:4]  # ended after running: not skipped, not missed
 ACTIVE_RUN_STATES = ("queued", "running")
 ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat channels
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
@@ -60,6 +62,8 @@ class TaskState(NamedTuple):
     priority: int
     enabled: bool
     current_run_id: int | None
+    schedule_key: str  # schedule text @ zone
+    done_at: datetime | None = None  # a one-shot that has run: when it (last) ran
 
 
 class Task(NamedTuple):

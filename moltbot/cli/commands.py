@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, local, print_json, ready_core, user
+from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
 from moltbot.core import Core, Run, Task, UnknownTask
+from moltbot.local_times import done, stamped, wall_clock
 
 __all__ = [
     "cmd_logs",
@@ -48,6 +49,7 @@ def status_json(core: Core) -> dict[str, Any]:
                 "status": task.status,
                 "last_run": task.last_run.isoformat() if task.last_run else None,
                 "next_run": task.next_run.isoformat() if task.next_run else None,
+                "done_at": task.done_at.isoformat() if task.done_at else None,
                 "run_count": task.run_count,
                 "error_count": task.error_count,
                 "last_result": task.last_status,
@@ -151,8 +153,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status_json(core))
         return EXIT_OK
-    from moltbot.config.zone import host_zone
-
     tasks = core.task_states()
     pid = core.daemon_pid()
     daemon = f"running (pid {pid})" if pid else "not running"
@@ -162,12 +162,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
     lines = [f"moltbot daemon: {daemon} · {len(tasks)} tasks ({summary})"]
     if tasks:
-        zone = host_zone()
+        zone = zone_for_people(core)
         rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
         for task in tasks:
-            # isoformat, not strftime: three times faster, and status lists every task.
-            last = task.last_run.astimezone(zone).isoformat(" ", "seconds")[:19] if task.last_run else "-"
-            nxt = task.next_run.astimezone(zone).isoformat(" ", "seconds")[:19] if task.next_run else "-"
+            last = wall_clock(task.last_run, zone) if task.last_run else "-"
+            nxt = "done" if task.done_at else wall_clock(task.next_run, zone) if task.next_run else "-"
             state = task.status + (f" ({task.paused_by})" if task.paused_by else "")
             result = task.last_status or "-"
             runs, errors = str(task.run_count), str(task.error_count)
@@ -201,13 +200,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
             ]
         )
         return EXIT_OK
+    zone = zone_for_people(core)
     for event in events:
-        print(f"[{local(event.timestamp)}] {event.task_id}: {event.action} - {event.message}")
+        print(f"[{stamped(event.timestamp, zone)}] {event.task_id}: {event.action} - {event.message}")
     return EXIT_OK
 
 
 def _on_task(
-    action: Callable[[Core, str], Task], describe: Callable[[Task], str]
+    action: Callable[[Core, str], Task], describe: Callable[[Core, Task], str]
 ) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         core = ready_core(args)
@@ -215,19 +215,20 @@ def _on_task(
             task = action(core, args.task)
         except UnknownTask as exc:
             return fail(exc)
-        print(describe(task))
+        print(describe(core, task))
         return EXIT_OK
 
     return command
 
 
-def _describe_pause(task: Task) -> str:
+def _describe_pause(core: Core, task: Task) -> str:
     extra = " (its current run continues; `moltbot stop` ends it)" if task.current_run_id else ""
     return f"Task {task.task_id} paused{extra}"
 
 
-def _describe_resume(task: Task) -> str:
-    return f"Task {task.task_id} resumed; next run {local(task.next_run)}"
+def _describe_resume(core: Core, task: Task) -> str:
+    following = stamped(task.next_run, zone_for_people(core)) if task.next_run else "-"
+    return f"Task {task.task_id} resumed; next run {following}"
 
 
 cmd_pause = _on_task(lambda core, name: core.pause(name), _describe_pause)
@@ -259,11 +260,19 @@ def cmd_next(args: argparse.Namespace) -> int:
         return EXIT_OK
     zone = core.zone_of(task)
     if not instants:
-        reason = "paused" if task.paused_by else "disabled" if not task.enabled else "no further runs"
-        print(f"{task.task_id}: {reason}")
+        print(f"{task.task_id}: {_why_no_runs(core, task)}")
     for instant in instants:
-        print(f"{local(instant, zone)} ({zone.key})")
+        print(f"{stamped(instant, zone)} ({zone.key})")
     return EXIT_OK
+
+
+def _why_no_runs(core: Core, task: Task) -> str:
+    done_at = core.done_at(task)
+    if done_at is not None:
+        return done(done_at, zone_for_people(core))
+    if task.paused_by:
+        return "paused"
+    return "disabled" if not task.enabled else "no further runs"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -271,6 +280,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     from moltbot.kinds import kind_of_definition
 
     core = ready_core(args)
+    done_at = {state.task_id: state.done_at for state in core.task_states() if state.done_at}
     listing = []
     for task in core.tasks():
         spec = task.spec()
@@ -286,15 +296,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "script_path": spec.get("script_path"),
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
+                "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
             }
         )
     if args.json:
         print_json(listing)
         return EXIT_OK
+    zone = zone_for_people(core)
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
+        ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
         print(
-            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}), "
+            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"
         )
     return EXIT_OK

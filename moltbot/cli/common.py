@@ -1,4 +1,4 @@
-"""What every command needs: the core for ``--home``, exit codes, one-line JSON, local times."""
+"""What every command needs: the core for ``--home``, exit codes, one-line JSON, the zone for people."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home
 from moltbot.core import Core
 
@@ -19,10 +19,10 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "core",
-    "local",
     "print_json",
     "ready_core",
     "user",
+    "zone_for_people",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
@@ -48,12 +48,17 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, default=str) + "\n")
 
 
-def local(instant: datetime | None, zone: ZoneInfo | None = None) -> str:
-    if instant is None:
-        return "-"
-    from moltbot.config.zone import host_zone
+def zone_for_people(core: Core) -> ZoneInfo:
+    """``[daemon] timezone`` (``Core.local_zone``). With moltbot.toml broken, the host's zone, and
+    the problems on stderr: ``status`` and ``logs`` are how one looks into a broken set-up."""
+    try:
+        return core.local_zone()
+    except ConfigError as exc:
+        from moltbot.config.zone import host_zone
 
-    return instant.astimezone(zone or host_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+        zone = host_zone()
+        print(f"moltbot: times in {zone.key} (the host's zone): {exc}", file=sys.stderr)
+        return zone
 
 
 def fail(exc: Exception, code: int = EXIT_USAGE) -> int:

@@ -4,7 +4,8 @@ Transports (``moltbot/signal_chat``, ``moltbot/discord_tasks``) and handlers
 (``handlers/``) import from here and from ``moltbot.records``, never from the
 store. The rest is imported by module where it is used: ``core/outbox.py``
 (what a transport's delivery channel implements) and ``core/delivery.py``
-(where it registers it), ``core/planning.py`` and ``core/lock.py`` (the daemon's).
+(where it registers it), ``core/planning.py`` and ``core/lock.py`` (the daemon's);
+``core/one_shots.py`` is the API's (which one-shots are done).
 """
 
 from moltbot.core.api import Core, UnknownTask, database_locked

@@ -13,13 +13,14 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
 from moltbot.config.home import Home
+from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.records import Event, Run, Task, TaskState, Watcher
@@ -81,92 +82,16 @@ class Core:
         return store.schema_version()
 
     def load_specs(self) -> list[TaskSpec]:
-        """Read tasks.json (raises ConfigError naming file, line and field).
-
-        With the store open, a one-shot whose time is already past is refused
-        too when the task has never run and is not registered with that
-        schedule (one registered before its time passed is a missed occurrence:
-        its ``missed`` policy decides).
-        """
-        from moltbot.config.errors import ConfigError
-        from moltbot.config.tasks import load_tasks, problem_at
-
-        specs = load_tasks(self.home.tasks_json, self.home.tasks_dir, self.settings.timezone)
-        if store.is_open():
-            stale = [spec for spec in specs if self._one_shot_already_past(spec)]
-            if stale:
-                raise ConfigError(
-                    [
-                        problem_at(
-                            self.home.tasks_json,
-                            spec.task_id,
-                            "schedule",
-                            f"{spec.schedule_text!r} is already past and {spec.task_id!r} has never run: "
-                            "give it a time to come (or `in 1 minute`), or use `moltbot run` to run it now",
-                        )
-                        for spec in stale
-                    ]
-                )
-        return specs
-
-    def _one_shot_already_past(self, spec: TaskSpec) -> bool:
-        if not spec.schedule.one_shot or spec.first_run is not None:
-            return False
-        now = self.clock.now()
-        fire = spec.schedule.next_after(datetime.min.replace(tzinfo=UTC), now)
-        if fire is not None and fire > now:
-            return False
-        known = store.get_task(spec.task_id)
-        if known is not None and not known.removed and known.schedule_key == spec.schedule_key:
-            return False
-        return not store.has_started_a_run(spec.task_id)
+        """Read tasks.json (raises ConfigError naming file, line and field; see registration.py)."""
+        return registration.load_specs(self.home, self.settings.timezone, self.clock.now())
 
     def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
         """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""
-        from moltbot.config.spec import task_source
-
-        by_id = {spec.task_id: spec for spec in specs}
-        definitions = [
-            store.TaskDefinition(
-                spec.task_id,
-                spec.name,
-                spec.definition_json(),
-                spec.schedule_key,
-                spec.priority,
-                spec.enabled,
-                spec.overlap,
-                spec.first_run,
-            )
-            for spec in specs
-        ]
-
-        def first_run(task_id: str, anchor: datetime) -> datetime | None:
-            spec = by_id[task_id]
-            if spec.first_run is not None:  # given by its source (a Discord task's next_run)
-                return spec.first_run
-            if spec.schedule.one_shot:
-                # A one-shot that ran is done, whatever later edits (a new timezone) do to its instant.
-                if store.has_started_a_run(task_id):
-                    return None
-                return spec.schedule.next_after(datetime.min.replace(tzinfo=anchor.tzinfo), anchor)
-            return spec.schedule.next_after(anchor, anchor)
-
-        in_scope: Callable[[str], bool] = lambda task_id: task_source(task_id) == source  # noqa: E731
-        result = store.sync_tasks(definitions, self.clock.now(), first_run, in_scope)
-        if source == "config":
-            store.set_meta("config_hash", self._config_fingerprint())
-        return result
-
-    def _config_fingerprint(self) -> str:
-        try:
-            stat = self.home.tasks_json.stat()
-        except FileNotFoundError:
-            return ""
-        return f"{stat.st_mtime_ns}:{stat.st_size}"
+        return registration.sync(self.home, specs, source, self.clock.now())
 
     def sync_if_changed(self) -> None:
         """For CLI use without a daemon: pick up edits to tasks.json."""
-        if store.get_meta("config_hash") != self._config_fingerprint():
+        if registration.config_changed(self.home):
             self.sync(self.load_specs())
 
     # --- looking things up --------------------------------------------------------------------
@@ -204,7 +129,19 @@ class Core:
         return store.list_tasks()
 
     def task_states(self) -> list[TaskState]:
-        return store.task_states()
+        """Every task's line in status; a one-shot that has run carries when it ran (``done_at``)."""
+        states = store.task_states()
+        done = one_shots.done_at(states)
+        if not done:
+            return states
+        return [
+            state._replace(done_at=done[state.task_id]) if state.task_id in done else state
+            for state in states
+        ]
+
+    def done_at(self, task: Task) -> datetime | None:
+        """When a one-shot that is done ran; None for any other task."""
+        return one_shots.done_at([task]).get(task.task_id)
 
     def definition(self, task_id: str) -> dict[str, Any]:
         """The task's entry as its source gave it ({} when there is no such task)."""
@@ -222,6 +159,18 @@ class Core:
 
         return split_schedule_key(task.schedule_key)[1]
 
+    def local_zone(self) -> ZoneInfo:
+        """The zone times are shown to people in: ``[daemon] timezone``, else the host's.
+
+        Raises ConfigError (file, line, field) when it cannot be read."""
+        if self._settings is None:
+            from moltbot.config.zone import configured_zone
+
+            zone = configured_zone(self.home.settings_toml)
+            if zone is not None:
+                return zone
+        return self.settings.timezone  # loaded already, or the file is wrong: this says where
+
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
 
@@ -231,6 +180,8 @@ class Core:
 
     def next_runs(self, name: str, count: int = 5) -> list[datetime]:
         task = self.resolve(name)
+        if self.done_at(task) is not None:
+            return []
         schedule = self.schedule_of(task)
         if task.next_run is None:
             if schedule.one_shot or task.paused_by or not task.enabled:

@@ -28,7 +28,14 @@ from moltbot.store.connection import (
 )
 from moltbot.store.database import checkpoint_wal, open_db, schema_version
 from moltbot.store.events import add_event, recent_events
-from moltbot.store.history import get_run, has_started_a_run, last_finished_run, recent_runs, set_run_recap
+from moltbot.store.history import (
+    get_run,
+    has_started_a_run,
+    last_finished_run,
+    last_ran,
+    recent_runs,
+    set_run_recap,
+)
 from moltbot.store.messages import (
     ADMINS,
     ALERTS,
@@ -116,6 +123,7 @@ __all__ = [
     "is_locked_error",
     "is_open",
     "last_finished_run",
+    "last_ran",
     "list_tasks",
     "listen_for_outbox",
     "load_checkpoint",

@@ -1,10 +1,12 @@
-"""Reading runs back: one, a task's latest, its current one; and a run's playbook recap."""
+"""Reading runs back: one, a task's latest, its current one, when tasks last ran; a run's playbook recap."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from moltbot.records import Run
+from moltbot.records import RAN_RUN_STATES, Run
 from moltbot.store.connection import from_db, sql, write_transaction
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "get_run",
     "has_started_a_run",
     "last_finished_run",
+    "last_ran",
     "recent_runs",
     "run_from_row",
     "set_run_recap",
@@ -78,6 +81,25 @@ def has_started_a_run(task_id: str) -> bool:
         sql("SELECT 1 FROM run WHERE task_id = ? AND started_at IS NOT NULL LIMIT 1", (task_id,)).fetchone()
         is not None
     )
+
+
+def last_ran(task_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each task's latest run that ran (not skipped, not missed) started; tasks without one
+    are left out."""
+    found: dict[str, datetime] = {}
+    states = ", ".join(f"'{state}'" for state in RAN_RUN_STATES)
+    for start in range(0, len(task_ids), 500):  # under SQLite's limit on parameters, old versions' too
+        chunk = tuple(task_ids[start : start + 500])
+        rows = sql(
+            f"SELECT task_id, MAX(started_at) FROM run WHERE task_id IN ({', '.join('?' * len(chunk))}) "
+            f"AND status IN ({states}) AND started_at IS NOT NULL GROUP BY task_id",
+            chunk,
+        )
+        for task_id, started_at in rows:
+            instant = from_db(started_at)
+            assert instant is not None  # selected as not null
+            found[task_id] = instant
+    return found
 
 
 def set_run_recap(run_id: int, recap: str) -> None:

@@ -183,17 +183,17 @@ def finish_run(
             outcome.finished_at, ticket.task_id, action, f"run {ticket.id}: {outcome.message}", duration
         )
         row = sql(
-            "SELECT current_run_id, paused_by, last_status, last_finished FROM task WHERE task_id = ?",
-            (ticket.task_id,),
+            "SELECT current_run_id, paused_by, last_finished FROM task WHERE task_id = ?", (ticket.task_id,)
         ).fetchone()
         if row is None:
             return
-        current_run_id, paused_by, last_status, last_finished = row
+        current_run_id, paused_by, last_finished = row
+        # Every end is the task's last result, `interrupted` too: the run stopped on request, or in a
+        # shutdown (the task's pause says that it resumes), and status says so rather than the
+        # result of the run before.
+        last_status = outcome.status
         if release_task:
             _queue_run_messages(ticket, outcome, alert)
-        if outcome.status != "interrupted" or pause_by:
-            last_status = outcome.status
-        if release_task:
             current_run_id, last_finished = None, to_db(outcome.finished_at)
         paused_by = paused_by or pause_by  # a user's pause outlives a shutdown's
         sql(

@@ -94,7 +94,8 @@ def tasks_paused_by(by: str) -> list[Task]:
 def task_states() -> list[TaskState]:
     rows = sql(
         "SELECT task_id, name, status, last_run, next_run, run_count, error_count, last_status, last_error, "
-        "paused_by, priority, enabled, current_run_id FROM task WHERE removed = 0 ORDER BY priority, task_id"
+        "paused_by, priority, enabled, current_run_id, schedule_key FROM task WHERE removed = 0 "
+        "ORDER BY priority, task_id"
     ).fetchall()
     return [
         TaskState(
@@ -111,6 +112,7 @@ def task_states() -> list[TaskState]:
             r[10],
             bool(r[11]),
             r[12],
+            r[13],
         )
         for r in rows
     ]
