@@ -6,11 +6,14 @@ connected: GATEWAY-NOTES 1.4), with pings, reconnecting with backoff and
 jitter (``retries.RECONNECT_WAIT``). Normal and native mode: ``GET /v1/receive`` in a loop, with a client
 timeout longer than the server's wait. The mode is detected on every
 (re)connection. Commands are never processed here: only queued.
+
+A frame is bounded before it is parsed: its size by the websocket itself
+(a bigger one is refused unread, and the connection closes with 1009), its
+nesting by ``moltbot.bounded_json``; what is refused is logged and dropped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,16 +21,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
-from moltbot import retries
+from moltbot import bounded_json, retries
 from moltbot.signal_chat.gateway import Gateway, GatewayError
 
-__all__ = ["Receiver"]
+__all__ = ["MAX_FRAME_BYTES", "Receiver"]
 
 log = logging.getLogger(__name__)
 PING_SECONDS = 20.0  # the gateway pings every 54 s; ours find a half-open connection sooner
+# An envelope is a few KiB (a message's text, quotes, mentions; attachments are only named).
+MAX_FRAME_BYTES = 1024 * 1024
 
 
 class Receiver:
@@ -76,7 +82,9 @@ class Receiver:
                 failures = 0
             except (GatewayError, WebSocketException, OSError, ValueError) as exc:
                 if not unreachable_logged or self.connected.is_set():
-                    log.warning("signal gateway: %s; retrying (messages sent meanwhile may be lost)", exc)
+                    log.warning(
+                        "signal gateway: %s; retrying (messages sent meanwhile may be lost)", _why(exc)
+                    )
                     unreachable_logged = True
             except Exception:  # a bug of ours: reconnect all the same
                 log.exception("signal gateway: receiving failed unexpectedly; reconnecting")
@@ -93,7 +101,7 @@ class Receiver:
             ping_timeout=self.ping_seconds,
             close_timeout=2,
             proxy=None,
-            max_size=2**22,
+            max_size=MAX_FRAME_BYTES,
         ) as socket:
             self._socket = socket
             self._connected("websocket")
@@ -111,7 +119,10 @@ class Receiver:
 
     def _put(self, message: str | bytes) -> None:
         try:
-            frame = json.loads(message)
+            frame = bounded_json.loads(message, MAX_FRAME_BYTES)
+        except bounded_json.UnsafeJson as exc:
+            log.warning("signal gateway sent a frame %s; refused unparsed", exc)
+            return
         except ValueError:
             log.warning("signal gateway sent a frame that is not JSON (%d bytes); ignored", len(message))
             return
@@ -134,3 +145,10 @@ class Receiver:
         self.connected.clear()
         if self._down_since is None:
             self._down_since = self.now()
+
+
+def _why(exc: Exception) -> str:
+    """What went wrong, said plainly where the library's words are obscure."""
+    if isinstance(exc, ConnectionClosed) and exc.sent and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+        return f"it sent a frame over {MAX_FRAME_BYTES} bytes (refused unread: the connection closes with it)"
+    return str(exc)
