@@ -11,6 +11,8 @@ in flight at once; no thread is spent per run (``executor.py`` carries them).
 
 The chat transports are handed in already built (``moltbot/transports.py``):
 the daemon starts and stops them, and knows nothing of Signal or Discord.
+How they and the background threads are (``core/health.py``) is in the
+sd_notify ``STATUS=`` line, sent again whenever it changes.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class Daemon:
         self._queued_waiting = False
         self._ended: list[ProcessRun] = []  # runs that ended since the last pass
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
-        self.delivery = Delivery(core.clock)  # the outbox, to whichever chat channels there are
+        self.health = core.health  # the channels and background threads report to it
+        self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
         self.executor = Executor(
             core.home,
             core.clock,
@@ -99,7 +102,7 @@ class Daemon:
             self.supervisor,
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
         )
-        self._checkpointer = WalCheckpointer()
+        self._checkpointer = WalCheckpointer(watch=self.health)
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []
@@ -137,6 +140,9 @@ class Daemon:
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self.install_signal_handlers()
+        self.health.on_change(lambda: self.notifier.status(self._summary()))  # any thread
+        alert_after = timedelta(seconds=self.settings.channel_down_alert_seconds)
+        self.health.start(alert_after, self.settings.timezone)
         self._checkpointer.start()
         self.startup()
         self.start_transports()
@@ -147,6 +153,7 @@ class Daemon:
             self.settings.workers,
         )
         self.notifier.ready(self._summary())
+        self.notifier.status(self._summary())  # a change while READY went out
         while not self.stopping.is_set():
             self.wait(self.step())
         self.shutdown()
@@ -182,6 +189,7 @@ class Daemon:
         for transport in self.transports:
             transport.close()
         self._checkpointer.stop()
+        self.health.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")
 
@@ -340,7 +348,8 @@ class Daemon:
         self._watchdog_at = time.monotonic() + interval
 
     def _summary(self) -> str:
-        return f"{len(self.specs)} tasks, {self._busy()} running"
+        health = self.health.summary()
+        return f"{len(self.specs)} tasks, {self._busy()} running" + (f"; {health}" if health else "")
 
     def _seconds_to_sleep(self) -> float | None:
         candidates = []

@@ -26,7 +26,10 @@ from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
 from moltbot import bounded_json, retries
+from moltbot.core.health import HealthBoard
+from moltbot.signal_chat.delivery import CHANNEL
 from moltbot.signal_chat.gateway import Gateway, GatewayError
+from moltbot.threads import Supervised, describe
 
 __all__ = ["MAX_FRAME_BYTES", "Receiver"]
 
@@ -37,28 +40,38 @@ MAX_FRAME_BYTES = 1024 * 1024
 
 
 class Receiver:
-    """Feeds ``frames`` with every received frame (decoded JSON) until ``stop``."""
+    """Feeds ``frames`` with every received frame (decoded JSON) until ``stop``.
+
+    One pass of its supervised thread is one connection: detect the mode,
+    receive until the connection ends, wait before the next. The Signal
+    channel's health (connected, reconnecting since when and why) goes to the
+    health board; a bug of ours ends the pass, is logged with its traceback by
+    the supervisor, and the next pass reconnects.
+    """
 
     def __init__(
         self,
         gateway: Gateway,
         frames: queue.Queue[Any],
-        now: Callable[[], datetime],
+        health: HealthBoard,
         on_reconnect: Callable[[datetime], None],
         ping_seconds: float = PING_SECONDS,
     ) -> None:
         self.gateway = gateway
         self.ping_seconds = ping_seconds  # and as long for the answer: a silent socket is dropped
         self.frames = frames
-        self.now = now
+        self.health = health
         self.on_reconnect = on_reconnect  # told when the gateway is back after an outage
         self.connected = threading.Event()
-        self._stopping = threading.Event()
         self._socket: ClientConnection | None = None
-        self._thread = threading.Thread(target=self._run, name="signal-receive", daemon=True)
+        self._thread = Supervised("signal-receive", self._one_connection, health)
+        self._stopping = self._thread.stopping
         self._down_since: datetime | None = None  # an outage in progress (also: unreachable at start)
+        self._failures = 0  # connections in a row that failed
+        self._unreachable_logged = False
 
     def start(self) -> None:
+        self.health.channel_connecting(CHANNEL)
         self._thread.start()
 
     def stop(self) -> None:
@@ -66,32 +79,28 @@ class Receiver:
         socket = self._socket
         if socket is not None:
             socket.close()
-        self._thread.join(5)
+        self._thread.stop()
 
-    def _run(self) -> None:
-        failures = 0  # in a row
-        unreachable_logged = False
-        while not self._stopping.is_set():
-            failures += 1
-            try:
-                about = self.gateway.detect()
-                if about.mode == "json-rpc":
-                    self._read_socket()
-                else:
-                    self._poll()
-                failures = 0
-            except (GatewayError, WebSocketException, OSError, ValueError) as exc:
-                if not unreachable_logged or self.connected.is_set():
-                    log.warning(
-                        "signal gateway: %s; retrying (messages sent meanwhile may be lost)", _why(exc)
-                    )
-                    unreachable_logged = True
-            except Exception:  # a bug of ours: reconnect all the same
-                log.exception("signal gateway: receiving failed unexpectedly; reconnecting")
-            self._disconnected()
-            if self._stopping.is_set():
-                return
-            self._stopping.wait(retries.delay(retries.RECONNECT_WAIT, max(1, failures)))
+    def _one_connection(self) -> None:
+        self._failures += 1
+        error = "the gateway closed the connection"
+        try:
+            about = self.gateway.detect()
+            if about.mode == "json-rpc":
+                self._read_socket()
+            else:
+                self._poll()
+            self._failures = 0
+        except (GatewayError, WebSocketException, OSError, ValueError) as exc:
+            error = _why(exc)
+            if not self._unreachable_logged or self.connected.is_set():
+                log.warning("signal gateway: %s; retrying (messages sent meanwhile may be lost)", error)
+                self._unreachable_logged = True
+        except Exception as exc:  # a bug of ours: the supervisor logs it, then reconnects
+            self._disconnected(describe(exc))
+            raise
+        self._disconnected(error)
+        self._stopping.wait(retries.delay(retries.RECONNECT_WAIT, max(1, self._failures)))
 
     def _read_socket(self) -> None:
         with connect(
@@ -130,6 +139,7 @@ class Receiver:
 
     def _connected(self, how: str) -> None:
         self.connected.set()
+        self.health.channel_connected(CHANNEL)
         log.info(
             "signal gateway connected (%s, mode %s)",
             how,
@@ -139,12 +149,15 @@ class Receiver:
             self.on_reconnect(self._down_since)
         self._down_since = None
 
-    def _disconnected(self) -> None:
+    def _disconnected(self, error: str) -> None:
+        if self._stopping.is_set():
+            return  # shutting down: not an outage
         if self.connected.is_set():
             log.warning("signal gateway disconnected; reconnecting")
         self.connected.clear()
+        self.health.channel_lost(CHANNEL, error)
         if self._down_since is None:
-            self._down_since = self.now()
+            self._down_since = self.health.clock.now()
 
 
 def _why(exc: Exception) -> str:
