@@ -6,8 +6,13 @@ the daemon's loop); a real SQLite store records what it writes and queues.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
+import socket
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,7 +22,10 @@ from moltbot.clock import FakeClock
 from moltbot.core import Core
 from moltbot.core.health import HealthBoard
 from moltbot.records import HEALTH, HealthReport
-from tests.conftest import Env
+from tests.conftest import DaemonProcess, Env, wait_until
+from tests.fake_discord import TOKEN, FakeDiscord
+from tests.fake_gateway import BOT, FakeGateway
+from tests.test_systemd import receive
 
 START = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # 14:00 in Berlin
 
@@ -117,3 +125,89 @@ def test_a_thread_restarting_shows_since_when_and_why_then_running_with_its_last
     (thread,) = health.report().threads
     assert (thread.state, thread.since, thread.error) == ("running", clock.now(), "KeyError: 'envelope'")
     assert health.summary() == ""
+
+
+# --- the real daemon: what status, doctor, sd_notify and the admins see ---------------------------
+
+SIGNAL_ADMIN = "+4915100000001"
+DISCORD_OWNER = "900000000000000002"
+TASKS_CHANNEL = "700000000000000001"
+
+
+def signal_settings(gateway: FakeGateway, alert_after: float = 0.5) -> str:
+    return (
+        f"[daemon]\nchannel_down_alert_seconds = {alert_after}\n\n"
+        f'[signal]\nurl = "{gateway.url}"\nnumber = "{BOT}"\nallowed = ["{SIGNAL_ADMIN}"]\n'
+        "timeout_seconds = 2\n"
+    )
+
+
+def channel(env: Env, name: str) -> dict[str, Any]:
+    channels: dict[str, dict[str, Any]] = env.cli_json("status")["channels"]
+    return channels.get(name, {})
+
+
+def test_an_outage_shows_in_status_doctor_and_sd_notify_and_heals(
+    env: Env, start_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    gateway = FakeGateway().start()
+    gateway.stop()  # down from the start
+    env.write_tasks(settings=signal_settings(gateway, alert_after=3600))
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        start_daemon(NOTIFY_SOCKET=str(path))
+        down = wait_until(
+            lambda: (found := channel(env, "signal")).get("state") == "reconnecting" and found,
+            what="signal reconnecting in status --json",
+        )
+        assert "gateway unreachable" in down["error"]
+        status = env.cli("status", check=True).stdout
+        assert f"channels:\n  signal  reconnecting since {down['since'][:10]}" in status
+        assert "(gateway unreachable at" in status and "threads: 6 running" in status
+        threads = env.cli_json("status")["threads"]
+        assert sorted(threads) == [
+            "alerts", "health", "signal-commands", "signal-receive", "signal-send", "wal-checkpoint"
+        ]  # fmt: skip
+        assert {thread["state"] for thread in threads.values()} == {"running"}
+        result = env.cli("doctor", "--json")
+        checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+        assert result.returncode == 1 and not checks["signal channel"]["ok"]
+        assert "reconnecting since" in checks["signal channel"]["detail"] and checks["daemon"]["ok"]
+        assert checks["threads"]["ok"]
+        told = receive(sock, lambda got: any("signal: reconnecting since" in m for m in got))
+        line = next(m for m in told if "signal: reconnecting since" in m)
+        assert re.search(r"STATUS=0 tasks, 0 running; signal: reconnecting since \d\d:\d\d \(gateway", line)
+        gateway.start()
+        wait_until(lambda: channel(env, "signal").get("state") == "connected", what="signal connected")
+        receive(sock, lambda got: any("signal: connected" in m for m in got))
+        checks = {check["name"]: check for check in json.loads(env.cli("doctor", "--json").stdout)["checks"]}
+        assert checks["signal channel"]["ok"]
+    gateway.stop()
+
+
+def test_a_channel_down_too_long_is_told_once_through_the_other_and_on_itself_once_back(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    gateway = FakeGateway(ping_seconds=1.0).start()
+    gateway.stop()
+    env.write_tasks(
+        settings=signal_settings(gateway) + f'\n[discord]\napi_base = "{discord.api}"\n'
+        f'tasks_channel_id = "{TASKS_CHANNEL}"\ndefault_user_id = "{DISCORD_OWNER}"\npoll_seconds = 0.3\n'
+    )
+    start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+
+    def on_discord() -> list[str]:
+        dm = discord.dms.get(DISCORD_OWNER)
+        return [message["content"] for message in discord.channels.get(dm, [])] if dm else []
+
+    wait_until(lambda: any("signal is reconnecting since" in t for t in on_discord()), what="the alert")
+    assert channel(env, "discord")["state"] == "connected"
+    gateway.start()
+    wait_until(lambda: any("signal is back" in t for t in gateway.texts_to(SIGNAL_ADMIN)), what="back")
+    wait_until(lambda: any("signal is back" in t for t in on_discord()), what="back on Discord")
+    on_signal = "\n".join(gateway.texts_to(SIGNAL_ADMIN))
+    assert on_signal.count("signal is reconnecting since") == 1 and on_signal.count("signal is back") == 1
+    told = "\n".join(on_discord())  # dozens of attempts to reconnect, one alert
+    assert told.count("signal is reconnecting since") == 1 and told.count("signal is back") == 1
+    gateway.stop()

@@ -9,11 +9,24 @@ store. The rest is imported by module where it is used: ``core/outbox.py``
 
 from moltbot.core.api import Core, UnknownTask
 from moltbot.core.chat import ReceivedCommand, Reply, Request
-from moltbot.records import Event, HostRecap, OutboxMessage, Run, Task, TaskState, Watcher
+from moltbot.records import (
+    ChannelHealth,
+    Event,
+    HealthReport,
+    HostRecap,
+    OutboxMessage,
+    Run,
+    Task,
+    TaskState,
+    ThreadHealth,
+    Watcher,
+)
 
 __all__ = [
+    "ChannelHealth",
     "Core",
     "Event",
+    "HealthReport",
     "HostRecap",
     "OutboxMessage",
     "ReceivedCommand",
@@ -22,6 +35,7 @@ __all__ = [
     "Run",
     "Task",
     "TaskState",
+    "ThreadHealth",
     "UnknownTask",
     "Watcher",
 ]
