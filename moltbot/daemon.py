@@ -11,6 +11,8 @@ in flight at once; no thread is spent per run (``executor.py`` carries them).
 
 The chat transports are handed in already built (``moltbot/transports.py``):
 the daemon starts and stops them, and knows nothing of Signal or Discord.
+How they and the background threads are (``core/health.py``) is in the
+sd_notify ``STATUS=`` line, sent again whenever it changes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from moltbot import store
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
-from moltbot.core.planning import plan_due
+from moltbot.core.planning import plan_claim
 from moltbot.database_outage import DatabaseOutage
 from moltbot.executor import Executor
 from moltbot.kinds import kind_of
@@ -92,7 +94,8 @@ class Daemon:
         self._queued_waiting = False
         self._ended: list[ProcessRun] = []  # runs that ended since the last pass
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
-        self.delivery = Delivery(core.clock)  # the outbox, to whichever chat channels there are
+        self.health = core.health  # the channels and background threads report to it
+        self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
         self.executor = Executor(
             core.home,
             core.clock,
@@ -101,7 +104,7 @@ class Daemon:
             self.supervisor,
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
         )
-        self._checkpointer = WalCheckpointer()
+        self._checkpointer = WalCheckpointer(watch=self.health)
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []
@@ -140,6 +143,9 @@ class Daemon:
     def serve(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit code."""
         self.install_signal_handlers()
+        self.health.on_change(lambda: self.notifier.status(self._summary()))  # any thread
+        alert_after = timedelta(seconds=self.settings.channel_down_alert_seconds)
+        self.health.start(alert_after, self.settings.timezone)
         self._checkpointer.start()
         self.startup()
         self.start_transports()
@@ -150,6 +156,7 @@ class Daemon:
             self.settings.workers,
         )
         self.notifier.ready(self._summary())
+        self.notifier.status(self._summary())  # a change while READY went out
         while not self.stopping.is_set():
             try:
                 timeout = self.step()
@@ -192,6 +199,7 @@ class Daemon:
         for transport in self.transports:
             transport.close()
         self._checkpointer.stop()
+        self.health.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")
 
@@ -329,23 +337,13 @@ class Daemon:
                     free -= 1
 
     def _plan(self, task: store.DueTask, spec: TaskSpec) -> Plan:
-        assert task.next_run is not None
-        now = max(self.clock.now(), task.next_run)  # a task claimed ahead is planned for its instant
-        if task.current_run_id is not None:
-            # overlap = skip: the occurrence passes while the task runs.
-            following = spec.schedule.next_after(max(task.next_run, now), task.anchor)
-            message = f"skipped: still running (run {task.current_run_id}); overlap policy: skip"
-            return Plan(None, following, (("skipped", task.next_run, message),))
-        plan = plan_due(
-            spec.schedule,
-            task.anchor,
-            task.next_run,
-            now,
-            missed=spec.missed,
+        plan = plan_claim(
+            task,
+            spec,
+            max(self.clock.now(), task.next_run),  # a task claimed ahead is planned for its instant
             grace=timedelta(seconds=self.settings.missed_grace_seconds),
             max_catchup=self.settings.max_catchup_runs,
-            late_since=task.last_finished,
-            queued_runs=task.queued_runs,
+            ran_before=spec.schedule.one_shot and store.has_started_a_run(task.task_id),
         )
         if plan.queue:
             self._requests_pending = True  # the queued runs start on this pass, one after another
@@ -360,8 +358,8 @@ class Daemon:
         self._watchdog_at = time.monotonic() + interval
 
     def _summary(self) -> str:
-        outage = self.database_outage.summary()
-        return f"{len(self.specs)} tasks, {self._busy()} running" + (f"; {outage}" if outage else "")
+        notes = [note for note in (self.database_outage.summary(), self.health.summary()) if note]
+        return f"{len(self.specs)} tasks, {self._busy()} running" + "".join(f"; {note}" for note in notes)
 
     def _seconds_to_sleep(self) -> float | None:
         candidates = []

@@ -2,7 +2,8 @@
 
 Checks run in order (home, config, database, scripts, ansible-playbook for playbook tasks, Signal
 gateway, Discord, Ollama, Letta, clock); a service is checked only when its section is configured.
-Every network call is bounded by a short timeout.
+Every network call is bounded by a short timeout. Last, the running daemon's own view: each chat
+channel connected, no background thread restarting (``core/health.py`` records them).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def run_checks(home: Home) -> list[Check]:
     if settings.letta is not None:
         _letta(settings, checks)
     _clock(settings, checks)
+    _daemon(home, settings, checks)
     return checks
 
 
@@ -104,6 +106,34 @@ def _database(home: Home, checks: list[Check]) -> None:
         checks.append(Check("database", False, f"{home.db_path}: {exc}", fix))
         return
     checks.append(Check("database", True, f"{home.db_path} writable, schema {version} (current)"))
+
+
+def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:
+    from moltbot.core import Core
+
+    core = Core(home)
+    try:
+        core.open(create_home=False)
+    except Exception:
+        return  # the database check said why
+    pid = core.daemon_pid()
+    if pid is None:
+        fix = "systemctl start moltbot (or moltbot daemon)"
+        checks.append(Check("daemon", False, "not running: nothing is scheduled", fix, required=False))
+        return
+    checks.append(Check("daemon", True, f"running (pid {pid})"))
+    report = core.health_report()
+    if report is None:
+        return  # it is just starting
+    why = "the daemon's log says why (journalctl -u moltbot); the checks above try the service itself"
+    for channel in report.channels:
+        since = f"since {channel.since.astimezone(settings.timezone):%Y-%m-%d %H:%M:%S %Z}"
+        detail = f"connected {since}" if channel.up else f"{channel.state} {since}: {channel.error}"
+        checks.append(Check(f"{channel.name} channel", channel.up, detail, "" if channel.up else why))
+    restarting = [thread for thread in report.threads if thread.state == "restarting"]
+    detail = "; ".join(f"{t.name} restarting after {t.failures} failure(s): {t.error}" for t in restarting)
+    fix = "" if not restarting else "the daemon's log has the traceback (journalctl -u moltbot)"
+    checks.append(Check("threads", not restarting, detail or f"{len(report.threads)} running", fix))
 
 
 def _signal(settings: Settings, checks: list[Check]) -> None:

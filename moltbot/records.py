@@ -18,15 +18,19 @@ __all__ = [
     "ACTIVE_RUN_STATES",
     "ADMINS",
     "ALERTS",
+    "HEALTH",
     "RAN_RUN_STATES",
     "TERMINAL_RUN_STATES",
+    "ChannelHealth",
     "Event",
+    "HealthReport",
     "HostRecap",
     "OutboxMessage",
     "Plan",
     "Run",
     "Task",
     "TaskState",
+    "ThreadHealth",
     "Watcher",
 ]
 
@@ -35,6 +39,7 @@ RAN_RUN_STATES = TERMINAL_RUN_STATES[:4]  # ended after running: not skipped, no
 ACTIVE_RUN_STATES = ("queued", "running")
 ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat channels
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
+HEALTH = "health"  # the meta row where the daemon keeps its HealthReport
 
 
 class Watcher(NamedTuple):
@@ -206,3 +211,52 @@ class OutboxMessage(NamedTuple):
     def is_alert(self) -> bool:
         """For the admins: handed to each of them when it is sent."""
         return self.address == ADMINS
+
+
+class ChannelHealth(NamedTuple):
+    """A chat channel as the daemon sees it."""
+
+    name: str
+    state: str  # connecting (not yet) | connected | reconnecting | down (until fixed and restarted)
+    since: datetime  # when it entered that state
+    error: str | None  # the last error (still shown once it is connected again)
+
+    @property
+    def up(self) -> bool:
+        return self.state == "connected"
+
+
+class ThreadHealth(NamedTuple):
+    """A background thread of the daemon (``moltbot/threads.py``)."""
+
+    name: str
+    state: str  # running | restarting (waiting out its backoff after an unexpected error)
+    since: datetime
+    error: str | None  # the last unexpected error (still shown once it runs again)
+    failures: int  # in a row, without a good pass between them
+
+
+class HealthReport(NamedTuple):
+    """What the daemon last recorded of its channels and threads (it records every change)."""
+
+    channels: tuple[ChannelHealth, ...]
+    threads: tuple[ThreadHealth, ...]
+
+    def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """{"channels": {name: {state, since, error}}, "threads": {name: {..., failures}}}."""
+        return {
+            "channels": {c.name: {**c._asdict(), "since": c.since.isoformat()} for c in self.channels},
+            "threads": {t.name: {**t._asdict(), "since": t.since.isoformat()} for t in self.threads},
+        }
+
+    @classmethod
+    def from_json(cls, text: str) -> HealthReport:
+        data = json.loads(text)  # written by the daemon (core/health.py), not from outside
+        return cls(
+            tuple(ChannelHealth(**_with_instant(v)) for v in data["channels"].values()),
+            tuple(ThreadHealth(**_with_instant(v)) for v in data["threads"].values()),
+        )
+
+
+def _with_instant(fields: dict[str, Any]) -> dict[str, Any]:
+    return {**fields, "since": datetime.fromisoformat(fields["since"])}

@@ -20,6 +20,7 @@ class Notifier:
     def __init__(self, address: str | None, watchdog_usec: int | None) -> None:
         self._address = address
         self.watchdog_interval = watchdog_usec / 2_000_000 if watchdog_usec else None
+        self._status: str | None = None  # the last STATUS= sent; None: not READY yet
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Notifier:
@@ -35,9 +36,18 @@ class Notifier:
 
     def ready(self, status: str) -> None:
         self._send(f"READY=1\nSTATUS={status}\nMAINPID={os.getpid()}")
+        self._status = status
 
     def watchdog(self, status: str | None = None) -> None:
         self._send("WATCHDOG=1" + (f"\nSTATUS={status}" if status else ""))
+        self._status = status or self._status
+
+    def status(self, status: str) -> None:
+        """STATUS= when it differs from the last one sent; nothing before READY, which carries one."""
+        if self._status is None or status == self._status:
+            return
+        self._status = status
+        self._send(f"STATUS={status}")
 
     def stopping(self, status: str) -> None:
         self._send(f"STOPPING=1\nSTATUS={status}")

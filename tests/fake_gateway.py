@@ -9,7 +9,11 @@ Built to ../shared/signal-cli-rest-api/swagger.json and GATEWAY-NOTES.md:
 normal mode, a websocket in json-rpc mode (one JSON object per text frame,
 server pings, the client's pings answered, client frames over 512 bytes close
 it, and frames pushed while no socket is connected are lost, as the real
-gateway loses them). HTTP and websocket plumbing: tests/loopback.py.
+gateway loses them). A gateway gone wrong, on the same protocol: ``about_body``
+answers ``/v1/about`` with other JSON (``[]``, ``null``, a huge object), and
+``push_raw`` sends any text as a frame (``nested_json``, ``huge_frame``), or
+in normal mode as the next ``/v1/receive`` answer. HTTP and websocket
+plumbing: tests/loopback.py.
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ class FakeGateway:
         self.faults: list[SendFault] = []
         self.fault_for: Callable[[dict[str, Any]], SendFault | None] | None = None
         self.connections = 0  # websockets accepted so far
+        self.about_body: bytes | None = None  # set: /v1/about answers these bytes (200, JSON)
         self._queued: list[dict[str, Any]] = []  # normal mode: waiting for GET /v1/receive
+        self._queued_raw: list[str] = []  # normal mode: the next answers of GET /v1/receive, as they are
         self._sockets: list[ServerConnection] = []
         self._lock = threading.Condition()
         self._release_hung = threading.Event()
@@ -116,7 +122,12 @@ class FakeGateway:
         return delivered
 
     def push_raw(self, text: str) -> None:
+        """Any text as one frame (json-rpc mode), or as the next /v1/receive answer (normal mode)."""
         with self._lock:
+            if self.mode != "json-rpc":
+                self._queued_raw.append(text)
+                self._lock.notify_all()
+                return
             sockets = list(self._sockets)
         for sock in sockets:
             _send_text(sock, text)
@@ -187,13 +198,15 @@ class FakeGateway:
                 self._lock.wait(remaining)
             return list(self.sent)
 
-    def _receive_batch(self, timeout: float) -> list[dict[str, Any]]:
+    def _receive_batch(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not self._queued and time.monotonic() < deadline:
+            while not self._queued and not self._queued_raw and time.monotonic() < deadline:
                 self._lock.wait(max(0.0, deadline - time.monotonic()))
+            if self._queued_raw:
+                return self._queued_raw.pop(0)
             batch, self._queued = self._queued, []
-        return batch
+        return json.dumps(batch)
 
     def _serve_socket(self, sock: ServerConnection) -> None:
         """An accepted websocket: pushed frames go out on it; client frames are read and ignored."""
@@ -213,6 +226,8 @@ class FakeGateway:
     def _route(self, request: Request) -> Reply:
         method, path, number = request.method, request.path, self.number
         if method == "GET" and path == "/v1/about":
+            if self.about_body is not None:
+                return Reply(200, self.about_body)
             about = {"versions": ["v1", "v2"], "build": 2, "mode": self.mode, "version": self.version,
                      "capabilities": {"v2/send": ["quotes", "mentions"]}}  # fmt: skip
             return Reply(200, about)
@@ -241,7 +256,7 @@ class FakeGateway:
                     return Reply(400, {"error": "websocket: the client is not using the websocket protocol"})
                 return Reply(101)  # the websocket: _serve_socket
             batch = self._receive_batch(float(request.query.get("timeout", ["1"])[0]))
-            return Reply(200, json.dumps(batch).encode(), "text/plain; charset=utf-8")
+            return Reply(200, batch.encode(), "text/plain; charset=utf-8")
         return Reply(404, b"404 page not found", "text/plain")
 
 
@@ -254,6 +269,17 @@ def _send_text(sock: ServerConnection, text: str) -> bool:
 
 
 # --- envelopes, shaped as signal-cli sends them (GATEWAY-NOTES 1.5) ---------------------
+
+
+def nested_json(depth: int) -> str:
+    """Valid JSON nested ``depth`` levels deep: objects inside arrays, as an envelope's parts nest."""
+    return '[{"a":' * (depth // 2) + "0" + "}]" * (depth // 2)
+
+
+def huge_frame(size: int) -> str:
+    """A valid frame (an envelope, for another account) of exactly ``size`` bytes."""
+    head, tail = '{"account": "+10000000000", "envelope": {"padding": "', '"}}'
+    return head + "x" * (size - len(head) - len(tail)) + tail
 
 
 def text_frame(

@@ -34,7 +34,7 @@ def delivery(env: Env) -> Iterator[tuple[OutboxWorker, FakeGateway, Core]]:
     )
     gateway = Gateway(settings)
     channel = SignalChannel(gateway, settings, lambda timestamp, text: None)
-    yield OutboxWorker(channel, core.clock), fake, core
+    yield OutboxWorker(channel, core.clock, core.health), fake, core
     gateway.close()
     fake.stop()
 
@@ -45,7 +45,7 @@ def test_alerts_waiting_together_go_out_merged_to_each_admin(
     sender, fake, core = delivery
     for text in ("❌ backup failed", "❌ sync failed", "❌ scrub timeout"):
         core.alert(text)
-    alerts = Delivery(core.clock)
+    alerts = Delivery(core.clock, core.health)
     alerts.add(sender.channel)
     alerts.hand_over_alerts()  # to each channel that takes alerts: here, Signal
     sender.deliver_due()  # merged, one row per admin

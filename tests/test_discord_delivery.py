@@ -42,6 +42,7 @@ def worker(core: Core, discord: FakeDiscord) -> Iterator[OutboxWorker]:
     yield OutboxWorker(
         DiscordChannel(core, client, DiscordSettings(api_base=discord.api, tasks_channel_id=TASKS)),
         core.clock,
+        core.health,
     )
     client.close()
 

@@ -57,7 +57,7 @@ def test_all_in_order(env: Env, services: tuple[FakeGateway, FakeDiscord, FakeOl
     code, report = doctor(env)
     names = [check["name"] for check in report["checks"]]  # type: ignore[index, union-attr]
     assert names == ["home", "config", "database", "signal gateway", "signal account", "signal senders",
-                     "discord token", "discord tasks channel", "ollama", "clock"]  # fmt: skip
+                     "discord token", "discord tasks channel", "ollama", "clock", "daemon"]  # fmt: skip
     assert code == 0 and report["ok"] is True, report
 
 

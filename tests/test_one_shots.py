@@ -71,6 +71,30 @@ def test_a_one_shot_that_ran_never_runs_again_when_its_definition_changes(env: E
         daemon.shutdown()
 
 
+def test_a_one_shot_run_by_hand_before_its_time_does_not_run_again_at_it(env: Env) -> None:
+    env.script("job.sh", "echo ran >> ran.txt\n")
+    env.write_tasks(
+        {"task_id": "once", "script_path": "job.sh", "schedule": "at 2026-11-26T12:30", "timezone": "UTC"}
+    )
+    clock = FakeClock(NOON)
+    core = Core(env.home, clock)
+    core.open()
+    core.sync(core.load_specs())
+    daemon = Daemon(core, core.load_specs())
+    try:
+        core.request_run("once", requested_by="owner")  # in this process: wakes the loop directly
+        drive(daemon)
+        clock.advance(minutes=31)
+        drive(daemon)
+        statuses = [(run.trigger, run.status) for run in reversed(store.recent_runs("once", 10))]
+        assert statuses == [("manual", "success"), ("schedule", "skipped")]
+        assert store.get_task("once").next_run is None
+        assert (env.home.tasks_dir / "ran.txt").read_text() == "ran\n"
+    finally:
+        daemon.stopping.set()
+        daemon.shutdown()
+
+
 def test_a_registered_one_shot_whose_time_passed_while_down_follows_its_missed_policy(env: Env) -> None:
     env.script("job.sh", "true\n")
     env.write_tasks(

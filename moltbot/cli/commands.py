@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
+from moltbot.cli.health import health_json, health_lines
 from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped, wall_clock
 
@@ -60,6 +61,7 @@ def status_json(core: Core) -> dict[str, Any]:
             }
             for task in tasks
         ],
+        **health_json(core.health_report()),  # the daemon's channels and background threads
     }
 
 
@@ -177,6 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         template = "  ".join(f"{{:{width}}}" for width in widths)
         lines += [template.format(*row).rstrip() for row in rows]
         lines.append(f"(times in {zone.key})")
+    lines += health_lines(core.health_report(), zone_for_people(core))
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 

@@ -35,6 +35,7 @@ class Settings:
     kill_grace_seconds: float = 10.0
     output_cap_bytes: int = 1024 * 1024
     log_retention_days: int = 30
+    channel_down_alert_seconds: float = 300.0  # a chat channel down this long: the admins are told
     signal: SignalSettings | None = None
     ollama: OllamaSettings | None = None
     discord: DiscordSettings | None = None
@@ -49,6 +50,7 @@ _DAEMON_TYPES: dict[str, tuple[type, ...]] = {
     "kill_grace_seconds": (int, float),
     "output_cap_bytes": (int,),
     "log_retention_days": (int,),
+    "channel_down_alert_seconds": (int, float),
 }
 _MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
 _KNOWN_SECTIONS = ("daemon", *READERS)

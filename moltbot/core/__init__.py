@@ -10,11 +10,24 @@ store. The rest is imported by module where it is used: ``core/outbox.py``
 
 from moltbot.core.api import Core, UnknownTask, database_locked
 from moltbot.core.chat import ReceivedCommand, Reply, Request
-from moltbot.records import Event, HostRecap, OutboxMessage, Run, Task, TaskState, Watcher
+from moltbot.records import (
+    ChannelHealth,
+    Event,
+    HealthReport,
+    HostRecap,
+    OutboxMessage,
+    Run,
+    Task,
+    TaskState,
+    ThreadHealth,
+    Watcher,
+)
 
 __all__ = [
+    "ChannelHealth",
     "Core",
     "Event",
+    "HealthReport",
     "HostRecap",
     "OutboxMessage",
     "ReceivedCommand",
@@ -23,6 +36,7 @@ __all__ = [
     "Run",
     "Task",
     "TaskState",
+    "ThreadHealth",
     "UnknownTask",
     "Watcher",
     "database_locked",

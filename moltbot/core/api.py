@@ -23,12 +23,14 @@ from moltbot.config.home import Home
 from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
-from moltbot.records import Event, Run, Task, TaskState, Watcher
+from moltbot.records import HEALTH, Event, HealthReport, Run, Task, TaskState, Watcher
 
-# Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json.
+# Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
+# health board's thread machinery).
 if TYPE_CHECKING:
     from moltbot.config.settings import Settings
     from moltbot.config.spec import TaskSpec
+    from moltbot.core.health import HealthBoard
     from moltbot.schedules import Schedule
 
 __all__ = ["Core", "UnknownTask", "database_locked"]
@@ -59,6 +61,7 @@ class Core:
         self.chat = Chat(self.clock)
         # Set by a daemon in this process: chat handlers wake its loop directly.
         self.wake_in_process: Callable[[], None] | None = None
+        self._health: HealthBoard | None = None
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -69,6 +72,15 @@ class Core:
 
             self._settings = load_settings(self.home.settings_toml)
         return self._settings
+
+    @property
+    def health(self) -> HealthBoard:
+        """This process's health board: its channels and threads report to it (the daemon's)."""
+        if self._health is None:
+            from moltbot.core.health import HealthBoard
+
+            self._health = HealthBoard(self.clock, self.chat)
+        return self._health
 
     def open(self, create_home: bool = True) -> None:
         """Open the database; first create the home's layout (and the bundled examples) if missing."""
@@ -173,6 +185,11 @@ class Core:
 
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
+
+    def health_report(self) -> HealthReport | None:
+        """The running daemon's channels and threads, as it last recorded them (None: no daemon)."""
+        recorded = store.get_meta(HEALTH) if self.daemon_pid() is not None else None
+        return HealthReport.from_json(recorded) if recorded else None
 
     def logs(self, name: str | None = None, limit: int = 20) -> list[Event]:
         task_id = self.resolve(name).task_id if name else None

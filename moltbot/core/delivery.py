@@ -18,6 +18,7 @@ import threading
 
 from moltbot import store
 from moltbot.clock import Clock
+from moltbot.core.health import HealthBoard
 from moltbot.core.outbox import DeliveryChannel, OutboxWorker
 from moltbot.records import OutboxMessage, Watcher
 from moltbot.threads import Supervised
@@ -28,16 +29,17 @@ log = logging.getLogger(__name__)
 
 
 class Delivery:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, health: HealthBoard) -> None:
         self.clock = clock
+        self.health = health  # the workers' threads report to it
         self.workers: dict[str, OutboxWorker] = {}
         self._started = False
         self._wake = threading.Event()
-        self._alerts = Supervised("alerts", self._one_pass)
+        self._alerts = Supervised("alerts", self._one_pass, health)
 
     def add(self, channel: DeliveryChannel) -> OutboxWorker:
         """Deliver ``channel``'s messages (and, if it has alert recipients, the admins' alerts)."""
-        worker = OutboxWorker(channel, self.clock)
+        worker = OutboxWorker(channel, self.clock, self.health)
         self.workers[channel.name] = worker
         if self._started:
             worker.start()

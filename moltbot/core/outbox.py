@@ -11,7 +11,8 @@ render, split and send, and what its errors mean by raising one of:
 - ``Refused``: refused for good (a bad request, no permission): marked failed,
   and the channel's ``refused`` may act on it;
 - ``ChannelUnusable``: the channel cannot send at all (a revoked token): the
-  message waits, and so does the worker, until the daemon restarts.
+  message waits, and so does the worker, until the daemon restarts; the
+  health board shows the channel down.
 
 A row is marked ``sending`` before its request and ``sent`` after it; a row a
 crash left ``sending`` is marked failed at the next start (``core/delivery.py``:
@@ -30,6 +31,7 @@ from typing import Protocol
 
 from moltbot import retries, store
 from moltbot.clock import Clock
+from moltbot.core.health import HealthBoard
 from moltbot.records import OutboxMessage, Run, Watcher
 from moltbot.threads import Supervised
 
@@ -100,12 +102,13 @@ class DeliveryChannel(Protocol):
 class OutboxWorker:
     """One channel's sender: a supervised thread woken by every commit that queues a message."""
 
-    def __init__(self, channel: DeliveryChannel, clock: Clock) -> None:
+    def __init__(self, channel: DeliveryChannel, clock: Clock, health: HealthBoard) -> None:
         self.channel = channel
         self.clock = clock
+        self.health = health
         self.unusable: str | None = None  # why the channel cannot send (it waits for a restart)
         self._wake = threading.Event()
-        self._thread = Supervised(f"{channel.name}-send", self._one_pass)
+        self._thread = Supervised(f"{channel.name}-send", self._one_pass, health)
 
     def start(self) -> None:
         store.listen_for_outbox(self.wake)
@@ -174,6 +177,7 @@ class OutboxWorker:
         except ChannelUnusable as exc:
             store.postpone(message.id, self.clock.now(), str(exc))
             self.unusable = str(exc)
+            self.health.channel_down(name, str(exc))
             log.error("%s: cannot send anything until fixed and restarted: %s", name, exc)
         except NotSent as exc:
             wait = timedelta(seconds=retries.delay(retries.OUTBOX_WAIT, message.attempts + 1))

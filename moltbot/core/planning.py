@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from moltbot.records import Plan
 
 if TYPE_CHECKING:
+    from moltbot.config.spec import TaskSpec
     from moltbot.schedules import Schedule
+    from moltbot.store import DueTask
 
-__all__ = ["ENUMERATION_LIMIT", "RECORDED_ONE_BY_ONE", "plan_due"]
+__all__ = ["ENUMERATION_LIMIT", "RECORDED_ONE_BY_ONE", "plan_claim", "plan_due"]
 
 # How many missed occurrences are enumerated to report and replay them; past
 # this a long outage of a per-second task is reported as "more than".
@@ -112,3 +114,34 @@ def plan_due(
     dropped = occurrences[: max(0, len(occurrences) - room)]
     why = f"{_ASLEEP}; policy: all, but replaying at most max_catchup_runs = {max_catchup}"
     return Plan(None, after_now, _not_run("missed", dropped, False, why), tuple(occurrences[len(dropped) :]))
+
+
+def plan_claim(
+    task: DueTask,
+    spec: TaskSpec,
+    now: datetime,
+    *,
+    grace: timedelta,
+    max_catchup: int,
+    ran_before: bool = False,
+) -> Plan:
+    """A due task as the daemon's claim finds it (re-read inside the claim's transaction)."""
+    if task.current_run_id is not None:
+        # overlap = skip: the occurrence passes while the task runs.
+        following = spec.schedule.next_after(max(task.next_run, now), task.anchor)
+        message = f"skipped: still running (run {task.current_run_id}); overlap policy: skip"
+        return Plan(None, following, (("skipped", task.next_run, message),))
+    if spec.schedule.one_shot and ran_before:
+        message = "skipped: this one-shot already ran (asked for by hand); a one-shot runs once"
+        return Plan(None, None, (("skipped", task.next_run, message),))
+    return plan_due(
+        spec.schedule,
+        task.anchor,
+        task.next_run,
+        now,
+        missed=spec.missed,
+        grace=grace,
+        max_catchup=max_catchup,
+        late_since=task.last_finished,
+        queued_runs=task.queued_runs,
+    )

@@ -9,6 +9,9 @@ Discord refuses the edit (not the author, 30046), reposted first and deleted
 after, so a failure in between loses nothing; the superseded message is
 remembered (``core.remember``) until it is gone. Messages to Discord go
 through the core's outbox (``delivery.py`` says how Discord sends them).
+The channel is up while its reads succeed: one that fails (Discord or the
+network) shows it reconnecting, a refused token down; a bug of ours ends
+the pass and the supervisor logs it and starts again after its backoff.
 
 Which occurrence ran is the core's business: a run claims its occurrence in
 the transaction that advances ``next_run``, and re-reading a message whose
@@ -21,6 +24,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+import httpx
+
 from moltbot.config.integrations import DiscordSettings
 from moltbot.config.spec import TaskSpec
 from moltbot.core import Core
@@ -32,10 +37,10 @@ from moltbot.discord_tasks.client import (
     DiscordNotFound,
     DiscordUnauthorized,
 )
-from moltbot.discord_tasks.delivery import DiscordChannel
+from moltbot.discord_tasks.delivery import CHANNEL, DiscordChannel
 from moltbot.discord_tasks.message import DiscordTask, InvalidTask, parse_message, render_message
 from moltbot.discord_tasks.tasks import task_id_of, to_spec
-from moltbot.threads import Supervised
+from moltbot.threads import Supervised, describe
 
 __all__ = ["DiscordBridge"]
 
@@ -58,9 +63,10 @@ class DiscordBridge:
         self.offer = offer
         self.client = DiscordClient(settings.token, settings.api_base)
         delivery.add(DiscordChannel(core, self.client, settings))
-        self._sync = Supervised("discord-sync", self._sync_pass)
+        self._sync = Supervised("discord-sync", self._sync_pass, core.health)
 
     def start(self) -> None:
+        self.core.health.channel_connecting(CHANNEL)
         self._sync.start()
 
     def stop(self) -> None:
@@ -72,15 +78,23 @@ class DiscordBridge:
     # --- sync ---------------------------------------------------------------------------
 
     def _sync_pass(self) -> None:
+        health = self.core.health
         try:
             self.sync_once()
         except DiscordUnauthorized as exc:
             log.error("discord: %s; Discord work stops until the token is fixed and moltbot restarted", exc)
+            health.channel_down(CHANNEL, str(exc))
             self.core.alert(f"⚠ Discord refused the bot token: {exc}")
             self._sync.stopping.set()  # this thread's work ends here
             return
-        except Exception:
-            log.exception("discord: reading the Tasks Channel failed; trying again next poll")
+        except (DiscordError, httpx.HTTPError) as exc:
+            log.warning("discord: reading the Tasks Channel failed (%s); trying again next poll", exc)
+            health.channel_lost(CHANNEL, str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug of ours: the supervisor logs it and starts again
+            health.channel_lost(CHANNEL, describe(exc))
+            raise
+        else:
+            health.channel_connected(CHANNEL)
         self._sync.stopping.wait(self.settings.poll_seconds)
 
     def sync_once(self) -> None:

@@ -48,7 +48,7 @@ class SignalBridge:
         self.settings = settings
         self.gateway = Gateway(settings)
         self.frames: queue.Queue[Any] = queue.Queue()
-        self.receiver = Receiver(self.gateway, self.frames, core.clock.now, self._back_online)
+        self.receiver = Receiver(self.gateway, self.frames, core.health, self._back_online)
         delivery.add(SignalChannel(self.gateway, settings, self._sent))
         # Echo protection (linked device): what we sent comes back as the account's own sync messages.
         self._own_sends: deque[int] = deque(maxlen=1000)  # their timestamps
@@ -56,7 +56,7 @@ class SignalBridge:
         self._typing: dict[int, tuple[str, float]] = {}  # run id -> (chat, last refresh, monotonic)
         self._refused = 0
         self._refusal_alerted: datetime | None = None
-        self._worker = Supervised("signal-commands", self._one_frame)
+        self._worker = Supervised("signal-commands", self._one_frame, core.health)
         self.interpreter = _interpreter(core)  # free text, when an agent is configured
 
     # --- lifecycle ---------------------------------------------------------------------

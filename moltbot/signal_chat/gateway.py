@@ -17,6 +17,11 @@ httpx makes the calls the library cannot make safely:
 - ``GET /v1/about``: detection needs the status code and a timeout.
 - normal-mode ``GET /v1/receive``: its client timeout must outlast the
   server's wait, or the messages the server hands over are lost.
+
+What the gateway answers to those two GETs is read only up to a bound and
+parsed by ``moltbot.bounded_json`` (size, then depth); an answer of the wrong
+shape (``/v1/about`` as ``[]`` or ``null``) is a ``GatewayError``, as an
+unreachable gateway is, never a crash of the caller.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ import httpx
 import requests
 from pysignalclirestapi import SignalCliRestApi
 
-from moltbot import __version__
+from moltbot import __version__, bounded_json
 from moltbot.config.integrations import SignalSettings
 from moltbot.retries import quick_retries
 
 __all__ = [
+    "ABOUT_MAX_BYTES",
+    "RECEIVE_MAX_BYTES",
     "About",
     "Gateway",
     "GatewayError",
@@ -47,6 +54,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 10  # normal mode: how long the server waits for messages per request
+ABOUT_MAX_BYTES = 64 * 1024  # /v1/about is a few hundred bytes
+RECEIVE_MAX_BYTES = 4 * 1024 * 1024  # normal mode: the envelopes of POLL_SECONDS, a few KiB each
 
 
 class GatewayError(Exception):
@@ -132,12 +141,11 @@ class Gateway:
     def detect(self) -> About:
         """Ask /v1/about (once per connection); raises GatewayUnavailable when unreachable."""
         try:
-            response = self._http.get("/v1/about")
+            data = self._get_json("/v1/about", ABOUT_MAX_BYTES)
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"gateway unreachable at {self.settings.url}: {exc}") from exc
-        if response.status_code != 200:
-            raise GatewayUnavailable(f"/v1/about answered {response.status_code}", response.status_code)
-        data = response.json()
+        if not isinstance(data, dict):
+            raise GatewayError(f"/v1/about answered JSON that is not an object ({type(data).__name__})")
         self.about = About(str(data.get("mode", "normal")), str(data.get("version", "?")))
         self._api = _BoundedApi(self.settings.url, self.number, self.settings.timeout_seconds, data)
         return self.about
@@ -196,8 +204,9 @@ class Gateway:
     def poll(self) -> list[dict[str, Any]]:
         """GET /v1/receive: what arrived, waiting up to POLL_SECONDS for it."""
         try:
-            response = self._http.get(
+            frames = self._get_json(  # a JSON array, sent as text/plain
                 f"/v1/receive/{self.number}",
+                RECEIVE_MAX_BYTES,
                 params={"timeout": str(POLL_SECONDS)},
                 # Longer than the server's wait plus signal-cli's start-up: a client
                 # that gives up first loses the messages the server already took.
@@ -205,10 +214,22 @@ class Gateway:
             )
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"receive failed: {exc}") from exc
-        if response.status_code != 200:
-            raise GatewayUnavailable(f"/v1/receive answered {response.status_code}", response.status_code)
-        frames = response.json()  # a JSON array, sent as text/plain
         return [frame for frame in frames if isinstance(frame, dict)] if isinstance(frames, list) else []
+
+    def _get_json(self, path: str, max_bytes: int, **options: Any) -> Any:
+        """GET ``path``: its JSON body, read up to ``max_bytes`` and parsed bounded; GatewayError else."""
+        with self._http.stream("GET", path, **options) as response:
+            if response.status_code != 200:
+                raise GatewayUnavailable(f"{path} answered {response.status_code}", response.status_code)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:  # the rest is never read
+                    raise GatewayError(f"{path} answered more than {max_bytes} bytes; refused unread")
+        try:
+            return bounded_json.loads(bytes(body), max_bytes)
+        except ValueError as exc:  # not JSON, or nested too deep
+            raise GatewayError(f"{path} answered what is not acceptable JSON: {exc}") from exc
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
