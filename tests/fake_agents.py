@@ -23,6 +23,7 @@ class FakeOllama:
     answer: Answer = field(default=lambda body: {"role": "assistant", "content": "ok"})
     fail_status: int | None = None  # answer every chat with this status
     error_mid_stream: str | None = None
+    garbage: bytes | None = None  # a broken or hostile server: every answer is these bytes, status 200
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     _server: Loopback | None = None
@@ -41,6 +42,8 @@ class FakeOllama:
             self._server.stop()
 
     def _serve(self, request: Request) -> Reply:
+        if self.garbage is not None:
+            return Reply(200, self.garbage)
         if request.method == "GET" and request.path == "/api/tags":
             models = [{"name": name, "model": name, "size": 1, "details": {}} for name in self.models]
             return Reply(200, {"models": models})
@@ -84,6 +87,7 @@ class FakeLetta:
     password: str | None = None
     answer: Callable[[str], str] = field(default=lambda text: f"noted: {text[:40]}")
     legacy_send_message: bool = False
+    garbage: bytes | None = None  # a broken or hostile server: every answer is these bytes, status 200
     delay: float = 0.0
     concurrent: int = 0
     max_concurrent: int = 0
@@ -107,6 +111,8 @@ class FakeLetta:
 
     def _serve(self, request: Request) -> Reply:
         body = request.body if isinstance(request.body, dict) else {}
+        if self.garbage is not None:
+            return Reply(200, self.garbage)
         if self.password and request.headers.get("authorization") != f"Bearer {self.password}":
             return Reply(401, {"detail": "Unauthorized"})
         if request.method != "POST" or request.path != f"/v1/agents/{self.agent_id}/messages":

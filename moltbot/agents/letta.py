@@ -9,7 +9,6 @@ Older agents answer through a ``send_message`` tool call instead of an
 from __future__ import annotations
 
 import fcntl
-import json
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from moltbot.agents.ollama import AgentUnavailable
+from moltbot.agents.answers import AgentUnavailable, body, json_object
 
 __all__ = ["LettaClient"]
 
@@ -53,15 +52,17 @@ class LettaClient:
         # task's action is one) through a lock file named after the agent.
         with self._lock, _agent_file_lock(self.agent_id):
             try:
-                response = self._http.post(
+                with self._http.stream(
+                    "POST",
                     f"/v1/agents/{self.agent_id}/messages",
                     json={"messages": [{"role": "user", "content": text}]},
-                )
+                ) as response:
+                    status, answer_bytes = response.status_code, body(response, "Letta")
             except httpx.HTTPError as exc:
                 raise AgentUnavailable(f"Letta is not reachable: {exc}") from exc
-        if response.status_code != 200:
-            raise AgentUnavailable(f"Letta answered {response.status_code}: {response.text[:200]}")
-        answer = _assistant_text(response.json())
+        if status != 200:
+            raise AgentUnavailable(f"Letta answered {status}: {answer_bytes[:200].decode(errors='replace')}")
+        answer = _assistant_text(json_object(answer_bytes, "Letta"))
         if not answer:
             raise AgentUnavailable("Letta's agent answered with no text")
         return answer
@@ -76,9 +77,14 @@ def _agent_file_lock(agent_id: str) -> Iterator[None]:
         yield
 
 
-def _assistant_text(body: Any) -> str:
+def _assistant_text(answer: dict[str, Any]) -> str:
+    messages = answer.get("messages")
+    if not isinstance(messages, list):
+        raise AgentUnavailable("Letta answered without a list of messages")
     parts: list[str] = []
-    for message in body.get("messages", []) if isinstance(body, dict) else []:
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
         kind = message.get("message_type")
         if kind == "assistant_message":
             content = message.get("content")
@@ -86,10 +92,11 @@ def _assistant_text(body: Any) -> str:
                 content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
             parts.append(str(content or ""))
         elif kind == "tool_call_message":
-            call = message.get("tool_call") or {}
-            if call.get("name") == "send_message":
+            call = message.get("tool_call")
+            if isinstance(call, dict) and call.get("name") == "send_message":
                 try:
-                    parts.append(str(json.loads(call.get("arguments") or "{}").get("message", "")))
-                except ValueError:
+                    arguments = json_object(str(call.get("arguments") or "{}").encode(), "Letta")
+                except AgentUnavailable:
                     continue
+                parts.append(str(arguments.get("message", "")))
     return "\n".join(part for part in parts if part).strip()

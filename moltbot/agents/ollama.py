@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from moltbot.agents.answers import AgentUnavailable, body, json_object, ndjson_objects
 from moltbot.retries import quick_retries
 
 __all__ = ["AgentUnavailable", "ChatReply", "OllamaClient", "ToolCall"]
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-
-
-class AgentUnavailable(Exception):
-    """The agent cannot answer (server down, model missing, an error); the text says which."""
 
 
 class _Busy(AgentUnavailable):
@@ -66,11 +62,15 @@ class OllamaClient:
     def health(self) -> list[str]:
         """The models the server has; AgentUnavailable when it does not answer."""
         try:
-            response = self._http.get("/api/tags", timeout=5.0)
-            response.raise_for_status()
+            with self._http.stream("GET", "/api/tags", timeout=5.0) as response:
+                response.raise_for_status()
+                answer = json_object(body(response, "Ollama"), "Ollama")
         except httpx.HTTPError as exc:
             raise AgentUnavailable(f"Ollama at {self.host} is not reachable: {exc}") from exc
-        return [model.get("name", "") for model in response.json().get("models", [])]
+        models = answer.get("models")
+        if not isinstance(models, list):
+            raise AgentUnavailable("Ollama answered a model list that is not a list")
+        return [str(model.get("name", "")) for model in models if isinstance(model, dict)]
 
     def has_model(self, model: str | None = None) -> bool:
         wanted = model or self.model
@@ -85,15 +85,16 @@ class OllamaClient:
         model: str | None = None,
         stream: bool = False,
     ) -> ChatReply:
-        body: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": stream}
+        request: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": stream}
         if tools:
-            body["tools"] = tools
+            request["tools"] = tools
         try:
             if stream:
-                return self._streamed(body, tools)
-            response = self._http.post("/api/chat", json=body)
-            self._check(response, body["model"])
-            return _reply(response.json().get("message") or {}, tools)
+                return self._streamed(request, tools)
+            with self._http.stream("POST", "/api/chat", json=request) as response:
+                answer = body(response, "Ollama")
+                self._check(response.status_code, answer, request["model"])
+            return _reply(_message(json_object(answer, "Ollama")), tools)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _Busy(f"Ollama at {self.host} is not reachable ({exc})") from exc
         except httpx.TimeoutException as exc:
@@ -101,47 +102,45 @@ class OllamaClient:
         except httpx.HTTPError as exc:  # the connection broke: it may have been working on it
             raise AgentUnavailable(f"Ollama at {self.host} failed: {exc!r}") from exc
 
-    def _streamed(self, body: dict[str, Any], tools: list[dict[str, Any]] | None) -> ChatReply:
+    def _streamed(self, request: dict[str, Any], tools: list[dict[str, Any]] | None) -> ChatReply:
         content: list[str] = []
-        calls: list[dict[str, Any]] = []
-        with self._http.stream("POST", "/api/chat", json=body) as response:
+        calls: list[Any] = []
+        with self._http.stream("POST", "/api/chat", json=request) as response:
             if response.status_code != 200:
-                response.read()
-                self._check(response, body["model"])
-            for chunk in _ndjson(response.iter_lines()):
+                self._check(response.status_code, body(response, "Ollama"), request["model"])
+            for chunk in ndjson_objects(response, "Ollama"):
                 if "error" in chunk:
                     raise AgentUnavailable(f"Ollama: {chunk['error']}")
-                message = chunk.get("message") or {}
-                content.append(message.get("content") or "")
-                calls += message.get("tool_calls") or []
+                message = _message(chunk)
+                content.append(str(message.get("content") or ""))
+                tool_calls = message.get("tool_calls")
+                calls += tool_calls if isinstance(tool_calls, list) else []
                 if chunk.get("done"):
                     break
         return _reply({"content": "".join(content), "tool_calls": calls}, tools)
 
-    def _check(self, response: httpx.Response, model: str) -> None:
-        if response.status_code == 200:
+    def _check(self, status: int, answer: bytes, model: str) -> None:
+        if status == 200:
             return
         try:
-            error = response.json().get("error", response.text)
-        except ValueError:
-            error = response.text
-        if response.status_code == 404:
+            error = json_object(answer, "Ollama").get("error") or answer[:200].decode(errors="replace")
+        except AgentUnavailable:
+            error = answer[:200].decode(errors="replace")
+        if status == 404:
             raise AgentUnavailable(f"Ollama has no model {model!r} (ollama pull {model}): {error}")
-        if response.status_code == 503:
+        if status == 503:
             raise _Busy(f"Ollama is busy: {error}")
-        raise AgentUnavailable(f"Ollama answered {response.status_code}: {error}")
+        raise AgentUnavailable(f"Ollama answered {status}: {error}")
 
 
-def _ndjson(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.strip():
-            chunk = json.loads(line)
-            if isinstance(chunk, dict):
-                yield chunk
+def _message(answer: dict[str, Any]) -> dict[str, Any]:
+    """The ``message`` of an answer or chunk; an empty one when it is missing or not an object."""
+    message = answer.get("message")
+    return message if isinstance(message, dict) else {}
 
 
 def _reply(message: dict[str, Any], tools: list[dict[str, Any]] | None) -> ChatReply:
-    content = message.get("content") or ""
+    content = str(message.get("content") or "")
     parsed = [_tool_call(call) for call in message.get("tool_calls") or []]
     calls = [call for call in parsed if call is not None]
     if not calls and tools:
