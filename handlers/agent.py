@@ -10,14 +10,13 @@ confused gets the short help instead.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from handlers.commands import COMMANDS, allowed, handle, parse, short_help
+from handlers.commands import COMMANDS, allowed, closest_command, handle, parse, short_help
 from moltbot.core import Core, Reply, Request
 
 __all__ = ["CONFIRM_WINDOW", "Interpreter", "is_free_text"]
@@ -59,7 +58,7 @@ def is_free_text(text: str) -> bool:
         parse(text)
     except ValueError:
         first = text.strip().lstrip("/!").split(":")[0].split(" ")[0].lower()
-        return not difflib.get_close_matches(first, list(COMMANDS), n=1, cutoff=0.75)
+        return closest_command(first, 0.75) is None
     return False
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.agent import YES, Interpreter, is_free_text
-from handlers.commands import handle
+from handlers.commands import MAX_TEXT_CHARS, handle, too_long
 from moltbot import retries
 from moltbot.config.integrations import SignalSettings
 from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher, database_locked
@@ -128,8 +128,13 @@ class SignalBridge:
             return
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
         request = Request(found.text, role, f"signal:{found.sender_uuid}", watcher)
-        command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, found.text)
-        if self.interpreter is not None and not found.edit and self._is_free_text(found.text):
+        # Recorded cut to the bound: the inbox keeps what a command may be, not a flood.
+        recorded = found.text[:MAX_TEXT_CHARS]
+        command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, recorded)
+        refusal = too_long(found.text)
+        if refusal is not None:  # before anything reads it: the parser, the model
+            reply = self.core.chat.accept(command, watcher, lambda: refusal)
+        elif self.interpreter is not None and not found.edit and self._is_free_text(found.text):
             if self.core.chat.seen(command):
                 return
             answer = self.interpreter.interpret(request)  # slow: outside any transaction
