@@ -136,14 +136,20 @@ def test_a_proposal_waits_two_minutes_for_its_yes_and_an_absent_agent_is_said(en
         interpreter = Interpreter(core, lambda messages, tools: client.chat(messages, tools))
         ask = Request("hold the backup please", "admin", "signal:owner", WATCHER)
         yes = Request("yes", "admin", "signal:owner", WATCHER)
+
+        def unread() -> Reply:
+            raise AssertionError("a yes is never handled as a command")
+
         assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
         clock.advance(seconds=121)
-        assert interpreter.confirmation(yes).text.startswith("nothing is waiting")  # too late
+        assert interpreter.answer(yes, unread).text.startswith("nothing is waiting")  # too late
         assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
         other = Request("yes", "admin", "signal:someone-else", WATCHER)
-        assert interpreter.confirmation(other).text.startswith("nothing is waiting")  # not theirs
+        assert interpreter.answer(other, unread).text.startswith("nothing is waiting")  # not theirs
+        group = WATCHER._replace(address="group.b3Bz")
+        assert interpreter.answer(yes._replace(watcher=group), unread).text.startswith("nothing is waiting")
         clock.advance(seconds=60)
-        assert interpreter.confirmation(yes).text.startswith("→ pause:backup ✓")
+        assert interpreter.answer(yes, unread).text.startswith("→ pause:backup ✓")
         viewer = interpreter.interpret(Request("hold the backup", "viewer", "signal:viewer", WATCHER))
         assert viewer.text.startswith("⛔ not something I may do")  # and pause was not even offered
         assert "pause" not in {tool["function"]["name"] for tool in ollama.requests[-1]["tools"]}
