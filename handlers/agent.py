@@ -3,28 +3,32 @@
 The model is offered one tool per command the sender's role allows (declared
 once in commands.py), so it can do nothing a command could not; its choice
 runs through the same ``handle`` with the same role check. Read-only choices
-run at once ("→ status ✓" and the answer); mutating ones wait for a one-word
-``yes`` from the same sender within two minutes. A model that is down or
-confused gets the short help instead.
+run at once ("→ status ✓" and the answer); mutating ones are proposed, bound
+to the sender and the conversation they were proposed in (issue #12): only a
+``yes`` from that sender there within two minutes runs one, anything else
+they send there cancels it, and a newer proposal replaces it, saying so. A
+model that is down or confused gets the short help instead.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from handlers.commands import COMMANDS, allowed, handle, parse, short_help
+from handlers.commands import COMMANDS, allowed, closest_command, handle, parse, short_help
 from moltbot.core import Core, Reply, Request
 
-__all__ = ["CONFIRM_WINDOW", "Interpreter", "is_free_text"]
+__all__ = ["CONFIRM_WINDOW", "Interpreter", "answers_a_proposal", "is_free_text"]
 
 log = logging.getLogger(__name__)
 CONFIRM_WINDOW = timedelta(minutes=2)
-YES = {"yes", "y", "ja", "ok", "confirm"}
+# Only an explicit yes confirms: "ok" or "y" are sent for other reasons too, and once ran a change.
+YES = "yes"
+NO = frozenset({"no", "n", "nope", "nein", "cancel", "never mind", "nevermind"})  # they only cancel
+NOTHING_WAITING = "nothing is waiting for a yes here (a proposal is valid for 2 minutes, in its chat)"
 SYSTEM = (
     "You operate moltbot, a task scheduler on a home server, for its owner. "
     "Answer by calling exactly one of the tools; each is a moltbot command. "
@@ -59,8 +63,18 @@ def is_free_text(text: str) -> bool:
         parse(text)
     except ValueError:
         first = text.strip().lstrip("/!").split(":")[0].split(" ")[0].lower()
-        return not difflib.get_close_matches(first, list(COMMANDS), n=1, cutoff=0.75)
+        return closest_command(first, 0.75) is None
     return False
+
+
+def answers_a_proposal(text: str) -> bool:
+    """``yes`` or a no: an answer to a proposal (or to none), never a question for the model."""
+    word = _word(text)
+    return word == YES or word in NO
+
+
+def _word(text: str) -> str:
+    return text.strip().lower().rstrip(".!")
 
 
 def tools_for(role: str) -> list[dict[str, Any]]:
@@ -88,30 +102,63 @@ def tools_for(role: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class _Proposal:
     command: str
     expires: datetime
 
 
+# Whose proposal, where: (requester, channel, chat address).
+_Conversation = tuple[str, str, str]
+
+
 class Interpreter:
-    """One per transport; remembers what waits for a ``yes`` (by requester)."""
+    """One per transport; remembers the proposal waiting for a ``yes`` in each conversation.
+
+    A proposal belongs to the sender it was made for in the chat it was made in: a ``yes`` from
+    elsewhere does not reach it, and its result goes back to that chat. Only the transport's
+    command worker calls it (one thread), so it needs no lock.
+    """
 
     def __init__(self, core: Core, chat: Chat) -> None:
         self.core = core
         self.chat = chat
-        self._pending: dict[str, _Pending] = {}
+        self._proposals: dict[_Conversation, _Proposal] = {}
 
-    def confirmation(self, request: Request) -> Reply | None:
-        """The answer to a ``yes`` when something waits for one (None: it is no confirmation)."""
-        if request.text.strip().lower() not in YES:
-            return None
-        pending = self._pending.pop(request.requester, None)
-        if pending is None or pending.expires < self.core.clock.now():
-            return Reply("nothing is waiting for a yes (a proposal is valid for 2 minutes)")
-        return self._done(pending.command, handle(self.core, _with_text(request, pending.command)))
+    def answer(self, request: Request, otherwise: Callable[[], Reply]) -> Reply:
+        """The reply to a message that is not for the model (a command, a typo, a yes or a no).
+
+        ``yes`` runs what waits in this conversation; a no cancels it and does nothing else;
+        anything else cancels it too, said before ``otherwise()``, the message's own answer.
+        """
+        word = _word(request.text)
+        if word == YES:
+            proposal = self._take(request)
+            if proposal is None:
+                return Reply(NOTHING_WAITING)
+            return self._done(proposal.command, handle(self.core, _with_text(request, proposal.command)))
+        if word in NO:
+            proposal = self._take(request)
+            return Reply(f"✗ {proposal.command} cancelled" if proposal else "nothing to cancel here")
+        return self.withdrawn(request, otherwise())
+
+    def withdrawn(self, request: Request, reply: Reply) -> Reply:
+        """``reply``, after the proposal waiting in this conversation (if any) is cancelled, said first."""
+        proposal = self._take(request)
+        return reply if proposal is None else _cancelled(proposal, reply)
 
     def interpret(self, request: Request) -> Reply:
-        """Ask the model what the text means; run it or propose it. Slow: call outside transactions."""
+        """Ask the model what the text means; run it or propose it. Slow: call outside transactions.
+
+        A proposal waiting in this conversation is cancelled, or replaced by a new one (said so)."""
+        waiting = self._take(request)
+        reply = self._ask(request)
+        if waiting is None:
+            return reply
+        if self._conversation(request) in self._proposals:
+            return Reply(f"{reply.text} (it replaces {waiting.command}, which will not run)")
+        return _cancelled(waiting, reply)
+
+    def _ask(self, request: Request) -> Reply:
         try:
             reply = self.chat(
                 [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request.text}],
@@ -133,12 +180,28 @@ class Interpreter:
         text = f"{command.name}:{argument}" if argument else command.name
         if command.role == "viewer":  # read-only: at once
             return self._done(text, handle(self.core, _with_text(request, text)))
-        self._pending[request.requester] = _Pending(text, self.core.clock.now() + CONFIRM_WINDOW)
+        expires = self.core.clock.now() + CONFIRM_WINDOW
+        self._proposals[self._conversation(request)] = _Proposal(text, expires)
         return Reply(f"→ {text}? reply yes within 2 minutes to do it")
+
+    def _take(self, request: Request) -> _Proposal | None:
+        """Remove and return what waits in this conversation, unless it has expired."""
+        proposal = self._proposals.pop(self._conversation(request), None)
+        if proposal is None or proposal.expires < self.core.clock.now():
+            return None
+        return proposal
+
+    @staticmethod
+    def _conversation(request: Request) -> _Conversation:
+        return request.requester, request.watcher.channel, request.watcher.address
 
     def _done(self, command: str, reply: Reply) -> Reply:
         mark = "✗" if reply.text.startswith(("⛔", "unknown", "⏭")) else "✓"
         return Reply(f"→ {command} {mark}\n{reply.text}", run_id=reply.run_id)
+
+
+def _cancelled(proposal: _Proposal, reply: Reply) -> Reply:
+    return Reply(f"✗ {proposal.command} cancelled\n{reply.text}", reply.run_id)
 
 
 def _with_text(request: Request, text: str) -> Request:

@@ -5,7 +5,8 @@ The grammar is the original bot's (``status``, ``run:TASK``, ``pause:TASK``,
 ``next``, ``output`` and ``help``. Case does not matter; ``/run backup``,
 ``!run: backup`` and ``RUN backup`` all mean ``run:backup``. Everything is
 done through the core API (``moltbot.core.Core``), so a command works on a
-task whatever its kind.
+task whatever its kind. A text over ``MAX_TEXT_CHARS`` is refused unread
+(``too_long``), and parsing takes time linear in the text (issue #12).
 """
 
 from __future__ import annotations
@@ -19,9 +20,25 @@ from handlers import format as fmt
 from moltbot.core import Core, Reply, Request, UnknownTask
 from moltbot.local_times import done, with_weekday
 
-__all__ = ["COMMANDS", "Command", "ParseError", "allowed", "handle", "parse", "short_help"]
+__all__ = [
+    "COMMANDS",
+    "MAX_TEXT_CHARS",
+    "Command",
+    "ParseError",
+    "allowed",
+    "closest_command",
+    "handle",
+    "parse",
+    "short_help",
+    "too_long",
+]
 
 ROLES = ("viewer", "admin")  # an admin may do everything a viewer may
+# The longest text a chat front hands on. A command is a verb and a task id (tens of characters)
+# and free text for the model a few sentences; 4096 leaves room for both twice over (Signal itself
+# sends a text over 2000 bytes as an attachment) while whatever reads it, the model included,
+# gets a few KB at most, whoever sends it (issue #12: 128 KB once stalled the daemon for 117 s).
+MAX_TEXT_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -59,16 +76,32 @@ class ParseError(ValueError):
     pass
 
 
-_SHAPE = re.compile(r"\s*[/!]?\s*([A-Za-z][A-Za-z-]*)\s*(?::\s*(.*?)|\s+(.*?))?\s*", re.DOTALL)
+# The command's name, after an optional "/" or "!". Matched (not fullmatched) on the stripped text
+# with nothing lazy or repeated after it, so it costs one pass whatever follows: the old single
+# pattern ended in a lazy ``(.*?)`` before ``\s*`` and took 117 s on a name, a colon and 128 000
+# spaces (issue #12).
+_NAME = re.compile(r"[/!]?\s*([A-Za-z][A-Za-z-]*)")
 
 
 def parse(text: str) -> tuple[Command, str | None]:
-    """``run:backup``, ``/run backup``, ``Run: backup`` -> (run, "backup"); ParseError explains."""
-    match = _SHAPE.fullmatch(text or "")
+    """``run:backup``, ``/run backup``, ``Run: backup`` -> (run, "backup"); ParseError explains.
+
+    Linear in the text's length (str.strip and one anchored match), so any text is safe to
+    parse; the fronts still refuse a text over ``MAX_TEXT_CHARS`` first (``too_long``).
+    """
+    stripped = (text or "").strip()
+    match = _NAME.match(stripped)
     if not match:
         raise ParseError(_help_hint(None))
+    rest = stripped[match.end() :]
+    after = rest.lstrip()
+    if after.startswith(":"):
+        argument = after[1:].lstrip() or None
+    elif rest == "" or rest[0].isspace():
+        argument = after or None
+    else:  # the name runs into something that is neither a separator nor a letter ("run2")
+        raise ParseError(_help_hint(None))
     name = match[1].lower()
-    argument = (match[2] if match[2] is not None else match[3]) or None
     found = COMMANDS.get(name)
     if found is None:
         raise ParseError(_help_hint(name))
@@ -79,13 +112,32 @@ def parse(text: str) -> tuple[Command, str | None]:
     return found, argument
 
 
+def too_long(text: str) -> Reply | None:
+    """The short refusal of a text over ``MAX_TEXT_CHARS``, for a front to send before it parses
+    or interprets anything; None when the text is within the bound."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return None
+    return Reply(f"⛔ too long: a message to moltbot is at most {MAX_TEXT_CHARS} characters")
+
+
+def closest_command(word: str, cutoff: float) -> str | None:
+    """The command ``word`` is likely a typo of (``cutoff`` at least 0.5), or None.
+
+    difflib's ratio is at most 2·len(name)/(len(name)+len(word)), below 0.5 once the word is
+    over three times the longest name: such a word is not compared at all, since indexing it
+    costs difflib ~20 ms per 64 KB (issue #12)."""
+    if not word or len(word) > 3 * max(map(len, COMMANDS)):
+        return None
+    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def _help_hint(name: str | None) -> str:
-    close = difflib.get_close_matches(name or "", list(COMMANDS), n=1, cutoff=0.5) if name else []
-    hint = (
-        f"unknown command {name!r}; did you mean {close[0]}?"
-        if close
-        else (f"unknown command {name!r}." if name else "send a command.")
-    )
+    if not name:
+        return f"send a command.\n{short_help()}"
+    shown = repr(name if len(name) <= 40 else name[:40] + "…")  # the reply stays phone-sized
+    close = closest_command(name, 0.5)
+    hint = f"unknown command {shown}; did you mean {close}?" if close else f"unknown command {shown}."
     return f"{hint}\n{short_help()}"
 
 
@@ -99,6 +151,9 @@ def allowed(role: str, needed: str) -> bool:
 
 def handle(core: Core, request: Request) -> Reply:
     """The reply to one command (never raises for bad input: it explains instead)."""
+    refusal = too_long(request.text)
+    if refusal is not None:
+        return refusal
     try:
         found, argument = parse(request.text)
     except ParseError as error:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.commands import COMMANDS, handle, parse
+from handlers.commands import COMMANDS, MAX_TEXT_CHARS, ParseError, handle, parse
 from moltbot.core import Core, Reply, Request, Watcher
 from tests.conftest import Env
 
@@ -32,6 +33,54 @@ def core(env: Env) -> Iterator[Core]:
 def test_the_grammar_is_forgiving(text: str) -> None:
     command, argument = parse(text)
     assert (command.name, argument) == ("run", "backup")
+
+
+# The grammar as one pattern, as it was until issue #12 (quadratic on long runs of spaces): the
+# reference the linear parser must agree with, on texts short enough for it.
+OLD_GRAMMAR = re.compile(r"\s*[/!]?\s*([A-Za-z][A-Za-z-]*)\s*(?::\s*(.*?)|\s+(.*?))?\s*", re.DOTALL)
+
+
+def old_parse(text: str) -> tuple[str, str | None] | None:
+    """(command, argument) as the old parser read them; None where it refused the text."""
+    match = OLD_GRAMMAR.fullmatch(text)
+    if not match:
+        return None
+    name, argument = match[1].lower(), (match[2] if match[2] is not None else match[3]) or None
+    found = COMMANDS.get(name)
+    needs_one = found is not None and found.required and found.argument is not None
+    if found is None or (found.argument is None and argument) or (needs_one and not argument):
+        return None
+    return name, argument
+
+
+def new_parse(text: str) -> tuple[str, str | None] | None:
+    try:
+        command, argument = parse(text)
+    except ParseError:
+        return None
+    return command.name, argument
+
+
+@settings(max_examples=500)
+@given(
+    text=st.lists(
+        st.one_of(
+            st.sampled_from([*COMMANDS, "RUN", "x", "a-b", "2", "_", ":", "/", "!", "-"]),
+            st.sampled_from([" ", "\t", "\n", "\x1c", "\u00a0", "\u2028", "\u3000", "\u200b"]),
+            st.text(max_size=6),
+        ),
+        max_size=6,
+    ).map("".join)
+)
+def test_the_linear_parser_reads_what_the_old_grammar_read(text: str) -> None:
+    assert new_parse(text) == old_parse(text)
+
+
+def test_a_text_over_the_bound_is_refused_unread(core: Core) -> None:
+    at_bound = "status" + " " * (MAX_TEXT_CHARS - len("status"))
+    assert handle(core, Request(at_bound, "admin", "t", WATCHER)).text.startswith("moltbot:")
+    over = handle(core, Request(at_bound + " ", "admin", "t", WATCHER)).text
+    assert over == f"⛔ too long: a message to moltbot is at most {MAX_TEXT_CHARS} characters"
 
 
 def test_help_is_generated_from_the_declarations(core: Core) -> None:
@@ -87,14 +136,20 @@ def test_a_proposal_waits_two_minutes_for_its_yes_and_an_absent_agent_is_said(en
         interpreter = Interpreter(core, lambda messages, tools: client.chat(messages, tools))
         ask = Request("hold the backup please", "admin", "signal:owner", WATCHER)
         yes = Request("yes", "admin", "signal:owner", WATCHER)
+
+        def unread() -> Reply:
+            raise AssertionError("a yes is never handled as a command")
+
         assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
         clock.advance(seconds=121)
-        assert interpreter.confirmation(yes).text.startswith("nothing is waiting")  # too late
+        assert interpreter.answer(yes, unread).text.startswith("nothing is waiting")  # too late
         assert interpreter.interpret(ask).text.startswith("→ pause:backup?")
         other = Request("yes", "admin", "signal:someone-else", WATCHER)
-        assert interpreter.confirmation(other).text.startswith("nothing is waiting")  # not theirs
+        assert interpreter.answer(other, unread).text.startswith("nothing is waiting")  # not theirs
+        group = WATCHER._replace(address="group.b3Bz")
+        assert interpreter.answer(yes._replace(watcher=group), unread).text.startswith("nothing is waiting")
         clock.advance(seconds=60)
-        assert interpreter.confirmation(yes).text.startswith("→ pause:backup ✓")
+        assert interpreter.answer(yes, unread).text.startswith("→ pause:backup ✓")
         viewer = interpreter.interpret(Request("hold the backup", "viewer", "signal:viewer", WATCHER))
         assert viewer.text.startswith("⛔ not something I may do")  # and pause was not even offered
         assert "pause" not in {tool["function"]["name"] for tool in ollama.requests[-1]["tools"]}

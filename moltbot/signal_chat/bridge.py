@@ -21,8 +21,8 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.agent import YES, Interpreter, is_free_text
-from handlers.commands import handle
+from handlers.agent import Interpreter, answers_a_proposal, is_free_text
+from handlers.commands import MAX_TEXT_CHARS, handle, too_long
 from moltbot import retries
 from moltbot.config.integrations import SignalSettings
 from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher, database_locked
@@ -128,21 +128,22 @@ class SignalBridge:
             return
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
         request = Request(found.text, role, f"signal:{found.sender_uuid}", watcher)
-        command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, found.text)
-        if self.interpreter is not None and not found.edit and self._is_free_text(found.text):
+        # Recorded cut to the bound: the inbox keeps what a command may be, not a flood.
+        recorded = found.text[:MAX_TEXT_CHARS]
+        command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, recorded)
+        refusal = too_long(found.text)
+        if refusal is not None:  # before anything reads it: the parser, the model
+            reply = self.core.chat.accept(command, watcher, lambda: self._withdrawing(request, refusal))
+        elif self.interpreter is not None and not found.edit and self._is_free_text(found.text):
             if self.core.chat.seen(command):
                 return
             answer = self.interpreter.interpret(request)  # slow: outside any transaction
             reply = self.core.chat.accept(command, watcher, lambda: answer)
         elif found.edit:
-            reply = self.core.chat.accept(command, watcher, lambda: Reply(EDITS_IGNORED))
+            edit = Reply(EDITS_IGNORED)
+            reply = self.core.chat.accept(command, watcher, lambda: self._withdrawing(request, edit))
         else:
-            interpreter = self.interpreter
-            reply = self.core.chat.accept(
-                command,
-                watcher,
-                lambda: (interpreter and interpreter.confirmation(request)) or handle(self.core, request),
-            )
+            reply = self.core.chat.accept(command, watcher, lambda: self._answer(request))
         if reply is None:
             log.info(
                 "signal: command %d from %s seen before; not repeated", found.timestamp, found.sender_uuid
@@ -151,7 +152,17 @@ class SignalBridge:
         self._watch(reply, found)
 
     def _is_free_text(self, text: str) -> bool:
-        return text.strip().lower() not in YES and is_free_text(text)
+        return not answers_a_proposal(text) and is_free_text(text)
+
+    def _answer(self, request: Request) -> Reply:
+        """A command, a typo, a yes or a no: a proposal waiting in its conversation is settled too."""
+        if self.interpreter is None:
+            return handle(self.core, request)
+        return self.interpreter.answer(request, lambda: handle(self.core, request))
+
+    def _withdrawing(self, request: Request, reply: Reply) -> Reply:
+        """Any message cancels what waits for a yes in its conversation, even one not read."""
+        return reply if self.interpreter is None else self.interpreter.withdrawn(request, reply)
 
     def _watch(self, reply: Reply, found: Inbound) -> None:
         """A run was started: 👀 on the command, and the typing indicator while it runs."""

@@ -37,6 +37,25 @@ class Ignored:
 
 def classify(frame: Any, settings: SignalSettings, own_sends: set[int] | None = None) -> Inbound | Ignored:
     """One frame -> an Inbound to authorize, or why it is not one."""
+    found = _classify(frame, settings, own_sends)
+    if isinstance(found, Inbound) and not _unicode(found.text, found.sender_uuid, found.sender_number):
+        # JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 store, log or send can carry;
+        # real Signal never sends one, a broken gateway has.
+        return Ignored("not valid Unicode (a lone surrogate in its text or sender)")
+    return found
+
+
+def _unicode(*values: str | None) -> bool:
+    try:
+        for value in values:
+            if value is not None:
+                value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _classify(frame: Any, settings: SignalSettings, own_sends: set[int] | None) -> Inbound | Ignored:
     if not isinstance(frame, dict):
         return Ignored("not a JSON object")
     if "error" in frame and "envelope" not in frame:
