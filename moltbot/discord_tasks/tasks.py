@@ -7,7 +7,8 @@ timeouts, logs, retries, run records, alerts and every command (status, run:,
 pause:) like any other task. Its schedule is stored in a canonical form
 ``parse_schedule`` reads back (a cron expression, an interval, or a one-shot
 instant), so ``next`` and ``resume`` work on it too; its first run is the
-message's ``next_run`` and intervals count from there (no drift).
+message's ``next_run`` and intervals count from there (no drift). Only the
+format's keys (``message.KNOWN_KEYS``) are in its definition.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def to_spec(task: DiscordTask, zone: ZoneInfo) -> TaskSpec:
         enabled=task.active,
         timeout_seconds=ACTION_TIMEOUT,
         description=task.description,
-        raw={**task.data, "message_id": task.message_id, "author_id": task.author_id, "source": "discord"},
+        # After the message's keys, so none of them can pass for moltbot's own (a "kind" least of all).
+        raw={
+            **task.data,
+            "kind": "discord",
+            "message_id": task.message_id,
+            "author_id": task.author_id,
+            "source": "discord",
+        },
         first_run=task.next_run,
     )

@@ -1,24 +1,27 @@
-"""What Discord answers is bounded before it is parsed: a test per boundary.
+"""What Discord answers, and what a task message holds, is bounded before it is parsed: a test per boundary.
 
 The REST client talks to the fake Discord on 127.0.0.1 gone wrong on the wire (or a
 proxy in front of it): answers too big, nested too deep, of the wrong shape, with
 rate-limit numbers that are none. Each is a ``DiscordError`` the callers already
-handle (or a second's wait), never a crash of the caller.
+handle (or a second's wait), never a crash of the caller. A task message nested
+too deep is refused with its reason, and the channel's other tasks still run.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from moltbot.bounded_json import MAX_DEPTH
 from moltbot.discord_tasks.client import MAX_ANSWER_BYTES, DiscordClient, DiscordError
-from tests.fake_discord import TOKEN, FakeDiscord
+from moltbot.discord_tasks.message import MAX_JSON_DEPTH
+from tests.conftest import DaemonProcess, Env, wait_until
+from tests.fake_discord import BOT_ID, TOKEN, FakeDiscord
 from tests.fake_gateway import nested_json
 from tests.loopback import Reply
-from tests.test_discord import TASKS
+from tests.test_discord import HEARTBEAT, TASKS, contents, soon, task_message
 
 READ = f"GET /channels/{TASKS}/messages"
 
@@ -96,3 +99,22 @@ def test_a_page_of_messages_without_ids_keeps_only_the_messages(
     good = discord.post(TASKS, "hello")
     discord.garbage[READ] = [Reply(200, [None, 7, {"content": "no id"}, {"id": "1; DROP"}, good])]
     assert client.messages(TASKS) == [good]
+
+
+def test_a_task_message_nested_too_deep_is_refused_and_the_channels_other_tasks_run(
+    env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    # Deeper than the stdlib parser goes (RecursionError), and within the size bound.
+    discord.post(TASKS, f"```json\n{nested_json(1300)}\n```", author_id=BOT_ID)
+    discord.post(
+        TASKS, task_message("tea", "in_1_minutes", soon(), True, action_type="self_task"), author_id=BOT_ID
+    )
+    env.write_tasks(settings=(
+        f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
+        f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.2\n'
+    ))  # fmt: skip
+    daemon = start_daemon(DISCORD_BOT_TOKEN=TOKEN)
+    wait_until(lambda: "tea: time!" in contents(discord, HEARTBEAT), what="the good task to run")
+    wait_until(lambda: f"refused unparsed: nested deeper than {MAX_JSON_DEPTH} levels" in daemon.output(),
+               what="the refusal logged")  # fmt: skip
+    assert "Traceback" not in daemon.output()
