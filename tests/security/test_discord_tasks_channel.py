@@ -12,13 +12,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from handlers.commands import handle
 from moltbot import store
 from moltbot.config.spec import DISCORD_PREFIX
-from moltbot.core import Core
+from moltbot.core import Core, Request
 from moltbot.discord_tasks.message import parse_message
 from moltbot.discord_tasks.tasks import to_spec
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_discord import BOT_ID, HUMAN_ID, TOKEN, FakeDiscord
+from tests.test_commands import WATCHER
 from tests.test_discord import HEARTBEAT, TARGET, TASKS, contents, soon, task_message
 from tests.test_discord_tasks import BERLIN
 
@@ -178,6 +180,41 @@ def sync_from_discord(core: Core, *messages: tuple[str, dict[str, Any]]) -> None
         assert task is not None
         specs.append(to_spec(task, BERLIN))
     core.sync(specs, source="discord")
+
+
+def test_a_discord_task_cannot_take_a_config_tasks_name_or_id_and_an_ambiguous_name_is_refused(
+    env: Env,
+) -> None:
+    env.script("x.sh", "true\n")
+    env.write_tasks(
+        {
+            "task_id": "nightly",
+            "name": "backup",
+            "script_path": "x.sh",
+            "schedule": "daily at 03:00",
+            "priority": 10,
+        },
+        {"task_id": "job", "script_path": "x.sh", "schedule": "daily at 04:00", "priority": 10},
+    )  # the Discord tasks' priority: precedence does not hang on the order tasks are listed in
+    core = Core(env.home)
+    core.open()
+    core.sync(core.load_specs())
+    sync_from_discord(core, ("1001", {"task_name": "backup"}), ("1002", {"task_name": "Job"}),
+                      ("1003", {"task_name": "water"}), ("1004", {"task_name": "Water"}))  # fmt: skip
+    for typed, taken in (("backup", "nightly"), ("BACKUP", "nightly"), ("Job", "job"), ("JOB", "job"),
+                         ("discord-1002", "discord-1002")):  # fmt: skip
+        result = env.cli("pause", typed)
+        assert result.stdout.startswith(f"Task {taken} paused"), (typed, result.stdout, result.stderr)
+        env.cli("resume", taken, check=True)
+    result = env.cli("pause", "water")
+    assert result.returncode == 2
+    assert "'water' names 2 tasks: discord-1003, discord-1004; use the id" in result.stderr
+    assert not any(t.paused_by for t in core.tasks())
+    # Chat resolves through the same core: the same answers.
+    reply = handle(core, Request("pause:water", "admin", "owner", WATCHER))
+    assert "'water' names 2 tasks: discord-1003, discord-1004; use the id" in reply.text
+    handle(core, Request("pause:Backup", "admin", "owner", WATCHER))
+    assert [t.task_id for t in core.tasks() if t.paused_by] == ["nightly"]
 
 
 def test_unknown_keys_of_a_discord_task_are_dropped_never_stored_nor_shown(env: Env) -> None:
