@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers import format as fmt
-from moltbot.core import Core, Reply, Request, UnknownTask
+from moltbot.core import AmbiguousTask, Core, Reply, Request, UnknownTask
 from moltbot.local_times import done, with_weekday
 
 __all__ = [
@@ -162,6 +162,8 @@ def handle(core: Core, request: Request) -> Reply:
         return Reply(f"⛔ {found.name} is for admins; you may use: {', '.join(_commands_for(request.role))}")
     try:
         return found.action(core, request, argument)
+    except AmbiguousTask as error:
+        return Reply(str(error))
     except UnknownTask as error:
         hint = f"; did you mean {error.suggestion}?" if error.suggestion else ""
         return Reply(f"unknown task {error.name!r}{hint} (tasks: list them)")

@@ -1,4 +1,4 @@
-"""Cutting a long text into chat-sized parts, at line ends where possible.
+"""Text for chat: long texts cut into chat-sized parts, and text from outside quoted as such.
 
 Signal counts UTF-8 bytes (2000), Discord characters (2000): ``in_bytes``
 chooses the measure.
@@ -6,7 +6,26 @@ chooses the measure.
 
 from __future__ import annotations
 
-__all__ = ["split_text"]
+import re
+import unicodedata
+
+__all__ = ["quoted", "split_text"]
+
+_SPACES = re.compile(r"\s+")
+QUOTE_LIMIT = 120  # characters of someone else's text in one of moltbot's messages
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` (someone else's words) as one line between “ and ”, at most ``limit`` characters.
+
+    So it can never pass for moltbot's own words: no line break to start a line of its
+    own, no quote mark of its kind to end the quote early, no control or format
+    character (a right-to-left override would reorder what the reader sees)."""
+    visible = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
+    flat = _SPACES.sub(" ", visible.replace("“", '"').replace("”", '"')).strip()
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return f"“{flat}”"
 
 
 def split_text(text: str, limit: int, in_bytes: bool = False) -> list[str]:

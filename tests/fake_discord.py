@@ -5,7 +5,9 @@ the bot), edit (author only: 403 code 50005), delete (204, or 404 code 10008);
 ``POST /users/@me/channels`` (DM); ``GET /users/@me``; 401 for a wrong token;
 ``X-RateLimit-*`` headers per bucket and 429s with ``retry_after`` (per bucket
 or global). Every request is logged with its arrival time, so tests can check
-that no request came before a rate limit allowed it. HTTP plumbing: tests/loopback.py.
+that no request came before a rate limit allowed it. ``garbage`` answers a
+route's next requests with raw bytes of a test's choosing (Discord, or a proxy
+in front of it, gone wrong). HTTP plumbing: tests/loopback.py.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class FakeDiscord:
     dms: dict[str, str] = field(default_factory=dict)
     fail_edits: bool = False  # PATCH answers 500 (Discord having trouble)
     forbidden_channels: set[str] = field(default_factory=set)  # posting there: 403 code 50013
+    # route ("GET /channels/1/messages") -> the next answers to it, as they go on the wire
+    garbage: dict[str, list[Reply]] = field(default_factory=dict)
     port: int = 0
     _next_id: int = 1_200_000_000_000_000_000
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +99,11 @@ class FakeDiscord:
 
     def _serve(self, request: Request) -> Reply:
         path = request.path.removeprefix("/api/v10")
+        with self._lock:
+            canned = self.garbage.get(_route(request.method, path))
+            if canned:
+                self.log.append(Logged(time.monotonic(), request.method, path, False))
+                return canned.pop(0)
         token = request.headers.get("authorization", "")
         status, answer, headers = self.handle(request.method, path, request.query, request.body, token)
         return Reply(status, answer, headers=headers)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_agents import FakeOllama
-from tests.fake_discord import TOKEN, FakeDiscord
+from tests.fake_discord import BOT_ID, TOKEN, FakeDiscord
 from tests.fake_gateway import BOT, FakeGateway
 
 TASKS = "700000000000000001"
@@ -56,7 +56,7 @@ def test_with_signal_and_discord_an_alert_reaches_the_admins_on_both(
 def test_with_discord_and_no_signal_alerts_reach_the_owner_on_discord(
     env: Env, discord: FakeDiscord, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    discord.post(TASKS, BROKEN_TASK)  # reported to the admins: a task that cannot be read
+    discord.post(TASKS, BROKEN_TASK, author_id=BOT_ID)  # reported to the admins: a task that cannot be read
     env.write_tasks(settings=(
         f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
         f'default_user_id = "{OWNER}"\npoll_seconds = 0.3\n'
@@ -69,7 +69,7 @@ def test_with_discord_and_no_signal_alerts_reach_the_owner_on_discord(
 
     wait_until(lambda: dm(), what="the alert in the owner's DMs")
     (alert,) = dm()
-    assert alert.startswith("⚠ Discord task message") and "action_type is missing" in alert
+    assert alert.startswith("⚠ Discord Tasks Channel: task message") and "action_type is missing" in alert
     wait_until(lambda: outbox(env) == [], what="nothing left waiting in the outbox")
 
 

@@ -255,3 +255,32 @@ def test_llm_tasks_need_a_prompt_and_a_known_destination(env: Env) -> None:
     assert "script_path (bad): an llm task has a prompt, not a script" in result.stderr
     assert "kind (odd): expected 'script', 'llm' or 'playbook', got 'robot'" in result.stderr
     assert "(ask)" not in result.stderr
+
+
+def test_the_discord_authorization_settings(env: Env) -> None:
+    path = env.home.settings_toml
+    tasks, heartbeat, owner = "700000000000000001", "700000000000000003", "900000000000000005"
+    path.write_text(f'[discord]\ntasks_channel_id = "{tasks}"\nallowed_authors = ["me"]\n'
+                    f'allowed_targets = ["{tasks}"]\nmin_interval_seconds = 0\nmax_tasks = 1.5\n'
+                    'allowed_author = []\n')  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    text = str(caught.value)
+    assert f"{path}:3: discord.allowed_authors: expected Discord ids (digits), got 'me'" in text
+    assert f"{path}:4: discord.allowed_targets: the Tasks Channel cannot be a target" in text
+    assert f"{path}:5: discord.min_interval_seconds: must be positive" in text
+    assert f"{path}:6: discord.max_tasks: expected int, got 1.5" in text
+    assert (
+        f"{path}:7: discord.allowed_author: unknown field 'allowed_author' (did you mean 'allowed_authors'?)"
+        in text
+    )
+    path.write_text(f'[discord]\ntasks_channel_id = "{tasks}"\nheartbeat_log_channel_id = "{heartbeat}"\n'
+                    f'default_user_id = "{owner}"\n')  # fmt: skip
+    defaults = load_settings(path).discord
+    assert defaults is not None
+    assert (defaults.allowed_authors, defaults.min_interval_seconds, defaults.max_tasks) == ((), 60, 100)
+    assert defaults.targets == (heartbeat, owner)  # where the original's tasks go without a target
+    path.write_text(f'[discord]\ntasks_channel_id = "{tasks}"\nheartbeat_log_channel_id = "{heartbeat}"\n'
+                    f'allowed_authors = [{owner}]\nallowed_targets = []\n')  # fmt: skip
+    given = load_settings(path).discord
+    assert given is not None and given.allowed_authors == (owner,) and given.targets == ()

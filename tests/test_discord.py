@@ -10,11 +10,13 @@ import pytest
 
 from moltbot import store
 from tests.conftest import DaemonProcess, Env, wait_until
-from tests.fake_discord import BOT_ID, TOKEN, FakeDiscord
+from tests.fake_discord import BOT_ID, HUMAN_ID, TOKEN, FakeDiscord
 
 TASKS = "700000000000000001"
 TARGET = "700000000000000002"
 HEARTBEAT = "700000000000000003"
+# The person who posts most tasks here, and where they post: allowed (tests/security/ tries the rest).
+TRUSTED = f'allowed_authors = ["{HUMAN_ID}"]\nallowed_targets = ["{TARGET}", "{HEARTBEAT}", "{HUMAN_ID}"]\n'
 
 
 def task_message(name: str, schedule: str, next_run: datetime, one_time: bool, **fields: object) -> str:
@@ -41,7 +43,7 @@ def bot(
     def start() -> DaemonProcess:
         env.write_tasks(settings=(
             f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
-            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n'
+            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n{TRUSTED}'
         ))  # fmt: skip
         return start_daemon(DISCORD_BOT_TOKEN=TOKEN)
 
@@ -145,7 +147,7 @@ def test_with_a_letta_agent_its_answer_is_posted_one_request_at_a_time(
                                          action_type="self_task", action_target=None))  # fmt: skip
         env.write_tasks(settings=(
             f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
-            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n\n'
+            f'heartbeat_log_channel_id = "{HEARTBEAT}"\npoll_seconds = 0.3\n{TRUSTED}\n'
             f'[letta]\nbase_url = "{letta.url}"\n'
         ))  # fmt: skip
         start_daemon(DISCORD_BOT_TOKEN=TOKEN, LETTA_API_KEY="letta-key", LETTA_AGENT_ID=letta.agent_id)
@@ -199,7 +201,7 @@ def test_a_reminder_reaches_the_users_dm_from_deep_in_a_busy_channel_and_inactiv
         discord.post(TASKS, f"chatter {index}")
     env.write_tasks(settings=(
         f'[discord]\napi_base = "{discord.api}"\ntasks_channel_id = "{TASKS}"\n'
-        f'heartbeat_log_channel_id = "{HEARTBEAT}"\ndefault_user_id = "{user}"\npoll_seconds = 0.3\n'
+        f'heartbeat_log_channel_id = "{HEARTBEAT}"\ndefault_user_id = "{user}"\npoll_seconds = 0.3\n{TRUSTED}'
     ))  # fmt: skip
     start_daemon(DISCORD_BOT_TOKEN=TOKEN)
     wait_until(lambda: user in discord.dms, what="a DM opened for the user")

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from moltbot.discord_tasks.message import InvalidTask, parse_message, render_message
+from moltbot.discord_tasks.message import KNOWN_KEYS, InvalidTask, parse_message, render_message
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -112,9 +112,9 @@ def test_chatter_is_no_task_and_broken_tasks_say_why() -> None:
     with pytest.raises(InvalidTask) as caught:
         parse(message(schedule="fortnightly", action_type="shout", time="25:00", next_run="soon", month=13))
     reasons = " | ".join(caught.value.reasons)
-    for needle in ("action_type 'shout'", "time '25:00'", "next_run 'soon'", "month must be 1-12"):
+    for needle in ("action_type “shout”", "time “25:00”", "next_run “soon”", "month must be 1-12"):
         assert needle in reasons
-    with pytest.raises(InvalidTask, match="schedule 'fortnightly'"):
+    with pytest.raises(InvalidTask, match="schedule “fortnightly”"):
         parse(message(schedule="fortnightly"))  # unknown values are refused, never run "daily"
     with pytest.raises(InvalidTask, match="task_name is missing"):
         parse(message(task_name=""))
@@ -136,3 +136,11 @@ def test_render_keeps_header_and_json_in_step_and_refuses_to_truncate() -> None:
     assert long is not None
     with pytest.raises(ValueError, match="Discord allows 2000"):
         render_message(long, following, BERLIN)
+
+
+def test_only_the_formats_own_keys_are_kept_and_written_back() -> None:
+    task = parse(message(kind="playbook", playbook="/etc/passwd", env={"LD_PRELOAD": "/tmp/x.so"}))
+    assert task is not None
+    assert set(task.data) <= KNOWN_KEYS and task.data["task_name"] == "water plants"
+    content = render_message(task, task.next_run + timedelta(days=1), BERLIN)
+    assert "/etc/passwd" not in content and "LD_PRELOAD" not in content

@@ -141,7 +141,19 @@ class DiscordSettings:
     default_user_id: str = ""  # user_reminder without a target; env DEFAULT_USER_ID
     poll_seconds: float = 60.0  # how soon new or changed task messages are seen
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))  # of naive next_run values
+    # Whoever may post in the Tasks Channel commands moltbot: these bound what they can do.
+    allowed_authors: tuple[str, ...] = ()  # besides the bot itself (GET /users/@me), whose messages count
+    allowed_targets: tuple[str, ...] | None = None  # None: the heartbeat log channel and default_user_id
+    min_interval_seconds: float = 60.0  # a recurring Discord task may not come more often
+    max_tasks: int = 100  # Discord tasks scheduled at once (the oldest messages first)
     token: str = field(default="", repr=False)  # env DISCORD_BOT_TOKEN only: never in the file
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Where tasks may post: channel ids, and user ids for DMs."""
+        if self.allowed_targets is not None:
+            return self.allowed_targets
+        return tuple(i for i in (self.heartbeat_log_channel_id, self.default_user_id) if i)
 
 
 _DISCORD_TYPES: dict[str, tuple[type, ...]] = {
@@ -151,6 +163,10 @@ _DISCORD_TYPES: dict[str, tuple[type, ...]] = {
     "default_user_id": (str, int),
     "poll_seconds": (int, float),
     "timezone": (str,),
+    "allowed_authors": (list,),
+    "allowed_targets": (list,),
+    "min_interval_seconds": (int, float),
+    "max_tasks": (int,),
 }
 
 
@@ -167,6 +183,21 @@ def _discord(section: Section, environ: Mapping[str, str]) -> DiscordSettings:
         values[key] = value
     if not values["tasks_channel_id"]:
         section.problem("tasks_channel_id", "the Tasks Channel's id is required (or env TASKS_CHANNEL_ID)")
+    for key in ("allowed_authors", "allowed_targets"):
+        if key not in values:
+            continue
+        bad = [item for item in values[key] if not _is_snowflake(item)]
+        if bad:
+            section.problem(key, f"expected Discord ids (digits), got {bad[0]!r}")
+            del values[key]
+        else:
+            values[key] = tuple(str(item).strip() for item in values[key])
+    if values["tasks_channel_id"] and values["tasks_channel_id"] in values.get("allowed_targets", ()):
+        # What the bot posts there reads back as a task of its own: a task could write tasks.
+        section.problem(
+            "allowed_targets",
+            "the Tasks Channel cannot be a target: what moltbot posts there counts as a task",
+        )
     if "timezone" in values:
         try:
             values["timezone"] = ZoneInfo(values["timezone"])
@@ -178,6 +209,14 @@ def _discord(section: Section, environ: Mapping[str, str]) -> DiscordSettings:
     # secrets) reads these settings too. The daemon refuses Discord work without it.
     values["token"] = environ.get("DISCORD_BOT_TOKEN", "")
     return DiscordSettings(**values)
+
+
+def _is_snowflake(item: object) -> bool:
+    return (
+        isinstance(item, str | int)
+        and not isinstance(item, bool)
+        and bool(_SNOWFLAKE.fullmatch(str(item).strip()))
+    )
 
 
 Reader = Callable[[Section, Mapping[str, str]], Any]

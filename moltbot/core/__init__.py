@@ -8,7 +8,7 @@ store. The rest is imported by module where it is used: ``core/outbox.py``
 ``core/one_shots.py`` is the API's (which one-shots are done).
 """
 
-from moltbot.core.api import Core, UnknownTask, database_locked
+from moltbot.core.api import AmbiguousTask, Core, UnknownTask, database_locked
 from moltbot.core.chat import ReceivedCommand, Reply, Request
 from moltbot.records import (
     ChannelHealth,
@@ -24,6 +24,7 @@ from moltbot.records import (
 )
 
 __all__ = [
+    "AmbiguousTask",
     "ChannelHealth",
     "Core",
     "Event",

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from moltbot.core.health import HealthBoard
     from moltbot.schedules import Schedule
 
-__all__ = ["Core", "UnknownTask", "database_locked"]
+__all__ = ["AmbiguousTask", "Core", "UnknownTask", "database_locked"]
 
 
 def database_locked(error: BaseException) -> bool:
@@ -49,6 +49,15 @@ class UnknownTask(LookupError):
         self.name, self.suggestion = name, suggestion
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
         super().__init__(f"unknown task {name!r}{hint}")
+
+
+class AmbiguousTask(UnknownTask):
+    """More than one task of the same rank goes by that name; ``candidates`` are their ids."""
+
+    def __init__(self, name: str, candidates: list[str]) -> None:
+        super().__init__(name, None)
+        self.candidates = candidates
+        self.args = (f"{name!r} names {len(candidates)} tasks: {', '.join(candidates)}; use the id",)
 
 
 class Core:
@@ -109,17 +118,32 @@ class Core:
     # --- looking things up --------------------------------------------------------------------
 
     def resolve(self, name: str) -> Task:
-        """A task by id or (case-insensitive) name; UnknownTask suggests the closest."""
+        """A task by id or (case-insensitive) name, the owner's first, for every front.
+
+        An exact id beats an id in another case, which beats a name; among names,
+        tasks.json's beat the Discord channel's (whoever may post there cannot take
+        over ``run:backup``). Two of the same rank are AmbiguousTask, naming both;
+        none is UnknownTask, suggesting the closest."""
         import difflib  # only for names that are not found
+
+        from moltbot.config.spec import task_source
 
         task = store.get_task(name)
         if task is not None and not task.removed:
             return task
         tasks = store.list_tasks()
         lowered = name.lower()
-        for candidate in tasks:
-            if lowered in (candidate.task_id.lower(), candidate.name.lower()):
-                return candidate
+        named = [t for t in tasks if t.name.lower() == lowered]
+        ranks = (
+            [t for t in tasks if t.task_id.lower() == lowered],
+            [t for t in named if task_source(t.task_id) == "config"],
+            [t for t in named if task_source(t.task_id) != "config"],
+        )
+        for found in ranks:
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise AmbiguousTask(name, sorted(t.task_id for t in found))
         names = [t.task_id for t in tasks] + [t.name for t in tasks]
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         if not close:

@@ -8,12 +8,18 @@ hold back the next request to that bucket until then, and a sliding window
 keeps the whole client under 50 requests per second. A 429 is retried until
 ``retries.DISCORD_RATE_LIMIT_STOP`` says enough; nothing else is retried
 here (the caller decides).
+What Discord answers is bounded before it is parsed: read up to
+``MAX_ANSWER_BYTES`` (the rest never), parsed by ``moltbot.bounded_json``; a
+body of the wrong shape (a 429's that is no object, a page that is no list)
+and rate-limit numbers that are no numbers never crash the caller: the former
+is a ``DiscordError``, the latter fall back to a second's wait.
 Thread-safe: one lock guards the limits; waiting happens outside it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import socket
 import threading
@@ -24,15 +30,42 @@ from typing import Any
 
 import httpx
 
-from moltbot import __version__, retries
+from moltbot import __version__, bounded_json, retries
 
-__all__ = ["DiscordClient", "DiscordError", "DiscordForbidden", "DiscordNotFound", "DiscordUnauthorized"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "DiscordClient",
+    "DiscordError",
+    "DiscordForbidden",
+    "DiscordNotFound",
+    "DiscordUnauthorized",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_API = "https://discord.com/api/v10"
 GLOBAL_PER_SECOND = 50
+# A page of 100 messages is at most ~6.5 MB (2000 characters of content and 6000 of embeds each,
+# in UTF-8); anything bigger is not Discord's answer to anything moltbot asks.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAX_WAIT_SECONDS = 300.0  # the longest rate-limit wait believed; past it, the bucket is asked again
 _MAJOR = re.compile(r"^/(channels|guilds|webhooks)/(\d+)")
 _ID = re.compile(r"/\d{5,}")
+
+
+class Answer:
+    """A response read within its bound: status, headers and the body as it came."""
+
+    def __init__(self, response: httpx.Response, body: bytes) -> None:
+        self.status_code, self.headers, self.body = response.status_code, response.headers, body
+        self.is_success = response.is_success
+
+    def json(self) -> Any:
+        """The body as JSON, parsed bounded; ValueError when it is none (or too deep)."""
+        return bounded_json.loads(self.body, MAX_ANSWER_BYTES)
+
+    @property
+    def text(self) -> str:
+        return self.body[:200].decode(errors="replace")
 
 
 class DiscordError(Exception):
@@ -94,22 +127,42 @@ class DiscordClient:
     # --- the endpoints moltbot uses ------------------------------------------------------
 
     def me(self) -> dict[str, Any]:
-        return self.request("GET", "/users/@me")  # type: ignore[no-any-return]
+        """The bot's own user (``GET /users/@me``)."""
+        user = self.request("GET", "/users/@me")
+        if not isinstance(user, dict):
+            raise DiscordError(200, None, "GET /users/@me answered no user object")
+        return user
+
+    def own_id(self) -> str:
+        """The bot's own user id: its task messages count whoever else may post them."""
+        user_id = str(self.me().get("id"))
+        if not user_id.isdigit():
+            raise DiscordError(200, None, "GET /users/@me answered no user id")
+        return user_id
 
     def messages(self, channel_id: str, before: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        params = {"limit": str(limit), **({"before": before} if before else {})}
-        return self.request("GET", f"/channels/{channel_id}/messages", params=params)  # type: ignore[no-any-return]
+        """A page of messages, newest first; only objects with a message id are kept."""
+        return [m for m in self._page(channel_id, before, limit) if _message_id(m)]
 
     def all_messages(self, channel_id: str) -> list[dict[str, Any]]:
         """The whole channel, newest first (paginated with ``before``, not only the newest 100)."""
         found: list[dict[str, Any]] = []
-        before = None
+        before: str | None = None
         while True:
-            page = self.messages(channel_id, before)
-            found += page
-            if len(page) < 100:
+            page = self._page(channel_id, before, 100)
+            found += [m for m in page if _message_id(m)]
+            oldest = _message_id(page[-1]) if page else ""
+            # A page that does not go back in time would be asked for again and again.
+            if len(page) < 100 or not oldest or (before is not None and int(oldest) >= int(before)):
                 return found
-            before = page[-1]["id"]
+            before = oldest
+
+    def _page(self, channel_id: str, before: str | None, limit: int) -> list[Any]:
+        params = {"limit": str(limit), **({"before": before} if before else {})}
+        page = self.request("GET", f"/channels/{channel_id}/messages", params=params)
+        if not isinstance(page, list):
+            raise DiscordError(200, None, f"a page of channel {channel_id} is not a list of messages")
+        return page
 
     def create_message(self, channel_id: str, content: str, nonce: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}}
@@ -131,7 +184,10 @@ class DiscordClient:
 
     def open_dm(self, user_id: str) -> str:
         channel = self.request("POST", "/users/@me/channels", json={"recipient_id": user_id})
-        return str(channel["id"])
+        channel_id = str(channel.get("id")) if isinstance(channel, dict) else ""
+        if not channel_id.isdigit():
+            raise DiscordError(200, None, f"opening a DM with {user_id} answered no channel id")
+        return channel_id
 
     # --- the rate-limited request ---------------------------------------------------------
 
@@ -143,7 +199,7 @@ class DiscordClient:
         while True:
             attempt += 1
             self._wait_for_turn(route)
-            response = self._http.request(method, path, **kwargs)
+            response = self._bounded(method, path, **kwargs)
             self._learn(route, response)
             if response.status_code != 429:
                 return self._result(response)
@@ -166,24 +222,40 @@ class DiscordClient:
                     return
             self._sleep(until - now)
 
-    def _learn(self, route: str, response: httpx.Response) -> None:
+    def _bounded(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """The request's answer, read up to MAX_ANSWER_BYTES; DiscordError (unread rest) beyond."""
+        with self._http.stream(method, path, **kwargs) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    message = f"{method} {path} answered more than {MAX_ANSWER_BYTES} bytes; refused unread"
+                    raise DiscordError(response.status_code, None, message)
+            return Answer(response, bytes(body))
+
+    def _learn(self, route: str, response: Answer) -> None:
         headers = response.headers
         bucket = headers.get("X-RateLimit-Bucket")
         with self._lock:
             if bucket:
                 self._bucket_of[route] = bucket
             key = self._bucket_of.get(route, route)
-            if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Reset-After"):
-                reset = self._clock() + float(headers["X-RateLimit-Reset-After"])
+            reset_after = _seconds(headers.get("X-RateLimit-Reset-After"))
+            if headers.get("X-RateLimit-Remaining") == "0" and reset_after is not None:
+                reset = self._clock() + reset_after
                 self._blocked_until[key] = max(self._blocked_until.get(key, 0.0), reset)
 
-    def _on_429(self, route: str, response: httpx.Response) -> None:
+    def _on_429(self, route: str, response: Answer) -> None:
         try:
             body = response.json()
         except ValueError:
+            body = None
+        if not isinstance(body, dict):  # Discord's is an object; a proxy's may be anything
             body = {}
-        retry_after = float(body.get("retry_after") or response.headers.get("Retry-After") or 1.0)
-        is_global = bool(body.get("global")) or response.headers.get("X-RateLimit-Global") == "true"
+        retry_after = (
+            _seconds(body.get("retry_after")) or _seconds(response.headers.get("Retry-After")) or 1.0
+        )
+        is_global = body.get("global") is True or response.headers.get("X-RateLimit-Global") == "true"
         with self._lock:
             until = self._clock() + retry_after
             if is_global:
@@ -194,19 +266,42 @@ class DiscordClient:
         scope = "global" if is_global else "bucket"
         log.warning("discord: rate limited on %s (%s); waiting %.2f s", route, scope, retry_after)
 
-    def _result(self, response: httpx.Response) -> Any:
+    def _result(self, response: Answer) -> Any:
         if response.status_code == 204:
             return None
         try:
             body = response.json()
-        except ValueError:
-            body = {}
+        except ValueError as exc:  # not JSON, or nested too deep
+            if response.is_success:
+                raise DiscordError(response.status_code, None, f"an answer that is not JSON: {exc}") from exc
+            body = None
         if response.is_success:
             return body
         code = body.get("code") if isinstance(body, dict) else None
-        message = body.get("message", response.text[:200]) if isinstance(body, dict) else response.text[:200]
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        message = body.get("message") if isinstance(body, dict) else None
+        message = message[:200] if isinstance(message, str) else response.text
         if response.status_code == 401:
             self.unauthorized = True
             raise DiscordUnauthorized(401, code, message)
         error = {403: DiscordForbidden, 404: DiscordNotFound}.get(response.status_code, DiscordError)
         raise error(response.status_code, code, message)
+
+
+def _seconds(value: object) -> float | None:
+    """A wait Discord gave (a header's text, or a JSON number), within reason; None if it is none."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_WAIT_SECONDS)
+
+
+def _message_id(message: object) -> str:
+    """A message's id when it is a message with one (a snowflake), else ""."""
+    message_id = str(message.get("id", "")) if isinstance(message, dict) else ""
+    return message_id if message_id.isdigit() else ""

@@ -7,7 +7,10 @@ reason instead of silently vanishing, an unknown schedule is rejected rather
 than run daily, a ``next_run`` without an offset is wall time in the
 configured zone (Europe/Berlin) resolved across DST deliberately, and a
 message that would not fit Discord's 2000 characters is refused, never cut
-into invalid JSON.
+into invalid JSON. The JSON is bounded before it is parsed (size, then depth),
+only the format's own keys are kept (anything else is dropped, never stored
+nor shown), and a value echoed in a reason is quoted (``moltbot.text.quoted``):
+whoever wrote the message, its words never pass for moltbot's.
 """
 
 from __future__ import annotations
@@ -19,11 +22,23 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from moltbot import bounded_json
 from moltbot.schedules import Once, Schedule, ScheduleError, parse_schedule, resolve_wall_time
+from moltbot.text import quoted
 
 __all__ = ["DiscordTask", "InvalidTask", "parse_message", "render_message"]
 
 MAX_CONTENT = 2000  # Discord's limit for a message's content
+MAX_JSON_BYTES = 4 * MAX_CONTENT  # 2000 characters of UTF-8, at most 4 bytes each
+MAX_JSON_DEPTH = 4  # a task is one flat object; anything deeper is no task
+# The format's keys (NOTES.md §1.2): every other key is dropped when the message is read.
+KNOWN_KEYS = frozenset(
+    {
+        "task_name", "description", "schedule", "time", "specific_date", "day_of_month", "month",
+        "day_of_week", "action_type", "action_target", "action_template", "one_time", "created_at",
+        "first_run", "next_run", "active",
+    }
+)  # fmt: skip
 ACTION_TYPES = ("channel_post", "user_reminder", "self_task")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ONE_TIME_PREFIXES = ("in_", "tomorrow_", "today_at_")
@@ -59,9 +74,7 @@ class DiscordTask:
     day_of_week: str | None = None
     day_of_month: int | None = None
     month: int | None = None
-    data: dict[str, Any] = field(
-        default_factory=dict, compare=False
-    )  # everything as read (unknown keys kept)
+    data: dict[str, Any] = field(default_factory=dict, compare=False)  # as read, the format's keys only
 
     def schedule_in(self, zone: ZoneInfo) -> Schedule:
         """The moltbot schedule: a one-shot at ``next_run``, or the recurrence with all its day fields."""
@@ -88,7 +101,9 @@ def extract_json(content: str) -> str:
 def parse_message(message_id: str, content: str, author_id: str | None, zone: ZoneInfo) -> DiscordTask | None:
     """The task in a message; None for chatter (no task at all); InvalidTask for a broken one."""
     try:
-        data = json.loads(extract_json(content))
+        data = bounded_json.loads(extract_json(content), MAX_JSON_BYTES, MAX_JSON_DEPTH)
+    except bounded_json.UnsafeJson as error:
+        raise InvalidTask(message_id, [f"the JSON block is refused unparsed: {error}"]) from None
     except ValueError:
         if "```" in content or content.lstrip().startswith("{"):
             raise InvalidTask(message_id, ["the JSON block does not parse"]) from None
@@ -97,18 +112,19 @@ def parse_message(message_id: str, content: str, author_id: str | None, zone: Zo
         if "```" in content:
             raise InvalidTask(message_id, ["the JSON block is not an object"])
         return None
+    data = {key: value for key, value in data.items() if key in KNOWN_KEYS}
     reasons: list[str] = []
     name = _text(data, "task_name", reasons, required=True)
     schedule = _text(data, "schedule", reasons, required=True)
     action_type = _text(data, "action_type", reasons, required=True)
     if action_type and action_type not in ACTION_TYPES:
-        reasons.append(f"action_type {action_type!r} is not one of {', '.join(ACTION_TYPES)}")
+        reasons.append(f"action_type {quoted(action_type)} is not one of {', '.join(ACTION_TYPES)}")
     clock = _text(data, "time", reasons)
     if clock and not _TIME.fullmatch(clock):
-        reasons.append(f"time {clock!r} is not HH:MM")
+        reasons.append(f"time {quoted(clock)} is not HH:MM")
     weekday = _text(data, "day_of_week", reasons)
     if weekday and weekday.lower() not in WEEKDAYS:
-        reasons.append(f"day_of_week {weekday!r} is not a weekday (monday ... sunday)")
+        reasons.append(f"day_of_week {quoted(weekday)} is not a weekday (monday ... sunday)")
     day_of_month = _number(data, "day_of_month", 1, 31, reasons)
     month = _number(data, "month", 1, 12, reasons)
     next_run = _instant(data.get("next_run"), zone, reasons)
@@ -116,10 +132,10 @@ def parse_message(message_id: str, content: str, author_id: str | None, zone: Zo
     if one_time is None and schedule:
         one_time = schedule.startswith(ONE_TIME_PREFIXES) or schedule == "on_date"
     if not isinstance(one_time, bool):
-        reasons.append(f"one_time must be true or false, got {one_time!r}")
+        reasons.append(f"one_time must be true or false, got {_shown(one_time)}")
     active = data.get("active", True)
     if not isinstance(active, bool):
-        reasons.append(f"active must be true or false, got {active!r}")
+        reasons.append(f"active must be true or false, got {_shown(active)}")
     if reasons:
         raise InvalidTask(message_id, reasons)
     assert name and schedule and action_type and next_run is not None and isinstance(one_time, bool)
@@ -145,8 +161,11 @@ def parse_message(message_id: str, content: str, author_id: str | None, zone: Zo
     if not one_time:
         try:
             task.schedule_in(zone)
-        except ScheduleError as error:  # unknown values are refused, never run "daily"
-            raise InvalidTask(message_id, [f"schedule {schedule!r}: {error}"]) from None
+        except ScheduleError:  # unknown values are refused, never run "daily"
+            # Not the grammar's message: it repeats the value unquoted.
+            raise InvalidTask(
+                message_id, [f"schedule {quoted(schedule)} is not a schedule of the Discord tool"]
+            ) from None
     return task
 
 
@@ -169,7 +188,8 @@ def render_message(task: DiscordTask, next_run: datetime, zone: ZoneInfo) -> str
     content = "\n".join(header) + "\n\n```json\n" + json.dumps(data, indent=2, ensure_ascii=False) + "\n```"
     if len(content) > MAX_CONTENT:
         raise ValueError(
-            f"task {task.task_name!r} would need {len(content)} characters; Discord allows {MAX_CONTENT}"
+            f"task {quoted(task.task_name)} would need {len(content)} characters; "
+            f"Discord allows {MAX_CONTENT}"
         )
     return content
 
@@ -181,7 +201,7 @@ def _text(data: dict[str, Any], key: str, reasons: list[str], required: bool = F
             reasons.append(f"{key} is missing")
         return None
     if not isinstance(value, str):
-        reasons.append(f"{key} must be a string, got {value!r}")
+        reasons.append(f"{key} must be a string, got {_shown(value)}")
         return None
     return value.strip()
 
@@ -193,7 +213,7 @@ def _number(data: dict[str, Any], key: str, low: int, high: int, reasons: list[s
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        reasons.append(f"{key} must be {low}-{high}, got {value!r}")
+        reasons.append(f"{key} must be {low}-{high}, got {_shown(value)}")
         return None
     return value
 
@@ -207,8 +227,13 @@ def _instant(value: Any, zone: ZoneInfo, reasons: list[str]) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if _OFFSET.search(text) else text)
     except ValueError:
-        reasons.append(f"next_run {value!r} is not an ISO-8601 time")
+        reasons.append(f"next_run {quoted(value)} is not an ISO-8601 time")
         return None
     if parsed.tzinfo is None:
         return resolve_wall_time(parsed, zone)
     return parsed.astimezone(UTC)
+
+
+def _shown(value: Any) -> str:
+    """A value from the message, in a reason: quoted, as its JSON."""
+    return quoted(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))

@@ -7,7 +7,9 @@ timeouts, logs, retries, run records, alerts and every command (status, run:,
 pause:) like any other task. Its schedule is stored in a canonical form
 ``parse_schedule`` reads back (a cron expression, an interval, or a one-shot
 instant), so ``next`` and ``resume`` work on it too; its first run is the
-message's ``next_run`` and intervals count from there (no drift).
+message's ``next_run`` and intervals count from there (no drift). It has the
+lowest priority, and only the format's keys (``message.KNOWN_KEYS``) are in
+its definition.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from moltbot.schedules import Cron, Every, Once, Schedule, parse_schedule
 __all__ = ["canonical_schedule", "task_id_of", "to_spec"]
 
 ACTION_TIMEOUT = 180.0  # an agent's answer plus the post
+# The lowest priority: when more is due than there are workers, the owner's own tasks start first.
+PRIORITY = 10
 
 
 def task_id_of(message_id: str) -> str:
@@ -56,8 +60,16 @@ def to_spec(task: DiscordTask, zone: ZoneInfo) -> TaskSpec:
         schedule=parse_schedule(text, zone),
         timezone=zone,
         enabled=task.active,
+        priority=PRIORITY,
         timeout_seconds=ACTION_TIMEOUT,
         description=task.description,
-        raw={**task.data, "message_id": task.message_id, "author_id": task.author_id, "source": "discord"},
+        # After the message's keys, so none of them can pass for moltbot's own (a "kind" least of all).
+        raw={
+            **task.data,
+            "kind": "discord",
+            "message_id": task.message_id,
+            "author_id": task.author_id,
+            "source": "discord",
+        },
         first_run=task.next_run,
     )

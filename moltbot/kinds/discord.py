@@ -60,17 +60,28 @@ def prompt_for(task: Mapping[str, Any]) -> str:
 
 
 def destination(task: Mapping[str, Any], settings: DiscordSettings) -> str:
-    """An outbox address: a channel id, or ``dm:<user id>``."""
+    """An outbox address: a channel id, or ``dm:<user id>``; ActionError when the task may not post
+    there (not in ``[discord] allowed_targets``, or the Tasks Channel itself)."""
     kind, target = task.get("action_type"), str(task.get("action_target") or "").strip()
     if kind == "user_reminder":
         user = target if target.isdigit() else settings.default_user_id
         if not user:
             raise ActionError("user_reminder without action_target, and no [discord] default_user_id")
+        _check_allowed(f"user {user}", user, settings)
         return f"dm:{user}"
     channel = target if kind == "channel_post" and target.isdigit() else settings.heartbeat_log_channel_id
     if not channel:
         raise ActionError(f"{kind} has no target channel, and no [discord] heartbeat_log_channel_id")
+    if channel == settings.tasks_channel_id:  # what the bot posts there would count as a task
+        raise ActionError(f"channel {channel} is the Tasks Channel: tasks may not post there")
+    _check_allowed(f"channel {channel}", channel, settings)
     return channel
+
+
+def _check_allowed(what: str, target: str, settings: DiscordSettings) -> None:
+    if target not in settings.targets:
+        # Whoever may post a task does not thereby choose where moltbot speaks.
+        raise ActionError(f"{what} is not in [discord] allowed_targets")
 
 
 def _decide(task: Mapping[str, Any], context: ActionContext) -> tuple[str, str]:
