@@ -32,6 +32,11 @@ def recording_script(log: Path, body: str = "") -> str:
     return f'echo "start {line}{body}echo "end {line}'
 
 
+def sleep_until(monotonic: float) -> None:
+    """Until a fault's chosen moment (not a wait for the system: nothing is expected to happen)."""
+    time.sleep(max(0.0, monotonic - time.monotonic()))
+
+
 class Incarnation:
     """One life of ``moltbot daemon`` (with instant retries), started without waiting for it,
     so that it can be killed while it starts."""

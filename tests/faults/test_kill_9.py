@@ -27,6 +27,7 @@ from tests.faults.harness import (
     read_next_runs,
     read_runs,
     recording_script,
+    sleep_until,
     wait_for_orphans_to_go,
 )
 
@@ -99,7 +100,7 @@ def _kill(env: Env, daemon: Incarnation, draws: tuple[float, ...], trial: int) -
     roll, delay, offset, pick = draws
     if roll < 0.15:  # while it starts: imports, the lock, recovery, the first claims
         after = delay * 0.4
-        _sleep_until(daemon.spawned + after)
+        sleep_until(daemon.spawned + after)
         daemon.kill()
         return f"starting: trial {trial}, {after * 1000:.0f} ms after its spawn"
     if roll < 0.3:  # the moment recovery has settled the first run a kill left behind
@@ -124,19 +125,14 @@ def _kill(env: Env, daemon: Incarnation, draws: tuple[float, ...], trial: int) -
             due, task_id = upcoming[int(pick * len(upcoming))]
             shift = (offset * 2 - 1) * NEAR
             target = due + timedelta(seconds=shift)
-            _sleep_until(time.monotonic() + (target - datetime.now(UTC)).total_seconds())
+            sleep_until(time.monotonic() + (target - datetime.now(UTC)).total_seconds())
             daemon.kill()
             return f"due: trial {trial}, {shift * 1000:+.1f} ms from {task_id}'s {due:%H:%M:%S.%f}"
     after = delay * 2.0
-    _sleep_until(time.monotonic() + after)
+    sleep_until(time.monotonic() + after)
     daemon.kill()
     return f"anywhere: trial {trial}, {after * 1000:.0f} ms after it was ready"
 
 
 def _crashed(env: Env) -> int:
     return count_runs(env, f"message LIKE '%{CRASHED}%'")
-
-
-def _sleep_until(monotonic: float) -> None:
-    """The injected fault's moment (not a wait for the system: nothing is expected to happen)."""
-    time.sleep(max(0.0, monotonic - time.monotonic()))
