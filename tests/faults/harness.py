@@ -164,7 +164,7 @@ def processes_of_home(env: Env) -> dict[int, int]:
     return found
 
 
-def wait_for_orphans_to_go(env: Env, owner: int | None, what: str) -> None:
+def wait_for_orphans_to_go(env: Env, owner: int, what: str) -> None:
     """Every process of a run not owned by the daemon ``owner`` is gone within a second (what
     SIGKILL takes to land on a loaded machine; shorter than the long task, so an orphan nobody
     killed is still there to be seen)."""
@@ -175,7 +175,7 @@ def wait_for_orphans_to_go(env: Env, owner: int | None, what: str) -> None:
         return {
             pid: runs.get(run_id)
             for pid, run_id in processes.items()
-            if owner is None or run_id not in runs or runs[run_id].owner_pid != owner
+            if run_id not in runs or runs[run_id].owner_pid != owner
         }
 
     try:
