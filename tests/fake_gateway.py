@@ -3,7 +3,8 @@
 Built to ../shared/signal-cli-rest-api/swagger.json and GATEWAY-NOTES.md:
 ``GET /v1/about`` (mode), ``/v1/health`` (204), ``/v1/accounts``,
 ``POST /v2/send`` (201 with ``{"timestamp": "..."}`` or, as newer releases,
-``[{...}]``; 400/429/5xx when told to; or no answer at all),
+``[{...}]``; 400/429/5xx when told to; or no answer at all; or, stalled, every
+request held until it is unstalled),
 ``POST /v1/reactions/{number}``, ``PUT|DELETE /v1/typing-indicator/{number}``
 (204), and ``GET /v1/receive/{number}``: a JSON array sent as text/plain in
 normal mode, a websocket in json-rpc mode (one JSON object per text frame,
@@ -63,11 +64,14 @@ class FakeGateway:
         self.fault_for: Callable[[dict[str, Any]], SendFault | None] | None = None
         self.connections = 0  # websockets accepted so far
         self.about_body: bytes | None = None  # set: /v1/about answers these bytes (200, JSON)
+        self.held = 0  # requests that arrived while stalled
         self._queued: list[dict[str, Any]] = []  # normal mode: waiting for GET /v1/receive
         self._queued_raw: list[str] = []  # normal mode: the next answers of GET /v1/receive, as they are
         self._sockets: list[ServerConnection] = []
         self._lock = threading.Condition()
         self._release_hung = threading.Event()
+        self._unstalled = threading.Event()
+        self._unstalled.set()
         self._timestamp = int(time.time() * 1000)
         self.port = 0
         self._server = Loopback(self._route, self._serve_socket, max_size=512)  # ReadLimit(512)
@@ -93,6 +97,18 @@ class FakeGateway:
         self._server.stop()
         self.drop_sockets()
         self._release_hung.set()
+        self._unstalled.set()
+
+    def stall(self) -> None:
+        """Wedged (signal-cli hanging behind a live HTTP front): connections are still accepted, and
+        every request, a websocket's handshake too, is held unanswered until ``unstall``. Open
+        websockets stay open (``drop_sockets`` for a restart that hangs)."""
+        self._unstalled.clear()
+
+    def unstall(self) -> None:
+        """The held requests are served now, as the real gateway does once signal-cli answers: a send
+        whose client gave up meanwhile is delivered all the same."""
+        self._unstalled.set()
 
     def restart(self, after: float = 0.0) -> None:
         self.stop()
@@ -224,6 +240,10 @@ class FakeGateway:
                     self._sockets.remove(sock)
 
     def _route(self, request: Request) -> Reply:
+        if not self._unstalled.is_set():
+            with self._lock:
+                self.held += 1
+            self._unstalled.wait()
         method, path, number = request.method, request.path, self.number
         if method == "GET" and path == "/v1/about":
             if self.about_body is not None:

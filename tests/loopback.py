@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,6 +161,11 @@ class _Server(ThreadingHTTPServer):
             self.loopback._serve_websocket(request, self)
         else:
             super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client left before its answer (it gave up on a stalled request): not news
+        super().handle_error(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
