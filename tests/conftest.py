@@ -19,6 +19,7 @@ from moltbot import retries, store
 from moltbot.config.home import Home
 from moltbot.core.lock import daemon_pid
 from tests.fake_discord import FakeDiscord
+from tests.fake_gateway import FakeGateway
 from tests.instant_retries import INSTANT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +193,11 @@ REPORT = pytest.StashKey[list[str]]()
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     for line in config.stash.get(REPORT, []):
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    """A fake signal-cli-rest-api on 127.0.0.1 (json-rpc mode; pings every second)."""
+    fake = FakeGateway(ping_seconds=1.0).start()
+    yield fake
+    fake.stop()

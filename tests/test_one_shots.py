@@ -33,6 +33,14 @@ def test_check_refuses_a_one_shot_whose_time_is_past_and_that_never_ran(env: Env
     assert daemon.returncode == 3 and "is already past" in daemon.stderr
 
 
+def registered(env: Env, clock: FakeClock) -> Core:
+    """tasks.json registered at the clock's instant (as a daemon or a CLI would)."""
+    core = Core(env.home, clock)
+    core.open()
+    core.sync(core.load_specs())
+    return core
+
+
 def drive(daemon: Daemon) -> None:
     daemon.step()
     while daemon.executor.busy() or daemon._claimed:
@@ -45,9 +53,7 @@ def test_a_one_shot_that_ran_never_runs_again_when_its_definition_changes(env: E
     entry = {"task_id": "once", "script_path": "job.sh", "schedule": "at 2026-11-26T12:01", "timezone": "UTC"}
     env.write_tasks(entry)
     clock = FakeClock(NOON)
-    core = Core(env.home, clock)
-    core.open()
-    core.sync(core.load_specs())
+    core = registered(env, clock)
     daemon = Daemon(core, core.load_specs())
     try:
         clock.advance(minutes=2)
@@ -77,9 +83,7 @@ def test_a_one_shot_run_by_hand_before_its_time_does_not_run_again_at_it(env: En
         {"task_id": "once", "script_path": "job.sh", "schedule": "at 2026-11-26T12:30", "timezone": "UTC"}
     )
     clock = FakeClock(NOON)
-    core = Core(env.home, clock)
-    core.open()
-    core.sync(core.load_specs())
+    core = registered(env, clock)
     daemon = Daemon(core, core.load_specs())
     try:
         core.request_run("once", requested_by="owner")  # in this process: wakes the loop directly
@@ -101,9 +105,7 @@ def test_a_registered_one_shot_whose_time_passed_while_down_follows_its_missed_p
         {"task_id": "once", "script_path": "job.sh", "schedule": "at 2026-11-26T12:01", "timezone": "UTC"}
     )
     clock = FakeClock(NOON)
-    core = Core(env.home, clock)
-    core.open()
-    core.sync(core.load_specs())  # registered before its time
+    core = registered(env, clock)  # before its time
     clock.advance(hours=2)  # the daemon was down meanwhile
     specs = core.load_specs()  # not refused: it is a missed occurrence, not a mistake
     daemon = Daemon(core, specs)

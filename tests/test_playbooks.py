@@ -20,9 +20,9 @@ from handlers import format as fmt
 from moltbot import store
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway
-from tests.test_signal import OWNER, bot, gateway, replies, say
+from tests.test_signal import OWNER, bot, replies, say
 
-__all__ = ["bot", "gateway"]  # the Signal fixtures, used here too
+__all__ = ["bot"]  # the Signal fixture, used here too (gateway: conftest.py)
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible is not installed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -46,13 +46,6 @@ def signal_toml(gateway: FakeGateway, **extra: str) -> str:
         **extra,
     }
     return "[signal]\n" + "".join(f"{key} = {value}\n" for key, value in values.items())
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    fake = FakeGateway(ping_seconds=1.0).start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -148,13 +148,6 @@ def test_stop_without_a_daemon_records_the_foreground_run_as_interrupted(env: En
 
 
 # --- through Signal, against the daemon ------------------------------------------------------
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    fake = FakeGateway(ping_seconds=1.0).start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -36,13 +36,6 @@ OWNER = "+4915100000001"
 OWNER_UUID = "0b0e0a2c-1111-4222-8333-444455556666"
 OUTAGES = 4
 TIMEOUT = 0.5  # the gateway's timeout_seconds: how long a stalled send waits for its answer
-
-
-@pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    fake = FakeGateway(ping_seconds=1.0).start()
-    yield fake
-    fake.stop()
 
 
 def test_gateway_down_and_stalled_replies_once_or_visibly_given_up(

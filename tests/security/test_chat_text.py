@@ -23,9 +23,9 @@ from handlers.commands import COMMANDS, MAX_TEXT_CHARS, ParseError, parse
 from moltbot import store
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway, text_frame
-from tests.test_signal import OWNER, OWNER_UUID, VIEWER_UUID, bot, echo_task, gateway, now_ms, replies, say
+from tests.test_signal import OWNER, OWNER_UUID, VIEWER_UUID, bot, echo_task, now_ms, replies, say
 
-__all__ = ["bot", "gateway"]  # the Signal fixtures, used here too
+__all__ = ["bot"]  # the Signal fixture, used here too (gateway: conftest.py)
 Bot = Callable[..., DaemonProcess]
 
 PATHOLOGICAL_CHARS = 64 * 1024

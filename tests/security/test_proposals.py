@@ -15,9 +15,9 @@ from moltbot import store
 from tests.conftest import DaemonProcess, Env
 from tests.fake_agents import FakeOllama
 from tests.fake_gateway import FakeGateway
-from tests.test_signal import GROUP, GROUP_REST, bot, echo_task, gateway, replies, say
+from tests.test_signal import GROUP, GROUP_REST, bot, echo_task, replies, say
 
-__all__ = ["bot", "gateway"]  # the Signal fixtures, used here too
+__all__ = ["bot"]  # the Signal fixture, used here too (gateway: conftest.py)
 Bot = Callable[..., DaemonProcess]
 PAUSE_PROPOSED = "→ pause:email-check? reply yes within 2 minutes to do it"
 

@@ -17,9 +17,9 @@ from moltbot.signal_chat.gateway import ABOUT_MAX_BYTES, RECEIVE_MAX_BYTES
 from moltbot.signal_chat.receiver import MAX_FRAME_BYTES
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway, huge_frame, nested_json
-from tests.test_signal import OWNER, bot, echo_task, gateway, say
+from tests.test_signal import OWNER, bot, echo_task, say
 
-__all__ = ["bot", "gateway"]  # the Signal fixtures, used here too
+__all__ = ["bot"]  # the Signal fixture, used here too (gateway: conftest.py)
 Bot = Callable[..., DaemonProcess]
 
 
