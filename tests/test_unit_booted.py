@@ -143,10 +143,10 @@ def test_reload_makes_the_daemon_pick_up_tasks_json(booted: Booted) -> None:
 def run_task_in_unit(booted: Booted, task_id: str, script: str) -> str:
     """`script` (sh) as a task the daemon in the unit runs: added, reloaded, run; its stdout.
 
-    The one way the checks below run code as a task, so the task's user (who runs it, with which
-    capabilities) is asserted on what this returns. A CLI that found no daemon would run the task in
-    its own process, outside the unit's sandbox, and the checks would prove nothing: the task's cgroup,
-    printed first on stderr, shows it ran inside moltbot.service."""
+    The one way the checks here run code as a task: checks of who runs it (the task's user, its
+    groups, its capabilities) go on what this returns, as the sandbox test's do. A CLI that found no
+    daemon would run the task in its own process, outside the unit's sandbox, and the checks would
+    prove nothing: the task's cgroup, printed first on stderr, shows it ran inside moltbot.service."""
     booted.add_task(task_id, "cat /proc/self/cgroup >&2\n" + script)
     booted.reload(task_id)
     result = booted.moltbot("run", task_id, "--json")
@@ -157,6 +157,8 @@ def run_task_in_unit(booted: Booted, task_id: str, script: str) -> str:
 
 PROBE = """\
 echo "uid: $(id -u)"
+echo "secret in environment: $(env | grep -c DISCORD_BOT_TOKEN)"
+echo "secrets file: $(cat /etc/moltbot/secrets.env 2>&1 >/dev/null | sed 's/.*: //')"
 grep -E '^Cap(Inh|Prm|Eff|Amb):' /proc/self/status
 for dir in /usr /etc /home /var/lib/moltbot/data; do
     if error=$(touch "$dir/written-by-a-task" 2>&1); then echo "$dir: written"; rm "$dir/written-by-a-task"
@@ -165,11 +167,17 @@ done
 """
 
 
-def test_a_task_has_no_capabilities_and_cannot_write_the_system(booted: Booted) -> None:
+def test_a_task_has_no_capabilities_nor_secrets_and_cannot_write_the_system(booted: Booted) -> None:
     booted.ensure_active()
+    main_pid = booted.unit("MainPID")["MainPID"]
+    daemon_environment = booted.machine.run("cat", f"/proc/{main_pid}/environ").stdout
+    assert "DISCORD_BOT_TOKEN=" in daemon_environment, "the daemon has the secret the task must not see"
     output = run_task_in_unit(booted, "probe-sandbox", PROBE)
     lines = dict(line.split(":", 1) for line in output.splitlines())
     assert lines["uid"].strip() != "0", output
+    # A task neither inherits the daemon's secrets (EnvironmentFile=) nor reads their file.
+    assert lines["secret in environment"].strip() == "0", output
+    assert lines["secrets file"].strip() == "Permission denied", output
     for capabilities in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
         assert lines[capabilities].strip() == "0000000000000000", output
     # Read-only file system, not Permission denied: ProtectSystem=strict and ProtectHome=read-only
