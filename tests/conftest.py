@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from moltbot import retries, store
 from moltbot.config.home import Home
 from moltbot.core.lock import daemon_pid
+from tests import debian_target
 from tests.fake_discord import FakeDiscord
 from tests.fake_gateway import FakeGateway
 from tests.instant_retries import INSTANT
@@ -201,3 +203,22 @@ def gateway() -> Iterator[FakeGateway]:
     fake = FakeGateway(ping_seconds=1.0).start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def converged(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[debian_target.Converged]:
+    """The moltbot role applied to a fresh Debian root, once per session: test_ansible.py checks it,
+    test_unit_booted.py boots a copy of it (tests/debian_target.py)."""
+    reason = debian_target.cannot_converge()
+    if reason is not None:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("ansible-apply")
+    try:
+        target = debian_target.converge(work)
+        report = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in target.timings.items())
+        request.config.stash.setdefault(REPORT, []).append(f"ansible chroot apply: {report}")
+        yield target
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

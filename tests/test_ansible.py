@@ -1,54 +1,29 @@
 """The Ansible tree: syntax, the production lint profile, and a real apply of the moltbot role.
 
-The real apply builds a minimal Debian root with debootstrap (cached between runs on one machine),
-converges the role into it through Ansible's chroot connection from a wheelhouse built here (the
-target has no package index), checks what it made, runs moltbot inside it as the moltbot user, and
-converges again to prove that nothing changes.
+The real apply (tests/debian_target.py, the session fixture `converged` in conftest.py) builds a
+minimal Debian root with debootstrap (cached between runs on one machine), converges the role into it
+through Ansible's chroot connection from a wheelhouse built there (the target has no package index),
+and converges again; the tests here check what it made, run moltbot inside it as the moltbot user,
+and prove that the second apply changed nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPORT
-
-REPO = Path(__file__).resolve().parent.parent
-ANSIBLE_DIR = REPO / "ansible"
-BIN = Path(sys.executable).parent
-ANSIBLE_PLAYBOOK = BIN / "ansible-playbook"
-# What the role needs on a target besides the base system (apt: python3-apt; pip: packaging).
-DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-packaging,python3-apt,systemd"
-SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-SECRET = "discord-token-that-must-never-be-printed"
+from tests.debian_target import ANSIBLE_DIR, ANSIBLE_PLAYBOOK, BIN, REPO, SECRET, Converged, run
 
 needs_ansible = pytest.mark.skipif(
     not ANSIBLE_PLAYBOOK.exists(), reason="ansible is not installed (pip install -e '.[test]')"
 )
-
-
-def ansible_env() -> dict[str, str]:
-    return {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
-
-
-def run(argv: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # type: ignore[call-overload,no-any-return]
-        [str(arg) for arg in argv], capture_output=True, text=True, env=ansible_env(), **kwargs
-    )
 
 
 @needs_ansible
@@ -82,109 +57,10 @@ def test_the_shipped_unit_is_the_role_template_with_its_defaults(tmp_path: Path)
 # --- the real apply ----------------------------------------------------------------------------
 
 
-@dataclass
-class Converged:
-    root: Path
-    first: subprocess.CompletedProcess[str]
-    second: subprocess.CompletedProcess[str]
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def path(self, inside: str) -> Path:
-        return self.root / inside.lstrip("/")
-
-    def ids(self, name: str) -> tuple[int, int]:
-        for line in self.path("/etc/passwd").read_text().splitlines():
-            fields = line.split(":")
-            if fields[0] == name:
-                return int(fields[2]), int(fields[3])
-        raise AssertionError(f"no user {name} in the target's /etc/passwd")
-
-
 def recap(output: str, host: str = "target") -> dict[str, int]:
     match = re.search(rf"^{host}\s*:\s*(.*)$", output, re.MULTILINE)
     assert match, output
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
-
-
-def debootstrap_root(destination: Path, timings: dict[str, float]) -> None:
-    """A fresh minimal Debian root; debootstrap runs once per package list, then it is a tar copy."""
-    key = hashlib.sha256(f"{SUITE} {MIRROR} {DEBOOTSTRAP_PACKAGES}".encode()).hexdigest()[:12]
-    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "moltbot-tests"
-    cached = cache_dir / f"debootstrap-{SUITE}-{key}.tar"
-    started = time.monotonic()
-    if not cached.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        building = destination.with_name("debootstrap-building")
-        argv = ["debootstrap", "--variant=minbase", f"--include={DEBOOTSTRAP_PACKAGES}", SUITE, str(building)]
-        result = subprocess.run([*argv, MIRROR], capture_output=True, text=True)
-        assert result.returncode == 0, (
-            f"debootstrap failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-        partial = cached.with_suffix(".partial")
-        subprocess.run(["tar", "-C", str(building), "-cf", str(partial), "."], check=True)
-        partial.rename(cached)  # only a complete archive is ever reused
-        shutil.rmtree(building)
-        timings["debootstrap (no cache)"] = time.monotonic() - started
-        started = time.monotonic()
-    destination.mkdir()
-    subprocess.run(["tar", "-C", str(destination), "-xf", str(cached)], check=True)
-    timings["unpack cached root"] = time.monotonic() - started
-
-
-@pytest.fixture(scope="module")
-def converged(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Converged]:
-    if not ANSIBLE_PLAYBOOK.exists():
-        pytest.skip("ansible is not installed (pip install -e '.[test]')")
-    if os.geteuid() != 0:
-        pytest.skip("the chroot apply needs root (debootstrap and chroot); .ci/run runs as root")
-    if shutil.which("debootstrap") is None:
-        pytest.skip("debootstrap is not installed (apt-get install debootstrap; .ci/run installs it)")
-    work = tmp_path_factory.mktemp("ansible-apply")
-    timings: dict[str, float] = {}
-    root = work / "root"
-    debootstrap_root(root, timings)
-    try:
-        started = time.monotonic()
-        wheelhouse = work / "wheelhouse"
-        build = subprocess.run(
-            [str(ANSIBLE_DIR / "build-wheelhouse.sh")], capture_output=True, text=True,
-            env={**os.environ, "WHEELHOUSE": str(wheelhouse), "PYTHON": sys.executable},
-        )  # fmt: skip
-        assert build.returncode == 0, build.stdout + build.stderr
-        timings["wheelhouse"] = time.monotonic() - started
-
-        inventory = work / "inventory.json"
-        inventory.write_text(json.dumps({"all": {"hosts": {"target": {
-            "ansible_connection": "community.general.chroot", "ansible_host": str(root),
-            "ansible_python_interpreter": "/usr/bin/python3"}}}}))  # fmt: skip
-        variables = work / "vars.json"
-        variables.write_text(json.dumps({
-            "moltbot_checkout": str(REPO), "moltbot_wheelhouse": str(wheelhouse),
-            "moltbot_apt_update_cache": False,  # the target has no package index: wheels and debootstrap only
-            "moltbot_daemon": {"timezone": "Europe/Berlin", "workers": 2},
-            "moltbot_signal": {"url": "http://127.0.0.1:8080", "number": "+4915100000000",
-                               "allowed": ["+4915100000001"], "linked_device": False},
-            "moltbot_discord_bot_token": SECRET,
-        }))  # fmt: skip
-        variables.chmod(0o600)
-
-        def converge(label: str) -> subprocess.CompletedProcess[str]:
-            started = time.monotonic()
-            result = run([ANSIBLE_PLAYBOOK, "-i", inventory, "-e", f"@{variables}", "tests/converge.yml"],
-                         cwd=ANSIBLE_DIR)  # fmt: skip
-            timings[label] = time.monotonic() - started
-            assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-            return result
-
-        first = converge("converge")
-        second = converge("re-converge")
-        report = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
-        request.config.stash.setdefault(REPORT, []).append(f"ansible chroot apply: {report}")
-        yield Converged(root, first, second, timings)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def mode_and_owner(path: Path) -> tuple[str, int, int]:
@@ -253,8 +129,10 @@ def test_moltbot_runs_inside_the_target_as_its_user(converged: Converged) -> Non
     assert "3 tasks OK" in check.stdout
     status = moltbot("status")  # creates the database in data/, which only the daemon's user may write
     assert status.returncode == 0, status.stdout + status.stderr
-    # "daily at 03:30" in the toml's zone Europe/Berlin, shown in the chroot's (UTC): the toml took effect
-    assert re.search(r"^backup .* 0[12]:30:00 ", status.stdout, re.MULTILINE), status.stdout
+    # "daily at 03:30" in the toml's zone Europe/Berlin, which status shows times in, though the chroot's
+    # is UTC: the toml took effect
+    assert re.search(r"^backup .* 03:30:00 ", status.stdout, re.MULTILINE), status.stdout
+    assert "(times in Europe/Berlin)" in status.stdout
     assert converged.path("/var/lib/moltbot/data/moltbot.db").stat().st_uid == uid
     # A task runs in the deployed layout: a root-owned script the moltbot group may execute, cwd tasks/.
     backup = moltbot("run", "backup")

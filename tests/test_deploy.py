@@ -27,7 +27,7 @@ def test_the_unit_file_verifies(tmp_path: Path) -> None:
 
 def test_the_unit_reloads_with_sighup_and_lets_the_daemon_stop_its_tasks() -> None:
     text = UNIT.read_text()
-    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+    assert """ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'""" in text  # test_unit_booted.py reloads it
     assert "KillMode=mixed" in text and "KillSignal=SIGTERM" in text
     assert "ExecStart=/opt/moltbot/venv/bin/moltbot daemon" in text
     assert "Type=notify" in text and "WatchdogSec=60" in text and "Restart=always" in text
