@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent
 ANSIBLE_PLAYBOOK = BIN / "ansible-playbook"
-# What the role needs on a target besides the base system (apt: python3-apt; pip: packaging).
-DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-packaging,python3-apt,systemd"
+# What the roles need on a target besides the base system (apt: python3-apt; pip: packaging; the
+# gateway's firewall: nftables).
+DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-packaging,python3-apt,systemd,nftables"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 SECRET = "discord-token-that-must-never-be-printed"
@@ -167,6 +168,7 @@ def converged(
             "moltbot_signal": {"url": "http://127.0.0.1:8080", "number": "+4915100000000",
                                "allowed": ["+4915100000001"], "linked_device": False},
             "moltbot_discord_bot_token": SECRET,
+            "signal_gateway_packages": ["nftables"], "signal_gateway_apt_update_cache": False,
         }))  # fmt: skip
         variables.chmod(0o600)
 
@@ -260,6 +262,28 @@ def test_moltbot_runs_inside_the_target_as_its_user(converged: Converged) -> Non
     backup = moltbot("run", "backup")
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "success" in backup.stdout and "/var/lib/moltbot/config/tasks.json" in backup.stdout
+
+
+@pytest.mark.slow
+def test_the_gateway_firewall_is_written_for_moltbot_and_loaded_at_boot(converged: Converged) -> None:
+    rules = converged.path("/etc/signal-gateway/firewall.nft")
+    assert mode_and_owner(rules) == ("0o644", 0, 0)
+    text = rules.read_text()
+    assert "ip daddr 127.0.0.1 tcp dport 8080 meta skuid != { root, moltbot } reject with tcp reset" in text
+    assert 'oifname "br-signal-gw" ct state new drop' in text
+    enabled = converged.path("/etc/systemd/system/sysinit.target.wants/signal-gateway-firewall.service")
+    assert (
+        enabled.is_symlink() and os.readlink(enabled) == "/etc/systemd/system/signal-gateway-firewall.service"
+    )
+    unit = converged.path(os.readlink(enabled)).read_text()
+    assert "ExecStart=/usr/sbin/nft -f /etc/signal-gateway/firewall.nft" in unit and "Before=" in unit
+    assert "docker.service" in unit.split("Before=")[1].splitlines()[0], "loaded before Docker starts"
+    # The target's nft accepts it, its users resolved from the target's passwd (checked, not loaded:
+    # in a network namespace of its own).
+    check = subprocess.run(["unshare", "--net", "chroot", str(converged.root), "nft", "-c", "-f",
+                            "/etc/signal-gateway/firewall.nft"], capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert "SKIPPED the Docker daemon and the signal-api container" in converged.first.stdout
 
 
 @pytest.mark.slow
