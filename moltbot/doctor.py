@@ -9,13 +9,14 @@ channel connected, no background thread restarting (``core/health.py`` records t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home, layout_problems
 from moltbot.config.settings import Settings, load_settings
 from moltbot.config.spec import TaskSpec
+from moltbot.redact import redact_urls
 
 __all__ = ["Check", "run_checks"]
 
@@ -32,6 +33,11 @@ class Check:
 
 
 def run_checks(home: Home) -> list[Check]:
+    """Every check, in order; a URL's credentials masked (its output is pasted into bug reports)."""
+    return [replace(c, detail=redact_urls(c.detail), fix=redact_urls(c.fix)) for c in _all_checks(home)]
+
+
+def _all_checks(home: Home) -> list[Check]:
     checks: list[Check] = []
     _home(home, checks)
     settings, specs = _config(home, checks)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from moltbot.file_modes import task_umask
 from moltbot.run_output import LazyLog, Tail
 
 __all__ = ["INTERNAL_ERROR", "ProcessRun", "RunResult", "Supervisor"]
@@ -144,6 +145,7 @@ class ProcessRun:
             stderr=subprocess.PIPE,
             start_new_session=True,  # own session and process group: killpg reaches everything
             close_fds=True,
+            umask=task_umask(),  # moltbot's umask is private; the task's files are its owner's
         )
 
     # --- driven by the supervisor ------------------------------------------------------

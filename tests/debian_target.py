@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_DIR = REPO / "ansible"
 BIN = Path(sys.executable).parent
 ANSIBLE_PLAYBOOK = BIN / "ansible-playbook"
-# What the role needs on a target besides the base system (apt: python3-apt; pip: packaging).
-DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-packaging,python3-apt,systemd"
+# What the roles need on a target besides the base system (apt: python3-apt; pip: packaging; the
+# gateway's firewall: nftables).
+DEBOOTSTRAP_PACKAGES = "python3,python3-venv,python3-packaging,python3-apt,systemd,nftables"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 SECRET = "discord-token-that-must-never-be-printed"
@@ -120,6 +121,7 @@ def converge(work: Path) -> Converged:
         "moltbot_signal": {"url": "http://127.0.0.1:8080", "number": "+4915100000000",
                            "allowed": ["+4915100000001"], "linked_device": False},
         "moltbot_discord_bot_token": SECRET,
+        "signal_gateway_packages": ["nftables"], "signal_gateway_apt_update_cache": False,
     }))  # fmt: skip
     variables.chmod(0o600)
 

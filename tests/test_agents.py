@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,11 +79,11 @@ def test_errors_say_what_is_wrong(ollama: FakeOllama) -> None:
 
 
 @pytest.mark.parametrize("legacy", [False, True])
-def test_letta_answers_one_request_at_a_time(legacy: bool) -> None:
+def test_letta_answers_one_request_at_a_time(legacy: bool, tmp_path: Path) -> None:
     fake = FakeLetta(password="s3cret", legacy_send_message=legacy, delay=0.2).start()
     answers: list[str] = []
     try:
-        with LettaClient(fake.url, fake.agent_id, api_key="s3cret", timeout=5) as client:
+        with LettaClient(fake.url, fake.agent_id, api_key="s3cret", timeout=5, lock_dir=tmp_path) as client:
 
             def ask() -> None:
                 answers.append(client.ask("water plants"))
@@ -95,35 +96,36 @@ def test_letta_answers_one_request_at_a_time(legacy: bool) -> None:
         assert answers == ["noted: water plants"] * 3
         assert fake.max_concurrent == 1  # Letta: concurrent requests to one agent are undefined
         assert fake.requests[0] == {"messages": [{"role": "user", "content": "water plants"}]}
-        wrong = LettaClient(fake.url, fake.agent_id, api_key="wrong", timeout=5)
+        wrong = LettaClient(fake.url, fake.agent_id, api_key="wrong", timeout=5, lock_dir=tmp_path)
         with wrong, pytest.raises(AgentUnavailable, match="401"):
             wrong.ask("hi")
     finally:
         fake.stop()
 
 
-def test_letta_without_text_is_an_error() -> None:
+def test_letta_without_text_is_an_error(tmp_path: Path) -> None:
     silent: Any = lambda text: ""  # noqa: E731
     fake = FakeLetta(answer=silent).start()
     try:
-        client = LettaClient(fake.url, fake.agent_id, timeout=5)
+        client = LettaClient(fake.url, fake.agent_id, timeout=5, lock_dir=tmp_path)
         with client, pytest.raises(AgentUnavailable, match="no text"):
             client.ask("hi")
     finally:
         fake.stop()
 
 
-def test_letta_is_asked_one_at_a_time_across_processes_too() -> None:
+def test_letta_is_asked_one_at_a_time_across_processes_too(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     fake = FakeLetta(delay=0.3).start()
     code = (
-        "from moltbot.agents.letta import LettaClient; import sys; "
-        f"print(LettaClient('{fake.url}', '{fake.agent_id}', timeout=10).ask(sys.argv[1]))"
+        "from moltbot.agents.letta import LettaClient; import sys; from pathlib import Path; "
+        f"client = LettaClient('{fake.url}', '{fake.agent_id}', timeout=10, lock_dir=Path(sys.argv[2])); "
+        "print(client.ask(sys.argv[1]))"
     )
     try:
-        commands = [[sys.executable, "-c", code, f"task {i}"] for i in range(3)]
+        commands = [[sys.executable, "-c", code, f"task {i}", str(tmp_path)] for i in range(3)]
         askers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for command in commands]
         outputs = sorted(asker.communicate(timeout=30)[0].strip() for asker in askers)
         assert outputs == ["noted: task 0", "noted: task 1", "noted: task 2"]

@@ -190,7 +190,10 @@ def test_signal_section_errors_name_line_and_field(env: Env, monkeypatch: pytest
         load_settings(env.home.settings_toml)
     text, path = str(caught.value), env.home.settings_toml
     assert f"{path}:2: signal.number: the bot's registered number in E.164 form" in text
-    assert f"{path}:3: signal.allowed: expected E.164 numbers or UUIDs, got 'alice'" in text
+    assert (
+        f"{path}:3: signal.allowed: expected E.164 numbers, UUIDs or [number, UUID] pairs, got 'alice'"
+        in text
+    )
     assert f"{path}:4: signal.linked_device: expected bool, got 1" in text
     assert f"{path}:5: signal.max_command_age: unknown field" in text and "max_command_age_seconds" in text
     # The environment overrides the file (per-host values, kept out of shared config).

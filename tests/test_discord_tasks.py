@@ -38,7 +38,7 @@ def test_the_stored_schedule_reads_back_as_the_same_schedule(
         at = again.next_after(at, task.next_run) or at
     assert spec.task_id == "discord-1001" and spec.kind == "discord"
     assert kind_of(spec.kind).command(spec, Home(Path("/home"))) == [
-        sys.executable, "-m", "moltbot", "discord-action", "discord-1001"
+        sys.executable, "-P", "-m", "moltbot", "discord-action", "discord-1001"
     ]  # fmt: skip
 
 

@@ -9,7 +9,6 @@ Older agents answer through a ``send_message`` tool call instead of an
 from __future__ import annotations
 
 import fcntl
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +27,18 @@ _LOCKS_GUARD = threading.Lock()
 
 class LettaClient:
     def __init__(
-        self, base_url: str, agent_id: str, api_key: str | None = None, timeout: float = 120.0
+        self,
+        base_url: str,
+        agent_id: str,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        *,
+        lock_dir: Path,
     ) -> None:
         self.agent_id = agent_id
+        # Our own folder (the daemon's data/), never the shared /tmp, where any local user could
+        # create and hold the lock and so stop every Letta task.
+        self.lock_dir = lock_dir
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=5.0), headers=headers
@@ -50,7 +58,7 @@ class LettaClient:
     def ask(self, text: str) -> str:
         # One at a time per agent: threads here, and other moltbot processes (each Discord
         # task's action is one) through a lock file named after the agent.
-        with self._lock, _agent_file_lock(self.agent_id):
+        with self._lock, _agent_file_lock(self.lock_dir, self.agent_id):
             try:
                 with self._http.stream(
                     "POST",
@@ -69,9 +77,9 @@ class LettaClient:
 
 
 @contextmanager
-def _agent_file_lock(agent_id: str) -> Iterator[None]:
+def _agent_file_lock(lock_dir: Path, agent_id: str) -> Iterator[None]:
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in agent_id)
-    path = Path(tempfile.gettempdir()) / f"moltbot-letta-{safe}.lock"
+    path = lock_dir / f"letta-{safe}.lock"
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from moltbot.agents.answers import AgentUnavailable, body, json_object, ndjson_objects
+from moltbot.redact import redact_urls
 from moltbot.retries import quick_retries
 
 __all__ = ["AgentUnavailable", "ChatReply", "OllamaClient", "ToolCall"]
@@ -44,6 +45,7 @@ class ChatReply:
 class OllamaClient:
     def __init__(self, host: str = DEFAULT_HOST, model: str = "llama3.2", timeout: float = 120.0) -> None:
         self.host, self.model = host.rstrip("/"), model
+        self._shown = redact_urls(self.host)  # in errors, which reach the log and the chat
         transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         # Generous read timeout (a cold model loads for a while), short connect timeout.
         self._http = httpx.Client(
@@ -66,7 +68,7 @@ class OllamaClient:
                 response.raise_for_status()
                 answer = json_object(body(response, "Ollama"), "Ollama")
         except httpx.HTTPError as exc:
-            raise AgentUnavailable(f"Ollama at {self.host} is not reachable: {exc}") from exc
+            raise AgentUnavailable(f"Ollama at {self._shown} is not reachable: {exc}") from exc
         models = answer.get("models")
         if not isinstance(models, list):
             raise AgentUnavailable("Ollama answered a model list that is not a list")
@@ -96,11 +98,11 @@ class OllamaClient:
                 self._check(response.status_code, answer, request["model"])
             return _reply(_message(json_object(answer, "Ollama")), tools)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise _Busy(f"Ollama at {self.host} is not reachable ({exc})") from exc
+            raise _Busy(f"Ollama at {self._shown} is not reachable ({exc})") from exc
         except httpx.TimeoutException as exc:
             raise AgentUnavailable(f"Ollama did not answer in time ({exc!r})") from exc
         except httpx.HTTPError as exc:  # the connection broke: it may have been working on it
-            raise AgentUnavailable(f"Ollama at {self.host} failed: {exc!r}") from exc
+            raise AgentUnavailable(f"Ollama at {self._shown} failed: {exc!r}") from exc
 
     def _streamed(self, request: dict[str, Any], tools: list[dict[str, Any]] | None) -> ChatReply:
         content: list[str] = []

@@ -33,6 +33,7 @@ from moltbot.cli.commands import (
 from moltbot.cli.common import EXIT_CONFIG
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError
+from moltbot.file_modes import go_private
 
 __all__ = ["build_parser", "main"]
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    go_private()  # before anything is created: the home, the database, its WAL, the logs
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

@@ -98,7 +98,7 @@ class Home(NamedTuple):
             if not target.exists():
                 with resources.as_file(entry) as source:
                     shutil.copyfile(source, target)
-                target.chmod(0o755)
+                target.chmod(0o700)  # private, like everything moltbot writes (file_modes.py)
         # Written last, so an interrupted first start copies the scripts again.
         self.tasks_json.write_text(bundled.joinpath("tasks.json").read_text())
 

@@ -31,8 +31,10 @@ class SignalSettings:
 
     url: str = "http://127.0.0.1:8080"
     number: str = ""
-    allowed: tuple[str, ...] = ()  # E.164 numbers and/or ACI UUIDs
+    allowed: tuple[str, ...] = ()  # E.164 numbers and/or ACI UUIDs (a pair's two, each)
     viewers: tuple[str, ...] = ()  # read-only commands only
+    # (number, UUID) of one person: the entries of allowed and viewers written as a pair.
+    pairs: tuple[tuple[str, str], ...] = ()
     groups: tuple[str, ...] = ()  # internal group ids, as in groupInfo.groupId
     admins: tuple[str, ...] = ()  # alert recipients; empty: the allowed senders
     linked_device: bool = False
@@ -41,7 +43,10 @@ class SignalSettings:
 
     @property
     def alert_recipients(self) -> tuple[str, ...]:
-        return self.admins or self.allowed
+        """``admins``, else one address per allowed person: a pair's UUID (its number may have
+        changed hands), each single entry (as before pairs existed)."""
+        paired_numbers = {number for number, _ in self.pairs}
+        return self.admins or tuple(address for address in self.allowed if address not in paired_numbers)
 
 
 _SIGNAL_TYPES: dict[str, tuple[type, ...]] = {
@@ -59,8 +64,12 @@ _SIGNAL_TYPES: dict[str, tuple[type, ...]] = {
 
 def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
     values = section.read(_SIGNAL_TYPES)
+    pairs: list[tuple[str, str]] = []
     for key in ("allowed", "viewers", "groups", "admins"):
         if key not in values:
+            continue
+        if key in ("allowed", "viewers"):
+            values[key] = _people(section, key, values[key], pairs)
             continue
         valid = _GROUP_ID.fullmatch if key == "groups" else _is_signal_address
         bad = [item for item in values[key] if not (isinstance(item, str) and valid(item))]
@@ -69,7 +78,8 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
             section.problem(key, f"expected {wanted}, got {bad[0]!r}")
             del values[key]
         else:
-            values[key] = tuple(item.lower() if UUID.fullmatch(item) else item for item in values[key])
+            values[key] = tuple(_canonical(item) for item in values[key])
+    values["pairs"] = tuple(pairs)
     # The environment wins: per-host values stay out of the shared file.
     for key, variable in (("url", "SIGNAL_API_URL"), ("number", "SIGNAL_NUMBER")):
         if environ.get(variable):
@@ -90,6 +100,32 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
 
 def _is_signal_address(item: str) -> bool:
     return bool(E164.fullmatch(item) or UUID.fullmatch(item))
+
+
+def _canonical(address: str) -> str:
+    return address.lower() if UUID.fullmatch(address) else address  # UUIDs compare lower-case
+
+
+def _people(section: Section, key: str, items: list[Any], pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    """``allowed``/``viewers``: each item a number, a UUID, or ``[number, UUID]`` (one person, whose
+    number counts only with that UUID); their addresses, and the pairs added to ``pairs``."""
+    addresses: list[str] = []
+    for item in items:
+        if isinstance(item, str) and _is_signal_address(item):
+            addresses.append(_canonical(item))
+            continue
+        pair = sorted(item, key=lambda part: not E164.fullmatch(part)) if _is_pair(item) else None
+        if pair is None or not (E164.fullmatch(pair[0]) and UUID.fullmatch(pair[1])):
+            section.problem(key, f"expected E.164 numbers, UUIDs or [number, UUID] pairs, got {item!r}")
+            return ()
+        number, uuid = pair[0], _canonical(pair[1])
+        pairs.append((number, uuid))
+        addresses += [number, uuid]
+    return tuple(addresses)
+
+
+def _is_pair(item: Any) -> bool:
+    return isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)
 
 
 @dataclass(frozen=True)

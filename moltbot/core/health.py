@@ -25,6 +25,7 @@ from moltbot import store
 from moltbot.clock import Clock
 from moltbot.core.chat import Chat
 from moltbot.records import HEALTH, ChannelHealth, HealthReport, ThreadHealth
+from moltbot.redact import redact_urls
 from moltbot.threads import Supervised
 
 __all__ = ["HealthBoard"]
@@ -82,6 +83,7 @@ class HealthBoard:
         self._set_channel(name, "down", error)
 
     def _set_channel(self, name: str, state: str, error: str | None) -> None:
+        error = error and redact_urls(error)  # shown by status, doctor, STATUS= and alerts
         with self._lock:
             old = self._channels.get(name)
             if old is not None and error is None:
@@ -102,6 +104,7 @@ class HealthBoard:
         self._set_thread(name, "restarting", error, failures)
 
     def _set_thread(self, name: str, state: str, error: str | None, failures: int) -> None:
+        error = error and redact_urls(error)
         with self._lock:
             old = self._threads.get(name)
             if old is not None and error is None:

@@ -69,7 +69,10 @@ class TaskKind:
 
     def command(self, spec: TaskSpec, home: Home) -> list[str]:
         """The run's argv."""
-        return [sys.executable, "-m", "moltbot", f"{self.name}-action", spec.task_id]
+        # -P: the run's working directory is tasks/, and `python -m` would put it first on
+        # sys.path, so a tasks/argparse.py (anyone's who may write there) would be imported into
+        # moltbot in place of the standard library's.
+        return [sys.executable, "-P", "-m", "moltbot", f"{self.name}-action", spec.task_id]
 
     def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
         """What the run gets of the daemon's environment, beyond the minimal one every run gets."""

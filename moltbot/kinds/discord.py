@@ -96,7 +96,11 @@ def _decide(task: Mapping[str, Any], context: ActionContext) -> tuple[str, str]:
 
         letta = settings.letta
         with LettaClient(
-            letta.base_url, letta.agent_id, letta.api_key or None, letta.timeout_seconds
+            letta.base_url,
+            letta.agent_id,
+            letta.api_key or None,
+            letta.timeout_seconds,
+            lock_dir=context.home.data_dir,
         ) as agent:
             text = agent.ask(prompt_for(task))
     elif settings.ollama is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from moltbot.config.reader import TaskReader
 from moltbot.config.spec import under_tasks
+from moltbot.file_modes import task_umask
 from moltbot.kinds.base import ActionContext, TaskKind
 
 __all__ = ["PLAYBOOK", "PlaybookError", "command_line", "find_ansible_playbook", "is_host_list"]
@@ -136,6 +137,7 @@ def run(task: Mapping[str, Any], tasks_dir: Path, environ: Mapping[str, str]) ->
         argv = command_line(task, tasks_dir, ansible_playbook, vars_file)
         print("$ " + " ".join(argv), flush=True)
         # Our own process group is the run's: a timeout or `stop` signals ansible-playbook too.
-        code = subprocess.run(argv, cwd=tasks_dir, env=env, check=False).returncode
+        # What the playbook writes is the task's: the umask moltbot was started with (file_modes.py).
+        code = subprocess.run(argv, cwd=tasks_dir, env=env, check=False, umask=task_umask()).returncode
         recap = recap_file.read_text() if recap_file.exists() else None
     return code, recap

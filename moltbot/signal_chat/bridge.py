@@ -7,7 +7,8 @@ handler (``handlers/``): the core records it (a replay is never run twice),
 handles it and queues its answer in one transaction.
 
 Who may command: ``allowed`` senders (admins of moltbot), ``viewers`` for
-read-only commands, by ACI UUID or number, 1:1 or in an allowed group. Anyone
+read-only commands, by ACI UUID or number (senders.py: a number that may be
+another account's is refused), 1:1 or in an allowed group. Anyone
 else gets no answer at all; the refusal is logged without the message's
 content, and admins hear of refusals at most every ten minutes.
 """
@@ -31,6 +32,7 @@ from moltbot.signal_chat.delivery import CHANNEL, SignalChannel
 from moltbot.signal_chat.envelopes import Ignored, Inbound, classify
 from moltbot.signal_chat.gateway import Gateway
 from moltbot.signal_chat.receiver import Receiver
+from moltbot.signal_chat.senders import Verdict, judge
 from moltbot.threads import Supervised
 
 __all__ = ["SignalBridge"]
@@ -115,9 +117,9 @@ class SignalBridge:
         if self.settings.linked_device and found.text in self._own_texts:
             log.debug("signal: ignored the echo of our own message")
             return
-        role = self._role(found)
+        role, why = self._role(found)
         if role is None:
-            self._refuse(found)
+            self._refuse(found, why)
             return
         age = self.core.clock.now().timestamp() - found.timestamp / 1000
         if age > self.settings.max_command_age_seconds:
@@ -172,22 +174,15 @@ class SignalBridge:
             self._typing[reply.run_id] = (found.chat, time.monotonic())
             self.gateway.react(found.chat, "👀", found.sender_number or found.sender_uuid, found.timestamp)
 
-    def _role(self, found: Inbound) -> str | None:
+    def _role(self, found: Inbound) -> Verdict:
         if self.settings.linked_device:
-            return "admin"  # envelopes.classify let only the account's own sends through
-        ids = {found.sender_uuid, found.sender_number}
-        if ids & set(self.settings.allowed):
-            return "admin"
-        if ids & set(self.settings.viewers):
-            return "viewer"
-        return None
+            return Verdict("admin")  # envelopes.classify let only the account's own sends through
+        return judge(self.settings, found.sender_uuid, found.sender_number)
 
-    def _refuse(self, found: Inbound) -> None:
+    def _refuse(self, found: Inbound, why: str) -> None:
         """No reply, nothing runs; a log line (never the content) and, now and then, an alert."""
         number = found.sender_number or "number hidden"
-        log.warning(
-            "signal: refused a message from %s (%s): not an allowed sender", found.sender_uuid, number
-        )
+        log.warning("signal: refused a message from %s (%s): %s", found.sender_uuid, number, why)
         self._refused += 1
         now = self.core.clock.now()
         if self._refusal_alerted is None or now - self._refusal_alerted >= STRANGER_ALERT_EVERY:

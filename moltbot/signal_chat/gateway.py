@@ -38,6 +38,7 @@ from pysignalclirestapi import SignalCliRestApi
 
 from moltbot import __version__, bounded_json
 from moltbot.config.integrations import SignalSettings
+from moltbot.redact import redact_urls
 from moltbot.retries import quick_retries
 
 __all__ = [
@@ -143,7 +144,9 @@ class Gateway:
         try:
             data = self._get_json("/v1/about", ABOUT_MAX_BYTES)
         except httpx.HTTPError as exc:
-            raise GatewayUnavailable(f"gateway unreachable at {self.settings.url}: {exc}") from exc
+            raise GatewayUnavailable(
+                redact_urls(f"gateway unreachable at {self.settings.url}: {exc}")
+            ) from exc
         if not isinstance(data, dict):
             raise GatewayError(f"/v1/about answered JSON that is not an object ({type(data).__name__})")
         self.about = About(str(data.get("mode", "normal")), str(data.get("version", "?")))

@@ -5,6 +5,7 @@ crash of the caller (a chat thread, a task's action)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +67,12 @@ def test_an_endless_stream_line_is_cut_off_before_it_is_parsed(ollama: FakeOllam
 @pytest.mark.parametrize(
     "answer", [*NOT_OBJECTS, DEEP, HUGE, b'{"messages": ["a", 1, null]}', b'{"messages": {"a": 1}}']
 )
-def test_a_letta_answer_that_is_not_what_the_api_says_is_refused(letta: FakeLetta, answer: bytes) -> None:
+def test_a_letta_answer_that_is_not_what_the_api_says_is_refused(
+    letta: FakeLetta, answer: bytes, tmp_path: Path
+) -> None:
     letta.garbage = answer
-    with LettaClient(letta.url, letta.agent_id) as client, pytest.raises(AgentUnavailable, match="Letta"):
+    with (
+        LettaClient(letta.url, letta.agent_id, lock_dir=tmp_path) as client,
+        pytest.raises(AgentUnavailable, match="Letta"),
+    ):
         client.ask("hello")
