@@ -18,7 +18,16 @@ __all__ = ["action_command"]
 
 def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
+        import signal
+
         from moltbot.kinds import kind_of_definition
+        from moltbot.privileges import die_with_parent, undumpable
+
+        # A helper may hold what the daemon handed it (an agent's key): like the daemon, no same-user
+        # process (a task) may read its environment or memory. Non-dumpable, crash recovery cannot find
+        # it by its environment either, so it ends with the daemon that started it.
+        undumpable()
+        die_with_parent(signal.SIGKILL)
 
         opened = core(args)
         definition = opened.definition(args.task)

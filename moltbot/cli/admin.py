@@ -18,8 +18,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.cli.logs import daemon_logger
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
+    from moltbot.privileges import keep_capabilities_to_self, undumpable
     from moltbot.transports import configured_transports
 
+    # First, before any thread or child exists (capabilities are per thread, inherited by both):
+    # no same-user process may read our environment (the secrets) or memory, and no child inherits
+    # the capabilities the unit grants us to start tasks as the task user.
+    undumpable()
+    keep_capabilities_to_self()
     log = daemon_logger()
     try:
         opened = core(args)
