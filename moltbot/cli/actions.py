@@ -2,7 +2,9 @@
 
 ``moltbot llm-action TASK``, ``playbook-action TASK``, ``discord-action
 TASK``: each reads the task's definition from the store and hands it to its
-kind's ``act`` (``moltbot/kinds/``), whose exit code is the run's.
+kind's ``act`` (``moltbot/kinds/``), whose exit code is the run's. It reads
+only its kind's tables of moltbot.toml: its environment holds only their
+variables (``TaskKind.passed_environment``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from moltbot.cli.common import EXIT_USAGE, core
+from moltbot.cli.common import EXIT_USAGE
 
 __all__ = ["action_command"]
 
@@ -20,7 +22,10 @@ def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         import signal
 
-        from moltbot.kinds import kind_of_definition
+        from moltbot.config.home import Home
+        from moltbot.config.settings import load_settings
+        from moltbot.core import Core
+        from moltbot.kinds import kind_of, kind_of_definition
         from moltbot.privileges import die_with_parent, undumpable
 
         # A helper may hold what the daemon handed it (an agent's key): like the daemon, no same-user
@@ -29,7 +34,9 @@ def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
         undumpable()
         die_with_parent(signal.SIGKILL)
 
-        opened = core(args)
+        home = Home.from_env(args.home)
+        opened = Core(home, settings=load_settings(home.settings_toml, only=kind_of(kind_name).settings))
+        opened.open()
         definition = opened.definition(args.task)
         kind = kind_of_definition(definition) if definition else None
         if kind is None or kind.name != kind_name:

@@ -56,8 +56,11 @@ _MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
 _KNOWN_SECTIONS = ("daemon", *READERS)
 
 
-def load_settings(path: Path) -> Settings:
-    """Read moltbot.toml; a missing file means all defaults."""
+def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
+    """Read moltbot.toml; a missing file means all defaults.
+
+    ``only``: the integrations to read (the others are left out, unchecked): a helper reads the
+    tables its kind needs, with only their variables in its environment."""
     if not path.exists():
         return Settings()
     import tomllib
@@ -82,7 +85,7 @@ def load_settings(path: Path) -> Settings:
             daemon.problem("timezone", f"unknown IANA zone {values.pop('timezone')!r}")
     problems += daemon.problems
     for name in READERS:
-        if isinstance(data.get(name), dict):
+        if isinstance(data.get(name), dict) and (only is None or name in only):
             values[name], section_problems = read_integration(name, data[name], path, text, os.environ)
             problems += section_problems
     if problems:

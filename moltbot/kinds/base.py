@@ -16,24 +16,12 @@ from typing import Any, Protocol
 from moltbot.clock import Clock
 from moltbot.config.home import Home
 from moltbot.config.reader import TaskReader
+from moltbot.config.secrets import secret_reference
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.records import Watcher
 
-__all__ = ["AGENT_ENVIRONMENT", "ActionContext", "TaskKind"]
-
-# What an action that asks an agent needs of the daemon's environment to resolve the same
-# settings (moltbot.toml may leave them to the environment) and reach the agent. Only these,
-# and only for moltbot's own actions: ordinary tasks never see the daemon's environment.
-AGENT_ENVIRONMENT = (
-    "LETTA_API_KEY",
-    "LETTA_AGENT_ID",
-    "LETTA_BASE_URL",
-    "OLLAMA_HOST",
-    "TASKS_CHANNEL_ID",
-    "HEARTBEAT_LOG_CHANNEL_ID",
-    "DEFAULT_USER_ID",
-)
+__all__ = ["ActionContext", "TaskKind"]
 
 
 class ActionContext(Protocol):
@@ -59,8 +47,13 @@ class TaskKind:
     fields: tuple[
         str, ...
     ] = ()  # the fields tasks.json entries of this kind may have, beyond the common ones
-    # Variables of the daemon's environment this kind's process receives (no other task sees them).
+    # Variables of the daemon's environment this kind's process receives (no other task sees them):
+    # what its action needs to read its tables of moltbot.toml (``settings``) and reach its services.
     passed_environment: tuple[str, ...] = ()
+    # Secrets its action needs, handed on as the daemon has them: a file's path, or the variable.
+    passed_secrets: tuple[str, ...] = ()
+    # The integrations of moltbot.toml its action reads (others are not read, so need no variables).
+    settings: tuple[str, ...] = ()
     # Its process may queue chat messages (the daemon then wakes the senders when a run ends).
     posts_messages = False
 
@@ -73,7 +66,10 @@ class TaskKind:
 
     def environment(self, environ: Mapping[str, str]) -> dict[str, str]:
         """What the run gets of the daemon's environment, beyond the minimal one every run gets."""
-        return {name: environ[name] for name in self.passed_environment if name in environ}
+        passed = {name: environ[name] for name in self.passed_environment if name in environ}
+        for name in self.passed_secrets:
+            passed.update(secret_reference(name, environ))
+        return passed
 
     def describe(self, definition: Mapping[str, Any]) -> str:
         """What a run of this task does, in a few words (``moltbot tasks``)."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from moltbot.config.reader import TaskReader
-from moltbot.kinds.base import AGENT_ENVIRONMENT, ActionContext, TaskKind
+from moltbot.kinds.base import ActionContext, TaskKind
 from moltbot.records import Watcher
 
 __all__ = ["LLM"]
@@ -23,7 +23,8 @@ __all__ = ["LLM"]
 class LlmKind(TaskKind):
     name = "llm"
     fields = ("prompt", "model", "deliver_to")
-    passed_environment = AGENT_ENVIRONMENT
+    passed_environment = ("OLLAMA_HOST",)  # only the model: no Letta key, no Discord channel ids
+    settings = ("ollama",)
     posts_messages = True
 
     def read(self, reader: TaskReader) -> None:
