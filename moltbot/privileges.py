@@ -17,9 +17,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = [
     "CAP_KILL",
@@ -46,23 +48,15 @@ _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _Data(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
-
-
 def _libc() -> ctypes.CDLL:
+    import ctypes  # here: `moltbot run` loads this module too, and needs none of it
+
     return ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, arg: int, arg3: int = 0) -> None:
+    import ctypes
+
     if _libc().prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)):
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
@@ -84,16 +78,24 @@ def die_with_parent(signum: int) -> None:
     its environment). ``getppid`` read before and after closes the race with a parent already gone."""
     parent = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, signum)
-    if os.getppid() != parent or parent == 1:
+    if os.getppid() != parent:
         os.kill(os.getpid(), signum)
 
 
 def keep_capabilities_to_self() -> None:
     """Empty the ambient and inheritable sets (this thread's; children inherit neither), keeping the
     permitted and effective ones for this process alone."""
+    import ctypes
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
     libc = _libc()
-    header, data = _Header(_CAPABILITY_VERSION_3, 0), (_Data * 2)()
+    header, data = Header(_CAPABILITY_VERSION_3, 0), (Data * 2)()
     if libc.capget(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capget")
     if not (data[0].inheritable or data[1].inheritable):

@@ -2,7 +2,10 @@
 
 - Runs a crash (kill -9, power loss) left ``running`` are recorded as
   interrupted, and every process still carrying the run's ``MOLTBOT_HOME``
-  and ``MOLTBOT_RUN_ID`` is killed (nobody supervises it any more). The
+  and ``MOLTBOT_RUN_ID`` is killed (nobody supervises it any more): those of
+  the task users by a helper running as each (only a process of the same
+  user may read another's environment; the daemon may not). What such a run
+  left in its folder (its checkpoint) is kept (``run_dirs.py``). The
   task's ``missed`` policy decides: ``once``/``all`` run it again (trigger
   ``recovery``), ``skip`` waits for the next occurrence; a one-shot never
   runs twice, and the admins are told so.
@@ -17,20 +20,32 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-from moltbot import store
+from moltbot import run_dirs, store
+from moltbot.config.home import Home
 from moltbot.config.spec import TaskSpec
-from moltbot.processes import processes_of_run, signal_processes
+from moltbot.processes import kill_runs_as, processes_of_run, signal_processes
 from moltbot.records import Watcher
+from moltbot.task_users import UnknownUser, identity_of, users_of
 
 __all__ = ["recover"]
 
 log = logging.getLogger(__name__)
 
 
-def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
-    for run in store.recover_abandoned_runs(now):
+def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: str = "") -> None:
+    abandoned = store.recover_abandoned_runs(now)
+    if task_user and abandoned:
+        for name in sorted(users_of(task_user, specs.values())):
+            try:
+                kill_runs_as(identity_of(name), home.root, [run.id for run in abandoned])
+            except (UnknownUser, OSError) as exc:
+                log.warning("could not look for the runs' processes as %s: %s", name, exc)
+    left = run_dirs.left_behind(home.runs_dir)
+    for run in abandoned:
         spec = specs.get(run.task_id)
-        orphans = processes_of_run(home_root, run.id)
+        if run.id in left and spec is not None:
+            _keep_checkpoint(run.id, spec, left[run.id], task_user, now)
+        orphans = processes_of_run(home.root, run.id)
         signal_processes(orphans, signal.SIGKILL)
         log.warning(
             "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
@@ -50,6 +65,8 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
             store.enqueue_run(
                 run.task_id, "recovery", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1
             )
+    for folder in left.values():
+        run_dirs.remove(folder)
     for task in store.tasks_paused_by("shutdown"):
         store.resume_task(task.task_id, task.next_run, now, "resumed after the daemon restarted")
         last = store.last_finished_run(task.task_id)
@@ -57,3 +74,16 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
             store.enqueue_run(
                 task.task_id, "resume", None, now, occurrence=last.scheduled_for, attempt=last.attempt + 1
             )
+
+
+def _keep_checkpoint(run_id: int, spec: TaskSpec, folder: Path, task_user: str, now: datetime) -> None:
+    """The checkpoint a run as the task user saved before the crash (its end never came to take it)."""
+    try:
+        who = identity_of(str(spec.raw.get("user") or task_user))
+    except UnknownUser:
+        return
+    leftovers = run_dirs.collect(folder, who.uid)
+    if leftovers.checkpoint is not None:
+        store.save_checkpoint(spec.task_id, leftovers.checkpoint, run_id, now)
+    elif leftovers.cleared:
+        store.clear_checkpoint(spec.task_id)

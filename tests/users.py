@@ -10,6 +10,7 @@ skip without root, saying why.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -19,17 +20,20 @@ import sys
 import sysconfig
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from moltbot.config.home import Home
 from tests.conftest import DaemonProcess, Env
 
-__all__ = ["Sandbox", "User", "Users", "needs_root", "sandbox", "users"]
+__all__ = ["TOKEN", "Sandbox", "User", "Users", "needs_root", "sandbox", "sandboxed", "users"]
 
 DAEMON, TASK, OTHER = "mbtest-daemon", "mbtest-task", "mbtest-other"
+TOKEN = "discord-token-no-task-may-read"  # the sandbox's credential
 USER_HOMES = Path("/var/tmp/moltbot-test-users")
 # What deploy/moltbot.service grants the daemon (AmbientCapabilities=, CapabilityBoundingSet=).
 UNIT_CAPABILITIES = "setuid,setgid,kill"
@@ -139,9 +143,32 @@ class Sandbox(Env):
 
     users: Users
     daemons: list[DaemonProcess]
+    credentials: Path  # as $CREDENTIALS_DIRECTORY: DISCORD_BOT_TOKEN
+    settings: str  # moltbot.toml as made ([daemon] task_user): what write_tasks(settings=) starts from
 
     def cli_argv(self, *args: str) -> list[str]:
         return [*self.users.daemon.setpriv(), str(self.users.python), "-m", "moltbot", *args]
+
+    def query(self, sql: str, *parameters: object) -> list[list[Any]]:
+        """Rows of the database, read as the daemon's user (root would leave root's WAL files behind)."""
+        code = (
+            "import json, sqlite3, sys; rows = sqlite3.connect(sys.argv[1]).execute(sys.argv[2], "
+            "json.loads(sys.argv[3])).fetchall(); print(json.dumps(rows))"
+        )
+        argv = [*self.users.daemon.setpriv(), str(self.users.python), "-c", code, str(self.home.db_path), sql,
+                json.dumps(parameters)]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, check=True)
+        rows: list[list[Any]] = json.loads(result.stdout)
+        return rows
+
+    def daemon_argv(self, capabilities: str = UNIT_CAPABILITIES) -> list[str]:
+        return [
+            *self.users.daemon.setpriv(capabilities),
+            str(self.users.python),
+            "-m",
+            "tests.instant_retries",
+            "daemon",
+        ]
 
     def start(self, task_user: bool = True, **extra_env: str) -> DaemonProcess:
         """The daemon as its user, with the unit's capabilities when tasks run as the task user."""
@@ -158,7 +185,7 @@ def lay_out(home: Home, users: Users, task_user: bool) -> None:
     Without a task user (quick start), the daemon's user owns everything, as ``moltbot daemon`` run
     by hand makes it."""
     daemon = users.daemon
-    for directory in (home.root, *home.folders):
+    for directory in (home.root, *home.folders, home.runs_dir):
         directory.mkdir(exist_ok=True)
     if not task_user:
         for path in (home.root, *home.root.rglob("*")):
@@ -166,33 +193,46 @@ def lay_out(home: Home, users: Users, task_user: bool) -> None:
         return
     mine, group = (daemon.uid, daemon.gid), daemon.gid
     owners = {home.root: (0, 0, 0o755), home.config_dir: (0, group, 0o750), home.tasks_dir: (0, 0, 0o755),
-              home.data_dir: (*mine, 0o700), home.logs_dir: (*mine, 0o700)}  # fmt: skip
+              home.data_dir: (*mine, 0o700), home.logs_dir: (*mine, 0o700),
+              home.runs_dir: (*mine, 0o711)}  # fmt: skip
     for path, (uid, gid, mode) in owners.items():
         os.chown(path, uid, gid)
         path.chmod(mode)
 
 
-@pytest.fixture
-def sandbox(users: Users) -> Iterator[Callable[..., Sandbox]]:
-    """Make a sandboxed home: ``sandbox(task_user=True)``; the daemons it started are killed after."""
-    made: list[tuple[Path, Sandbox]] = []
-
-    def make(task_user: bool = True) -> Sandbox:
-        root = Path(tempfile.mkdtemp(prefix="moltbot-sandbox-", dir="/var/tmp"))
-        root.chmod(0o755)  # made 0700: no other user could reach the home inside
-        home = Home(root / "home")
-        environment = Sandbox(home)
-        environment.users, environment.daemons = users, []
-        lay_out(home, users, task_user)
-        settings = f'[daemon]\ntask_user = "{users.task.name}"\n' if task_user else ""
-        environment.write_tasks(settings=settings)
-        made.append((root, environment))
-        return environment
-
-    yield make
-    for root, environment in made:
+@contextmanager
+def sandboxed(users: Users, task_user: bool = True) -> Iterator[Sandbox]:
+    """A sandboxed home (``Sandbox``), removed after, with the daemons it started."""
+    root = Path(tempfile.mkdtemp(prefix="moltbot-sandbox-", dir="/var/tmp"))
+    root.chmod(0o755)  # made 0700: no other user could reach the home inside
+    home = Home(root / "home")
+    environment = Sandbox(home)
+    environment.users, environment.daemons = users, []
+    lay_out(home, users, task_user)
+    # As systemd's LoadCredential= makes them: the service user's alone.
+    environment.credentials = root / "credentials"
+    environment.credentials.mkdir()
+    (environment.credentials / "DISCORD_BOT_TOKEN").write_text(TOKEN)
+    for path, mode in (
+        (environment.credentials / "DISCORD_BOT_TOKEN", 0o400),
+        (environment.credentials, 0o500),
+    ):
+        os.chown(path, users.daemon.uid, users.daemon.gid)
+        path.chmod(mode)
+    environment.settings = f'[daemon]\ntask_user = "{users.task.name}"\n' if task_user else ""
+    environment.write_tasks(settings=environment.settings)
+    try:
+        yield environment
+    finally:
         for daemon in environment.daemons:
             if daemon.process.poll() is None:
                 daemon.kill()  # a failed test left it running
             daemon.log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def sandbox(users: Users) -> Iterator[Callable[..., Sandbox]]:
+    """Make a sandboxed home: ``sandbox(task_user=True)``; removed after the test."""
+    with ExitStack() as stack:
+        yield lambda task_user=True: stack.enter_context(sandboxed(users, task_user))

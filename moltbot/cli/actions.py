@@ -10,6 +10,7 @@ variables (``TaskKind.passed_environment``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -22,10 +23,11 @@ def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         import signal
 
+        from moltbot import run_dirs
         from moltbot.config.home import Home
         from moltbot.config.settings import load_settings
         from moltbot.core import Core
-        from moltbot.kinds import kind_of, kind_of_definition
+        from moltbot.kinds import RunDirContext, kind_of, kind_of_definition
         from moltbot.privileges import die_with_parent, undumpable
 
         # A helper may hold what the daemon handed it (an agent's key): like the daemon, no same-user
@@ -35,6 +37,8 @@ def action_command(kind_name: str) -> Callable[[argparse.Namespace], int]:
         die_with_parent(signal.SIGKILL)
 
         home = Home.from_env(args.home)
+        if os.environ.get(run_dirs.RUN_DIR_ENV):  # as the task user: no database, no moltbot.toml
+            return kind_of(kind_name).act(RunDirContext(home), run_dirs.definition())
         opened = Core(home, settings=load_settings(home.settings_toml, only=kind_of(kind_name).settings))
         opened.open()
         definition = opened.definition(args.task)

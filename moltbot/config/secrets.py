@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["SECRETS", "SecretError", "secret", "secret_reference"]
+__all__ = ["SECRETS", "SecretError", "secret", "secret_files", "secret_reference"]
 
 SECRETS = ("DISCORD_BOT_TOKEN", "LETTA_API_KEY")
 _MAX_BYTES = 64 * 1024  # a token or a key; a path given by mistake (a big file) is not read whole
@@ -61,3 +61,8 @@ def secret_reference(name: str, environ: Mapping[str, str]) -> dict[str, str]:
     if found is not None:
         return {f"{name}_FILE": str(found[1])}
     return {name: environ[name]} if environ.get(name) else {}
+
+
+def secret_files(environ: Mapping[str, str]) -> list[Path]:
+    """The files the secrets are read from (a task user must not be able to read them)."""
+    return [found[1] for name in SECRETS if (found := _file_of(name, environ)) is not None]

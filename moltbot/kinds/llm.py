@@ -38,6 +38,7 @@ class LlmKind(TaskKind):
                 "deliver_to", f"expected 'signal:admins' or 'discord:<channel id>', got {deliver_to!r}"
             )
         reader.refuse(("script_path",), "an llm task has a prompt, not a script")
+        reader.refuse(("user",), "an llm task is moltbot's own action: it runs as the daemon's user")
 
     def describe(self, definition: Mapping[str, Any]) -> str:
         return "a prompt for the model"
