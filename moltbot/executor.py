@@ -30,6 +30,7 @@ from moltbot.config.secrets import secret_files
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.kinds import kind_of
+from moltbot.privileges import keep_capabilities_to_self
 from moltbot.processes import minimal_environment, venv_first
 from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
 from moltbot.task_users import Identity, UnknownUser, identity_of, isolation_problems
@@ -77,6 +78,10 @@ class Executor:
         self._unrecorded: list[tuple[_Flight, RunResult]] = []
         # Task users whose reach was checked (task_users.py): at start, or at their first run.
         self.checked_users: set[str] = set()
+        if settings.task_user:
+            # A `moltbot run` given the daemon's capabilities (to start tasks as the task user) must not
+            # hand them on either: emptied here, in the thread that starts the runs.
+            keep_capabilities_to_self()
 
     def busy(self) -> int:
         return len(self._flights) + len(self._unrecorded)
