@@ -171,7 +171,7 @@ class Daemon:
 
     def startup(self) -> None:
         """Settle what the last daemon left behind (``recovery.py``), before scheduling anything."""
-        recover(self.core.home.root, self.specs, self.clock.now())
+        recover(self.core.home, self.specs, self.clock.now(), self.settings.task_user)
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 

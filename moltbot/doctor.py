@@ -193,7 +193,12 @@ def _discord(settings: Settings, checks: list[Check]) -> None:
     assert discord is not None
     if not discord.token:
         checks.append(
-            Check("discord token", False, "DISCORD_BOT_TOKEN is not set", "put it in the 0600 secrets file")
+            Check(
+                "discord token",
+                False,
+                "DISCORD_BOT_TOKEN is not set",
+                "a systemd credential, or a file named by DISCORD_BOT_TOKEN_FILE (README: Security model)",
+            )
         )
         return
     client = DiscordClient(discord.token, discord.api_base, timeout=TIMEOUT)

@@ -6,11 +6,15 @@ loop does both; a foreground ``moltbot run`` uses ``drain``. Retries follow
 the task's policy (``retries.task_retry_stop`` / ``task_retry_wait``),
 evaluated here instead of blocking a thread: a retry waiting its backoff
 costs a timer, not a thread. What a run's process is (its command line and
-environment) is its kind's business (``moltbot/kinds/``).
+environment) is its kind's business (``moltbot/kinds/``). With ``[daemon]
+task_user``, the owner's code runs as that user (``task_users.py``), and what
+it may not write to the database (its checkpoint, a recap) it leaves in its
+run's folder, taken at the attempt's end (``run_dirs.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -19,14 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from moltbot import retries, store
+from moltbot import retries, run_dirs, store
 from moltbot.clock import Clock
 from moltbot.config.home import Home
+from moltbot.config.secrets import secret_files
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.kinds import kind_of
+from moltbot.privileges import keep_capabilities_to_self
 from moltbot.processes import minimal_environment, venv_first
 from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
+from moltbot.task_users import Identity, UnknownUser, identity_of, isolation_problems
 
 __all__ = ["Executor"]
 
@@ -44,6 +51,8 @@ class _Flight:
     failure: RunResult | None = None  # the attempt that failed, while its retry waits
     retry_at: float | None = None  # monotonic
     given_up: bool = False  # stopped or shutting down while a retry waits
+    run_dir: Path | None = None  # the current attempt's, as the task user: taken at its end
+    as_user: Identity | None = None
 
 
 class Executor:
@@ -67,6 +76,12 @@ class Executor:
         self._by_process: dict[ProcessRun, _Flight] = {}
         # Runs that ended while the database was locked: recorded on a later pass.
         self._unrecorded: list[tuple[_Flight, RunResult]] = []
+        # Task users whose reach was checked (task_users.py): at start, or at their first run.
+        self.checked_users: set[str] = set()
+        if settings.task_user:
+            # A `moltbot run` given the daemon's capabilities (to start tasks as the task user) must not
+            # hand them on either: emptied here, in the thread that starts the runs.
+            keep_capabilities_to_self()
 
     def busy(self) -> int:
         return len(self._flights) + len(self._unrecorded)
@@ -139,6 +154,7 @@ class Executor:
                 released.append(flight.spec.task_id)
             elif flight.retry_at <= now:
                 try:
+                    self._take_leftovers(flight)  # the failed attempt's checkpoint, for the retry
                     retry = store.begin_retry(flight.ticket, flight.failure, self.clock.now())
                 except Exception as error:
                     if store.is_locked_error(error):
@@ -172,8 +188,12 @@ class Executor:
             self._close(flight, RunResult("interrupted", None, now, now, message, "", "", None))
             return
         try:
-            process = self._prepare(flight.ticket, flight.spec)
+            process = self._prepare(flight)
             process.start()
+        except UnknownUser as exc:  # or one that could reach what it must not: the run fails, saying so
+            now = self.clock.now()
+            self._close(flight, RunResult("failed", None, now, now, str(exc), "", "", None))
+            return
         except Exception:
             log.exception("could not launch %s (run %d)", flight.spec.task_id, flight.ticket.id)
             now = self.clock.now()
@@ -224,7 +244,9 @@ class Executor:
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
         try:
             alert = self._alert_wanted(flight, result)
-            store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
+            with store.write_transaction():  # what the run left, and its end: one commit
+                self._take_leftovers(flight)
+                store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
         except Exception as error:
             if store.is_locked_error(error):
                 if not keep_if_locked:
@@ -246,11 +268,14 @@ class Executor:
             return True
         return flight.spec.notify == "failure" and result.status in RETRYABLE and not self.stopping.is_set()
 
-    def _prepare(self, run: store.RunTicket, spec: TaskSpec) -> ProcessRun:
+    def _prepare(self, flight: _Flight) -> ProcessRun:
+        run, spec = flight.ticket, flight.spec
         kind = kind_of(spec.kind)
         checkpoint = store.load_checkpoint(spec.task_id)
+        flight.as_user = who = self._run_as(spec)
         env = minimal_environment(
             {
+                **(who.environment() if who else {}),
                 "MOLTBOT_TASK_ID": spec.task_id,
                 "MOLTBOT_RUN_ID": str(run.id),
                 "MOLTBOT_HOME": str(self.home.root),
@@ -260,6 +285,10 @@ class Executor:
             }
         )
         env["PATH"] = venv_first(env["PATH"])
+        if who is not None:
+            definition = spec.raw if kind.reads_definition else None
+            flight.run_dir = run_dirs.create(self.home.runs_dir, run.id, definition)
+            env[run_dirs.RUN_DIR_ENV] = str(flight.run_dir)
         return ProcessRun(
             kind.command(spec, self.home),
             cwd=self.home.tasks_dir,
@@ -270,7 +299,37 @@ class Executor:
             output_cap=self.settings.output_cap_bytes,
             now=self.clock.now,
             label=spec.task_id,
+            as_user=who,
         )
+
+    def _run_as(self, spec: TaskSpec) -> Identity | None:
+        """Who the run runs as: None (the daemon's user), or the task user or the task's own ``user``."""
+        if not self.settings.task_user or not kind_of(spec.kind).as_task_user:
+            return None
+        who = identity_of(str(spec.raw.get("user") or self.settings.task_user))
+        if who.name not in self.checked_users:  # named since the start (a reload): checked once, now
+            problems = isolation_problems(self.home, who, secret_files(os.environ))
+            if who.uid in (0, os.getuid()) or problems:
+                raise UnknownUser(
+                    f"not run as {who.name}: " + "; ".join(problems or ["root, or the daemon's user"])
+                )
+            self.checked_users.add(who.name)
+        return who
+
+    def _take_leftovers(self, flight: _Flight) -> None:
+        """What the attempt as the task user left in its folder: saved (in the caller's transaction)."""
+        if flight.run_dir is None or flight.as_user is None:
+            return
+        leftovers = run_dirs.collect(flight.run_dir, flight.as_user.uid)
+        task_id, run_id = flight.spec.task_id, flight.ticket.id
+        if leftovers.checkpoint is not None:
+            store.save_checkpoint(task_id, leftovers.checkpoint, run_id, self.clock.now())
+        if leftovers.cleared:
+            store.clear_checkpoint(task_id)
+        if leftovers.recap is not None:
+            store.set_run_recap(run_id, leftovers.recap)
+        store.after_commit(functools.partial(run_dirs.remove, flight.run_dir))
+        flight.run_dir = None
 
     def _log_path(self, run: store.RunTicket, spec: TaskSpec) -> Path:
         return self.home.logs_dir / spec.task_id / f"{run.id}.log"

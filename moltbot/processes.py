@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["minimal_environment", "processes_of_run", "signal_processes", "venv_first"]
+if TYPE_CHECKING:
+    from moltbot.task_users import Identity
+
+__all__ = ["kill_runs_as", "minimal_environment", "processes_of_run", "signal_processes", "venv_first"]
 
 _PASSED_THROUGH = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
@@ -59,3 +65,26 @@ def signal_processes(pids: list[int], signum: int) -> None:
             os.kill(pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def kill_runs_as(who: Identity, home: Path, run_ids: list[int]) -> None:
+    """Kill the processes of ``run_ids`` that run as ``who``: by a helper running as that user, since
+    the daemon may not read another user's /proc/PID/environ (nor see its processes under the unit's
+    ProtectProc=invisible)."""
+    argv = [sys.executable, "-m", "moltbot.processes", str(home), *map(str, run_ids)]
+    subprocess.run(
+        argv,
+        env=minimal_environment({}),
+        cwd="/",
+        user=who.uid,
+        group=who.gid,
+        extra_groups=list(who.groups),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+if __name__ == "__main__":  # the helper of kill_runs_as: python -m moltbot.processes HOME RUN_ID...
+    for run_id in sys.argv[2:]:
+        signal_processes(processes_of_run(Path(sys.argv[1]), int(run_id)), signal.SIGKILL)

@@ -2,7 +2,10 @@
 
 - Runs a crash (kill -9, power loss) left ``running`` are recorded as
   interrupted, and every process still carrying the run's ``MOLTBOT_HOME``
-  and ``MOLTBOT_RUN_ID`` is killed (nobody supervises it any more). The
+  and ``MOLTBOT_RUN_ID`` is killed (nobody supervises it any more): those of
+  the task users by a helper running as each (only a process of the same
+  user may read another's environment; the daemon may not). What such a run
+  left in its folder (its checkpoint) is kept (``run_dirs.py``). The
   task's ``missed`` policy decides: ``once``/``all`` run it again (trigger
   ``recovery``), ``skip`` waits for the next occurrence; a one-shot never
   runs twice, and the admins are told so. It is one transaction, the
@@ -19,25 +22,37 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-from moltbot import store
+from moltbot import run_dirs, store
+from moltbot.config.home import Home
 from moltbot.config.spec import TaskSpec
-from moltbot.processes import processes_of_run, signal_processes
+from moltbot.processes import kill_runs_as, processes_of_run, signal_processes
 from moltbot.records import Watcher
+from moltbot.task_users import UnknownUser, identity_of, users_of
 
 __all__ = ["recover"]
 
 log = logging.getLogger(__name__)
 
 
-def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
+def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: str = "") -> None:
     # All in one transaction, orphans killed before it commits: a daemon killed in the middle
     # of recovering leaves every run still `running` (the next start does it all again; killing
     # twice is harmless). Committed step by step, such a kill left runs marked interrupted whose
     # processes nobody would kill and whose re-run or resume was never queued.
     with store.write_transaction():
-        for run in store.recover_abandoned_runs(now):
+        abandoned = store.recover_abandoned_runs(now)
+        if task_user and abandoned:
+            for name in sorted(users_of(task_user, specs.values())):
+                try:
+                    kill_runs_as(identity_of(name), home.root, [run.id for run in abandoned])
+                except (UnknownUser, OSError) as exc:
+                    log.warning("could not look for the runs' processes as %s: %s", name, exc)
+        left = run_dirs.left_behind(home.runs_dir)
+        for run in abandoned:
             spec = specs.get(run.task_id)
-            orphans = processes_of_run(home_root, run.id)
+            if run.id in left and spec is not None:
+                _keep_checkpoint(run.id, spec, left[run.id], task_user, now)
+            orphans = processes_of_run(home.root, run.id)
             signal_processes(orphans, signal.SIGKILL)
             log.warning(
                 "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
@@ -50,7 +65,8 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
                 store.enqueue_message(
                     Watcher(store.ALERTS, store.ADMINS),
                     f"one-shot {run.task_id} was interrupted by a crash (run {run.id}) and will not run "
-                    f"again; run:{run.task_id} to run it now",
+                    "again; "
+                    f"run:{run.task_id} to run it now",
                     now,
                 )
             elif spec and spec.missed != "skip":
@@ -64,3 +80,18 @@ def recover(home_root: Path, specs: dict[str, TaskSpec], now: datetime) -> None:
                 store.enqueue_run(
                     task.task_id, "resume", None, now, occurrence=last.scheduled_for, attempt=last.attempt + 1
                 )
+    for folder in left.values():  # after the commit that kept their checkpoints
+        run_dirs.remove(folder)
+
+
+def _keep_checkpoint(run_id: int, spec: TaskSpec, folder: Path, task_user: str, now: datetime) -> None:
+    """The checkpoint a run as the task user saved before the crash (its end never came to take it)."""
+    try:
+        who = identity_of(str(spec.raw.get("user") or task_user))
+    except UnknownUser:
+        return
+    leftovers = run_dirs.collect(folder, who.uid)
+    if leftovers.checkpoint is not None:
+        store.save_checkpoint(spec.task_id, leftovers.checkpoint, run_id, now)
+    elif leftovers.cleared:
+        store.clear_checkpoint(spec.task_id)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from moltbot.file_modes import task_umask
 from moltbot.run_output import LazyLog, Tail
+from moltbot.task_users import Identity
 
 __all__ = ["INTERNAL_ERROR", "ProcessRun", "RunResult", "Supervisor"]
 
@@ -75,8 +76,9 @@ class ProcessRun:
         output_cap: int = 1024 * 1024,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         label: str = "",
+        as_user: Identity | None = None,
     ) -> None:
-        self.argv, self.cwd, self.env = list(argv), cwd, dict(env)
+        self.argv, self.cwd, self.env, self.as_user = list(argv), cwd, dict(env), as_user  # None: as us
         self.label = label or self.argv[0]  # for the daemon's log
         self.log_path, self.timeout, self.kill_grace = log_path, timeout, kill_grace
         self.output_cap, self.now = output_cap, now
@@ -115,7 +117,8 @@ class ProcessRun:
         try:
             self._process = self._spawn()
         except OSError as exc:
-            self._spawn_error = f"could not start {self.argv[0]}: {exc.strerror or exc}"
+            who = f" as {self.as_user.name}" if self.as_user else ""
+            self._spawn_error = f"could not start {self.argv[0]}{who}: {exc.strerror or exc}"
             now = self.now()
             self.result = RunResult("failed", None, self.started_at, now, self._spawn_error, "", "", None)
             return
@@ -136,6 +139,7 @@ class ProcessRun:
             self._on_cancel(self)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        who = self.as_user  # switched by CPython between fork and exec, in C (thread-safe; task_users.py)
         return subprocess.Popen(
             self.argv,
             cwd=self.cwd,
@@ -146,6 +150,9 @@ class ProcessRun:
             start_new_session=True,  # own session and process group: killpg reaches everything
             close_fds=True,
             umask=task_umask(),  # moltbot's umask is private; the task's files are its owner's
+            user=who.uid if who else None,
+            group=who.gid if who else None,
+            extra_groups=list(who.groups) if who else None,
         )
 
     # --- driven by the supervisor ------------------------------------------------------

@@ -29,7 +29,9 @@ def configured_transports(
 
         transports.append(SignalBridge(core, settings.signal, delivery))
     if settings.discord is not None and not settings.discord.token:
-        log.error("[discord] is configured but DISCORD_BOT_TOKEN is not set: no Discord work")
+        log.error(
+            "[discord] is configured but DISCORD_BOT_TOKEN is not given (README: Security model): no Discord"
+        )
     elif settings.discord is not None:
         from moltbot.discord_tasks.bridge import DiscordBridge
 

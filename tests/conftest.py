@@ -92,9 +92,12 @@ class Env:
         if settings is not None:
             self.home.settings_toml.write_text(settings)
 
+    def cli_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "moltbot", *args]
+
     def cli(self, *args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "moltbot", *args],
+            self.cli_argv(*args),
             env=self.environ,
             capture_output=True,
             text=True,
@@ -125,14 +128,17 @@ def env(tmp_path: Path) -> Env:
 class DaemonProcess:
     """``moltbot daemon`` as a child process, with its stderr kept for assertions.
 
-    Run through ``tests.instant_retries``: the real command line, with instant retry policies."""
+    Run through ``tests.instant_retries``: the real command line, with instant retry policies;
+    ``python`` starts it through another command (``setpriv``: as another user, with capabilities)."""
 
-    def __init__(self, env: Env, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, env: Env, extra_env: dict[str, str] | None = None, python: list[str] | None = None
+    ) -> None:
         self.env = env
         self.log_path = env.home.root / f"daemon-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.instant_retries", "daemon"],
+            [*(python or [sys.executable]), "-m", "tests.instant_retries", "daemon"],
             cwd=ROOT,
             env={**env.environ, **(extra_env or {})},
             stdout=self.log,

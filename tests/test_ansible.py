@@ -81,16 +81,23 @@ def test_the_role_makes_the_user_venv_home_config_and_enabled_unit(converged: Co
     assert list(converged.root.glob(plugin)), "playbook tasks' callback plugin ships in the wheel"
     assert mode_and_owner(converged.path("/opt/moltbot/venv"))[1:] == (0, 0), "code owned by root"
     home = converged.path("/var/lib/moltbot")
-    assert mode_and_owner(home) == ("0o750", uid, gid)
+    assert mode_and_owner(home) == ("0o755", 0, 0), "nobody but root may rename what is in it"
     assert mode_and_owner(home / "config") == ("0o750", 0, gid)
-    assert mode_and_owner(home / "tasks") == ("0o750", 0, gid)
-    assert mode_and_owner(home / "data") == ("0o750", uid, gid)
-    assert mode_and_owner(home / "logs") == ("0o750", uid, gid)
+    assert mode_and_owner(home / "tasks") == ("0o755", 0, 0)
+    assert mode_and_owner(home / "data") == ("0o700", uid, gid)
+    assert mode_and_owner(home / "logs") == ("0o700", uid, gid)
+    assert mode_and_owner(home / "runs") == ("0o711", uid, gid)
     assert mode_and_owner(home / "config" / "moltbot.toml") == ("0o640", 0, gid)
     assert mode_and_owner(home / "config" / "tasks.json") == ("0o640", 0, gid)
-    assert mode_and_owner(home / "tasks" / "disk-usage.sh") == ("0o750", 0, gid)
+    assert mode_and_owner(home / "tasks" / "disk-usage.sh") == ("0o755", 0, 0)
+    task_uid, task_gid = converged.ids("moltbot-task")
+    assert task_uid < 1000 and task_gid != gid, "a system user of its own, not in the moltbot group"
+    assert "moltbot-task" not in next(
+        line for line in converged.path("/etc/group").read_text().splitlines() if line.startswith("moltbot:")
+    )
+    assert mode_and_owner(converged.path("/var/lib/moltbot-task")) == ("0o700", task_uid, task_gid)
     toml = (home / "config" / "moltbot.toml").read_text()
-    assert '[daemon]\ntimezone = "Europe/Berlin"\nworkers = 2\n' in toml
+    assert '[daemon]\ntimezone = "Europe/Berlin"\nworkers = 2\ntask_user = "moltbot-task"\n' in toml
     assert 'allowed = ["+4915100000001"]' in toml and "linked_device = false" in toml
     bundled = json.loads((REPO / "tasks" / "tasks.json").read_text())
     assert json.loads((home / "config" / "tasks.json").read_text()) == bundled
@@ -102,12 +109,15 @@ def test_the_role_makes_the_user_venv_home_config_and_enabled_unit(converged: Co
 
 
 @pytest.mark.slow
-def test_the_secrets_file_is_root_only_and_the_secret_is_never_printed(converged: Converged) -> None:
+def test_the_secrets_are_root_only_credentials_and_never_printed(converged: Converged) -> None:
+    credentials = converged.path("/etc/moltbot/credentials")
+    assert mode_and_owner(credentials) == ("0o700", 0, 0)
+    assert mode_and_owner(credentials / "DISCORD_BOT_TOKEN") == ("0o600", 0, 0)
+    assert (credentials / "DISCORD_BOT_TOKEN").read_text() == SECRET
+    assert (credentials / "LETTA_API_KEY").read_text() == "", "an unset one is empty: Letta is off"
     secrets = converged.path("/etc/moltbot/secrets.env")
     assert mode_and_owner(secrets) == ("0o600", 0, 0)
-    assert mode_and_owner(secrets.parent) == ("0o700", 0, 0)
-    assert f'DISCORD_BOT_TOKEN="{SECRET}"' in secrets.read_text()
-    assert "LETTA_API_KEY" not in secrets.read_text(), "empty secrets are left out"
+    assert SECRET not in secrets.read_text(), "the token is a credential, not a variable"
     for result in (converged.first, converged.second):
         assert SECRET not in result.stdout + result.stderr
     assert SECRET not in converged.path("/etc/systemd/system/moltbot.service").read_text()
@@ -117,10 +127,15 @@ def test_the_secrets_file_is_root_only_and_the_secret_is_never_printed(converged
 def test_moltbot_runs_inside_the_target_as_its_user(converged: Converged) -> None:
     uid, gid = converged.ids("moltbot")
 
-    def moltbot(*args: str) -> subprocess.CompletedProcess[str]:
+    def moltbot(*args: str, capabilities: str = "") -> subprocess.CompletedProcess[str]:
+        grant = ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"]
+        if capabilities:
+            plus = ",".join(f"+{cap}" for cap in capabilities.split(","))
+            grant = [f"--inh-caps={plus}", f"--ambient-caps={plus}", f"--bounding-set=-all,{plus}"]
         return subprocess.run(
-            ["chroot", f"--userspec={uid}:{gid}", str(converged.root), "/usr/bin/env", "-i",
-             "MOLTBOT_HOME=/var/lib/moltbot", "/opt/moltbot/venv/bin/moltbot", *args],
+            ["chroot", str(converged.root), "setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups",
+             *grant, "--no-new-privs", "--", "/usr/bin/env", "-i", "MOLTBOT_HOME=/var/lib/moltbot",
+             "/opt/moltbot/venv/bin/moltbot", *args],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
@@ -129,15 +144,21 @@ def test_moltbot_runs_inside_the_target_as_its_user(converged: Converged) -> Non
     assert "3 tasks OK" in check.stdout
     status = moltbot("status")  # creates the database in data/, which only the daemon's user may write
     assert status.returncode == 0, status.stdout + status.stderr
-    # "daily at 03:30" in the toml's zone Europe/Berlin, which status shows times in, though the chroot's
-    # is UTC: the toml took effect
+    # "daily at 03:30" in the toml's zone Europe/Berlin, shown in that zone (not the chroot's UTC): the
+    # toml took effect
     assert re.search(r"^backup .* 03:30:00 ", status.stdout, re.MULTILINE), status.stdout
     assert "(times in Europe/Berlin)" in status.stdout
     assert converged.path("/var/lib/moltbot/data/moltbot.db").stat().st_uid == uid
-    # A task runs in the deployed layout: a root-owned script the moltbot group may execute, cwd tasks/.
-    backup = moltbot("run", "backup")
+    # A task runs in the deployed layout, as the task user: the foreground run started with the
+    # capabilities the unit grants the daemon (without them it could not switch users).
+    backup = moltbot("run", "backup", "--json", capabilities="setuid,setgid,kill")
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    assert "success" in backup.stdout and "/var/lib/moltbot/config/tasks.json" in backup.stdout
+    assert json.loads(backup.stdout)["status"] == "success", backup.stdout
+    assert "/var/lib/moltbot/tasks/backup-dry-run.sh" in backup.stdout
+    whoami = subprocess.run(
+        ["chroot", str(converged.root), "id", "-u", "moltbot-task"], capture_output=True, text=True
+    )
+    assert whoami.returncode == 0, whoami.stderr
 
 
 @pytest.mark.slow

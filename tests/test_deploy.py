@@ -41,3 +41,33 @@ def test_a_config_or_home_error_stops_the_unit_instead_of_restarting_it_forever(
     # RestartPreventExitStatus= does not apply to ExecStartPre=: a `moltbot check` there would
     # crash-loop on the same errors (the daemon checks them itself).
     assert not [line for line in text.splitlines() if line.startswith("ExecStartPre=")]
+
+
+def test_the_unit_grants_only_what_starting_tasks_as_the_task_user_takes() -> None:
+    """The security tests start the daemon with these capabilities (tests/users.py): the same ones."""
+    from tests.users import UNIT_CAPABILITIES
+
+    lines = UNIT.read_text().splitlines()
+    granted = {"CAP_" + name.upper() for name in UNIT_CAPABILITIES.split(",")}
+    for setting in ("CapabilityBoundingSet", "AmbientCapabilities"):
+        (value,) = [line.split("=", 1)[1] for line in lines if line.startswith(f"{setting}=")]
+        assert set(value.split()) == granted
+    assert "NoNewPrivileges=yes" in lines  # no task gains a privilege by exec (a setuid sudo)
+    (writable,) = [line.split("=", 1)[1].split() for line in lines if line.startswith("ReadWritePaths=")]
+    assert "/var/lib/moltbot" not in writable and "/var/lib/moltbot/data" in writable
+    assert "LoadCredential=DISCORD_BOT_TOKEN:/etc/moltbot/credentials/DISCORD_BOT_TOKEN" in lines
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_units_exposure_is_what_the_readme_says() -> None:
+    version = subprocess.run(["systemd-analyze", "--version"], capture_output=True, text=True).stdout
+    if not version.startswith("systemd 252"):
+        pytest.skip("the README's figure is systemd 252's (another version weighs differently)")
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True
+    )
+    score = float(
+        result.stdout.strip().splitlines()[-1].split("exposure level for moltbot.service: ")[1].split()[0]
+    )
+    readme = (UNIT.parent.parent / "README.md").read_text()
+    assert f"**{score} OK**" in readme, score

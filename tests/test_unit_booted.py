@@ -64,11 +64,12 @@ class Booted:
         return self.machine.show(UNIT, *properties)
 
     def add_task(self, task_id: str, script: str) -> None:
-        """A script task, laid out as the role lays out moltbot_task_scripts: root's, the group's to run."""
+        """A script task, laid out as the role lays out moltbot_task_scripts: root's, anyone's to run
+        (the task user's too; nobody else may change it)."""
         path = self.root / HOME.lstrip("/") / "tasks" / f"{task_id}.sh"
         path.write_text("#!/bin/sh\n" + script)
-        path.chmod(0o750)
-        os.chown(path, 0, self.gid)
+        path.chmod(0o755)
+        os.chown(path, 0, 0)
         tasks_json = self.root / HOME.lstrip("/") / "config" / "tasks.json"
         config = json.loads(tasks_json.read_text())
         config["tasks"].append({"task_id": task_id, "script_path": path.name, "schedule": "daily at 03:00"})
@@ -159,6 +160,7 @@ PROBE = """\
 echo "uid: $(id -u)"
 echo "secret in environment: $(env | grep -c DISCORD_BOT_TOKEN)"
 echo "secrets file: $(cat /etc/moltbot/secrets.env 2>&1 >/dev/null | sed 's/.*: //')"
+echo "credential: $(cat /run/credentials/moltbot.service/DISCORD_BOT_TOKEN 2>&1 >/dev/null | sed 's/.*: //')"
 grep -E '^Cap(Inh|Prm|Eff|Amb):' /proc/self/status
 for dir in /usr /etc /home /var/lib/moltbot/data; do
     if error=$(touch "$dir/written-by-a-task" 2>&1); then echo "$dir: written"; rm "$dir/written-by-a-task"
@@ -171,20 +173,23 @@ def test_a_task_has_no_capabilities_nor_secrets_and_cannot_write_the_system(boot
     booted.ensure_active()
     main_pid = booted.unit("MainPID")["MainPID"]
     daemon_environment = booted.machine.run("cat", f"/proc/{main_pid}/environ").stdout
-    assert "DISCORD_BOT_TOKEN=" in daemon_environment, "the daemon has the secret the task must not see"
+    # The secrets are systemd credentials: not even in the daemon's environment.
+    assert "CREDENTIALS_DIRECTORY=" in daemon_environment and "DISCORD_BOT_TOKEN=" not in daemon_environment
     output = run_task_in_unit(booted, "probe-sandbox", PROBE)
     lines = dict(line.split(":", 1) for line in output.splitlines())
-    assert lines["uid"].strip() != "0", output
+    assert lines["uid"].strip() not in ("0", str(booted.uid)), "as the task user, not root nor the daemon's"
     # A task neither inherits the daemon's secrets (EnvironmentFile=) nor reads their file.
     assert lines["secret in environment"].strip() == "0", output
     assert lines["secrets file"].strip() == "Permission denied", output
+    assert lines["credential"].strip() == "Permission denied", output
     for capabilities in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
         assert lines[capabilities].strip() == "0000000000000000", output
     # Read-only file system, not Permission denied: ProtectSystem=strict and ProtectHome=read-only
     # refuse it before the files' permissions are looked at.
     for directory in ("/usr", "/etc", "/home"):
         assert lines[directory].strip() == "Read-only file system", output
-    assert lines["/var/lib/moltbot/data"].strip() == "written", "ReadWritePaths= lets the home be written"
+    # ReadWritePaths= lets the daemon write data/; the task user may not even look in it.
+    assert lines["/var/lib/moltbot/data"].strip() == "Permission denied", output
 
 
 # --- the watchdog, and stop --------------------------------------------------------------------

@@ -6,10 +6,15 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, core, print_json
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home, HomeError
+
+if TYPE_CHECKING:
+    from moltbot.config.spec import TaskSpec
+    from moltbot.core import Core
 
 __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbox", "cmd_reload"]
 
@@ -18,8 +23,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.cli.logs import daemon_logger
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
+    from moltbot.privileges import keep_capabilities_to_self, undumpable
     from moltbot.transports import configured_transports
 
+    # First, before any thread or child exists (capabilities are per thread, inherited by both):
+    # no same-user process may read our environment (the secrets) or memory, and no child inherits
+    # the capabilities the unit grants us to start tasks as the task user.
+    undumpable()
+    keep_capabilities_to_self()
     log = daemon_logger()
     try:
         opened = core(args)
@@ -38,10 +49,38 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         except ConfigError as error:
             log.error("refusing to start: the configuration has errors:\n%s", error)
             return EXIT_CONFIG
+        checked = _keep_tasks_apart(opened, specs)
+        if checked is None:
+            return EXIT_CONFIG
         opened.sync(specs)
-        return Daemon(opened, specs, configured_transports).serve()
+        daemon = Daemon(opened, specs, configured_transports)
+        daemon.executor.checked_users = checked
+        return daemon.serve()
     finally:
         lock.release()
+
+
+def _keep_tasks_apart(opened: Core, specs: list[TaskSpec]) -> set[str] | None:
+    """With ``[daemon] task_user``: the users tasks run as, once nothing of theirs can reach what it
+    must not (task_users.py); None (logged) when something could."""
+    import logging
+
+    task_user = opened.settings.task_user
+    if not task_user:
+        return set()
+    from moltbot.task_users import prepare, users_of
+
+    names = users_of(task_user, specs)
+    problems = prepare(opened.home, names)
+    if problems:
+        logging.getLogger("moltbot").error(
+            "refusing to start: tasks would not be kept apart from the daemon:\n  %s\n"
+            "fix: MOLTBOT_HOME, config/ and tasks/ belong to root and are not writable by others; the "
+            "secrets' files are the daemon's alone (README: Security model)",
+            "\n  ".join(problems),
+        )
+        return None
+    return names
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -52,7 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     home.ensure()
     try:
         settings = load_settings(home.settings_toml)
-        specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone)
+        specs = load_tasks(home.tasks_json, home.tasks_dir, settings.timezone, settings.task_user)
         specs = core(args).load_specs()  # again, with the history: a one-shot whose time is past
     except ConfigError as error:
         print(error, file=sys.stderr)
@@ -86,6 +125,8 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     if not task_id:
         print("moltbot: no task: run inside a moltbot task or pass --task", file=sys.stderr)
         return EXIT_USAGE
+    if os.environ.get("MOLTBOT_RUN_DIR") and task_id == os.environ.get("MOLTBOT_TASK_ID"):
+        return _checkpoint_of_this_run(args)
     opened = core(args)
     run_id = os.environ.get("MOLTBOT_RUN_ID")
     if args.action == "save":
@@ -102,6 +143,27 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         print(json.dumps(data))
     else:
         opened.clear_checkpoint(task_id)
+    return EXIT_OK
+
+
+def _checkpoint_of_this_run(args: argparse.Namespace) -> int:
+    """A run as the task user keeps its checkpoint in its own folder; the daemon stores it at its end."""
+    from moltbot import run_dirs
+
+    if args.action == "save":
+        try:
+            data = json.loads(args.data)
+        except (TypeError, json.JSONDecodeError) as exc:
+            print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        run_dirs.save(data)
+    elif args.action == "load":
+        data = run_dirs.load()
+        if data is None:
+            return EXIT_FAILED
+        print(json.dumps(data))
+    else:
+        run_dirs.clear()
     return EXIT_OK
 
 

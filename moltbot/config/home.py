@@ -62,6 +62,12 @@ class Home(NamedTuple):
         return self.root / "logs"
 
     @property
+    def runs_dir(self) -> Path:
+        """Runs as the task user leave what they cannot write to the database here (``run_dirs.py``);
+        made by the daemon (or the role) only when ``[daemon] task_user`` is set."""
+        return self.root / "runs"
+
+    @property
     def folders(self) -> tuple[Path, ...]:
         return self.config_dir, self.tasks_dir, self.data_dir, self.logs_dir
 

@@ -1,8 +1,9 @@
 """The integrations' tables of moltbot.toml: ``[signal]``, ``[ollama]``, ``[letta]``, ``[discord]``.
 
-Each table is optional (absent: that integration is off). Per-host values and
-secrets may come from the environment, which wins over the file; secrets
-(tokens, keys) come only from the environment.
+Each table is optional (absent: that integration is off). Per-host values may come
+from the environment, which wins over the file; secrets (tokens, keys) never come
+from the file: from a file of their own, a systemd credential or the environment
+(``secrets.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from moltbot.config.errors import ConfigProblem
+from moltbot.config.secrets import SecretError, secret
 from moltbot.config.toml import Section
 
 __all__ = ["READERS", "DiscordSettings", "LettaSettings", "OllamaSettings", "SignalSettings"]
@@ -153,7 +155,7 @@ class LettaSettings:
     base_url: str = "http://127.0.0.1:8283"  # self-hosted default; Letta Cloud: https://api.letta.com
     agent_id: str = ""  # env LETTA_AGENT_ID
     timeout_seconds: float = 120.0
-    api_key: str = field(default="", repr=False)  # env LETTA_API_KEY only
+    api_key: str = field(default="", repr=False)  # LETTA_API_KEY(_FILE), or a credential: secrets.py
 
 
 def _letta(section: Section, environ: Mapping[str, str]) -> LettaSettings:
@@ -163,8 +165,16 @@ def _letta(section: Section, environ: Mapping[str, str]) -> LettaSettings:
         section.problem("agent_id", "the agent's id is required (or env LETTA_AGENT_ID)")
     base_url = environ.get("LETTA_BASE_URL") or values.get("base_url", LettaSettings.base_url)
     values["base_url"] = str(base_url).rstrip("/")
-    values["api_key"] = environ.get("LETTA_API_KEY", "")
+    values["api_key"] = _secret(section, "api_key", "LETTA_API_KEY", environ)
     return LettaSettings(**values)
+
+
+def _secret(section: Section, key: str, name: str, environ: Mapping[str, str]) -> str:
+    try:
+        return secret(name, environ)
+    except SecretError as exc:
+        section.problem(key, str(exc))
+        return ""
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,7 @@ class DiscordSettings:
     allowed_targets: tuple[str, ...] | None = None  # None: the heartbeat log channel and default_user_id
     min_interval_seconds: float = 60.0  # a recurring Discord task may not come more often
     max_tasks: int = 100  # Discord tasks scheduled at once (the oldest messages first)
-    token: str = field(default="", repr=False)  # env DISCORD_BOT_TOKEN only: never in the file
+    token: str = field(default="", repr=False)  # DISCORD_BOT_TOKEN(_FILE), or a credential: never in the file
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -243,7 +253,7 @@ def _discord(section: Section, environ: Mapping[str, str]) -> DiscordSettings:
     values["api_base"] = str(values.get("api_base", DiscordSettings.api_base)).rstrip("/")
     # Not a config error when missing: a task's own process (minimal environment, no
     # secrets) reads these settings too. The daemon refuses Discord work without it.
-    values["token"] = environ.get("DISCORD_BOT_TOKEN", "")
+    values["token"] = _secret(section, "token", "DISCORD_BOT_TOKEN", environ)
     return DiscordSettings(**values)
 
 

@@ -17,10 +17,17 @@ class TaskReader:
     """One task entry (``entry``, at ``tasks[index]``), and the problems found in it."""
 
     def __init__(
-        self, path: Path, lines: dict[Any, int], index: int, entry: dict[str, Any], tasks_dir: Path
+        self,
+        path: Path,
+        lines: dict[Any, int],
+        index: int,
+        entry: dict[str, Any],
+        tasks_dir: Path,
+        task_user: str | None = None,
     ) -> None:
         self.path, self.lines, self.index, self.entry = path, lines, index, entry
         self.tasks_dir = tasks_dir
+        self.task_user = task_user  # [daemon] task_user ("" unset; None: not known here)
         self.problems: list[ConfigProblem] = []
 
     def problem(self, name: str | None, message: str) -> None:

@@ -36,6 +36,7 @@ class Settings:
     output_cap_bytes: int = 1024 * 1024
     log_retention_days: int = 30
     channel_down_alert_seconds: float = 300.0  # a chat channel down this long: the admins are told
+    task_user: str = ""  # who scripts and playbooks run as (task_users.py); "": the daemon's own user
     signal: SignalSettings | None = None
     ollama: OllamaSettings | None = None
     discord: DiscordSettings | None = None
@@ -51,13 +52,17 @@ _DAEMON_TYPES: dict[str, tuple[type, ...]] = {
     "output_cap_bytes": (int,),
     "log_retention_days": (int,),
     "channel_down_alert_seconds": (int, float),
+    "task_user": (str,),
 }
 _MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
 _KNOWN_SECTIONS = ("daemon", *READERS)
 
 
-def load_settings(path: Path) -> Settings:
-    """Read moltbot.toml; a missing file means all defaults."""
+def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
+    """Read moltbot.toml; a missing file means all defaults.
+
+    ``only``: the integrations to read (the others are left out, unchecked): a helper reads the
+    tables its kind needs, with only their variables in its environment."""
     if not path.exists():
         return Settings()
     import tomllib
@@ -80,11 +85,25 @@ def load_settings(path: Path) -> Settings:
             values["timezone"] = ZoneInfo(str(values["timezone"]))
         except (ZoneInfoNotFoundError, ValueError):
             daemon.problem("timezone", f"unknown IANA zone {values.pop('timezone')!r}")
+    if values.get("task_user"):
+        _check_task_user(daemon, values["task_user"])
     problems += daemon.problems
     for name in READERS:
-        if isinstance(data.get(name), dict):
+        if isinstance(data.get(name), dict) and (only is None or name in only):
             values[name], section_problems = read_integration(name, data[name], path, text, os.environ)
             problems += section_problems
     if problems:
         raise ConfigError(problems)
     return Settings(**values)
+
+
+def _check_task_user(daemon: Section, name: str) -> None:
+    import pwd
+
+    try:
+        uid = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        daemon.problem("task_user", f"no user {name!r} on this host (the Ansible role creates it)")
+        return
+    if uid == 0:
+        daemon.problem("task_user", "tasks may not run as root: name an unprivileged user of their own")

@@ -46,8 +46,11 @@ _CHOICES = {
 _DEFAULT_CHOICE = {"overlap": "skip", "missed": "once", "notify": "failure"}
 
 
-def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[TaskSpec]:
-    """Read and validate tasks.json; ConfigError lists every problem."""
+def load_tasks(
+    path: Path, tasks_dir: Path, default_zone: ZoneInfo, task_user: str | None = None
+) -> list[TaskSpec]:
+    """Read and validate tasks.json; ConfigError lists every problem. ``task_user``: ``[daemon]
+    task_user``, when known (a task's ``user`` needs it)."""
     from moltbot.jsonlines import line_map
 
     try:
@@ -71,7 +74,7 @@ def load_tasks(path: Path, tasks_dir: Path, default_zone: ZoneInfo) -> list[Task
                 ConfigProblem(path, lines.get(("tasks", index)), f"tasks[{index}]", "expected an object")
             )
             continue
-        reader = TaskReader(path, lines, index, entry, tasks_dir)
+        reader = TaskReader(path, lines, index, entry, tasks_dir, task_user)
         spec = _read_task(reader, default_zone)
         task_id = entry.get("task_id")
         if isinstance(task_id, str) and task_id in seen:

@@ -104,7 +104,8 @@ class Core:
 
     def load_specs(self) -> list[TaskSpec]:
         """Read tasks.json (raises ConfigError naming file, line and field; see registration.py)."""
-        return registration.load_specs(self.home, self.settings.timezone, self.clock.now())
+        settings = self.settings
+        return registration.load_specs(self.home, settings.timezone, self.clock.now(), settings.task_user)
 
     def sync(self, specs: list[TaskSpec], source: str = "config") -> store.SyncResult:
         """Make the store's tasks from ``source`` ("config": tasks.json; "discord") match ``specs``."""

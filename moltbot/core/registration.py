@@ -25,13 +25,15 @@ __all__ = ["config_changed", "load_specs", "sync"]
 _DAWN = datetime.min.replace(tzinfo=UTC)  # "after" for a one-shot's only instant
 
 
-def load_specs(home: Home, default_zone: ZoneInfo, now: datetime) -> list[TaskSpec]:
+def load_specs(
+    home: Home, default_zone: ZoneInfo, now: datetime, task_user: str | None = None
+) -> list[TaskSpec]:
     """Read tasks.json (raises ConfigError naming file, line and field); with the store open,
     a one-shot already past that never ran is a problem too."""
     from moltbot.config.errors import ConfigError
     from moltbot.config.tasks import load_tasks, problem_at
 
-    specs = load_tasks(home.tasks_json, home.tasks_dir, default_zone)
+    specs = load_tasks(home.tasks_json, home.tasks_dir, default_zone, task_user)
     stale = [spec for spec in specs if store.is_open() and _one_shot_already_past(spec, now)]
     if stale:
         message = (

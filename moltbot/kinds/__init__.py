@@ -11,13 +11,21 @@
 from collections.abc import Mapping
 from typing import Any
 
-from moltbot.kinds.base import ActionContext, TaskKind
+from moltbot.kinds.base import ActionContext, RunDirContext, TaskKind
 from moltbot.kinds.discord import DISCORD
 from moltbot.kinds.llm import LLM
 from moltbot.kinds.playbook import PLAYBOOK
 from moltbot.kinds.script import SCRIPT
 
-__all__ = ["CONFIG_KINDS", "KINDS", "ActionContext", "TaskKind", "kind_of", "kind_of_definition"]
+__all__ = [
+    "CONFIG_KINDS",
+    "KINDS",
+    "ActionContext",
+    "RunDirContext",
+    "TaskKind",
+    "kind_of",
+    "kind_of_definition",
+]
 
 KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (SCRIPT, LLM, PLAYBOOK, DISCORD)}
 CONFIG_KINDS = ("script", "llm", "playbook")  # what tasks.json may declare

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from moltbot.config.integrations import DiscordSettings
-from moltbot.kinds.base import AGENT_ENVIRONMENT, ActionContext, TaskKind
+from moltbot.kinds.base import ActionContext, TaskKind
 from moltbot.records import Watcher
 
 __all__ = ["DISCORD", "ActionError", "destination", "prompt_for"]
@@ -27,7 +27,11 @@ class ActionError(Exception):
 
 class DiscordKind(TaskKind):
     name = "discord"
-    passed_environment = AGENT_ENVIRONMENT
+    # [discord] (its ids may come from these variables), and the agent that answers: Letta or Ollama.
+    passed_environment = ("TASKS_CHANNEL_ID", "HEARTBEAT_LOG_CHANNEL_ID", "DEFAULT_USER_ID",
+                          "LETTA_AGENT_ID", "LETTA_BASE_URL", "OLLAMA_HOST")  # fmt: skip
+    passed_secrets = ("LETTA_API_KEY",)  # never DISCORD_BOT_TOKEN: the daemon posts, through the outbox
+    settings = ("discord", "letta", "ollama")
     posts_messages = True
 
     def describe(self, definition: Mapping[str, Any]) -> str:

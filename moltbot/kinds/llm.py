@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from moltbot.config.reader import TaskReader
-from moltbot.kinds.base import AGENT_ENVIRONMENT, ActionContext, TaskKind
+from moltbot.kinds.base import ActionContext, TaskKind
 from moltbot.records import Watcher
 
 __all__ = ["LLM"]
@@ -23,7 +23,8 @@ __all__ = ["LLM"]
 class LlmKind(TaskKind):
     name = "llm"
     fields = ("prompt", "model", "deliver_to")
-    passed_environment = AGENT_ENVIRONMENT
+    passed_environment = ("OLLAMA_HOST",)  # only the model: no Letta key, no Discord channel ids
+    settings = ("ollama",)
     posts_messages = True
 
     def read(self, reader: TaskReader) -> None:
@@ -37,6 +38,7 @@ class LlmKind(TaskKind):
                 "deliver_to", f"expected 'signal:admins' or 'discord:<channel id>', got {deliver_to!r}"
             )
         reader.refuse(("script_path",), "an llm task has a prompt, not a script")
+        reader.refuse(("user",), "an llm task is moltbot's own action: it runs as the daemon's user")
 
     def describe(self, definition: Mapping[str, Any]) -> str:
         return "a prompt for the model"

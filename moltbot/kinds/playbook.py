@@ -20,7 +20,7 @@ from typing import Any
 from moltbot.config.reader import TaskReader
 from moltbot.config.spec import under_tasks
 from moltbot.file_modes import task_umask
-from moltbot.kinds.base import ActionContext, TaskKind
+from moltbot.kinds.base import ActionContext, TaskKind, read_user
 
 __all__ = ["PLAYBOOK", "PlaybookError", "command_line", "find_ansible_playbook", "is_host_list"]
 
@@ -34,7 +34,8 @@ class PlaybookError(Exception):
 
 class PlaybookKind(TaskKind):
     name = "playbook"
-    fields = ("playbook", "inventory", "limit", "tags", "extra_vars", "check_mode")
+    fields = ("playbook", "inventory", "limit", "tags", "extra_vars", "check_mode", "user")
+    as_task_user = True  # a playbook is the owner's code (its local steps, lookups and filters run here)
 
     def read(self, reader: TaskReader) -> None:
         for name in ("playbook", "inventory"):
@@ -47,6 +48,7 @@ class PlaybookKind(TaskKind):
             reader.problem("tags", "expected a list of tag names")
         reader.get("extra_vars", (dict,), {})
         reader.get("check_mode", (bool,), False)
+        read_user(reader)
         why = "a playbook task has no {}: use playbook, inventory, limit, tags, extra_vars"
         for name in ("script_path", "args"):
             reader.refuse((name,), why.format(name))

@@ -8,14 +8,16 @@ from typing import Any
 from moltbot.config.home import Home
 from moltbot.config.reader import TaskReader
 from moltbot.config.spec import TaskSpec, under_tasks
-from moltbot.kinds.base import TaskKind
+from moltbot.kinds.base import TaskKind, read_user
 
 __all__ = ["SCRIPT"]
 
 
 class ScriptKind(TaskKind):
     name = "script"
-    fields = ("script_path", "args")
+    fields = ("script_path", "args", "user")
+    as_task_user = True
+    reads_definition = False  # its process is the script itself
 
     def read(self, reader: TaskReader) -> None:
         script = reader.get("script_path", (str,), "", required=True)
@@ -24,6 +26,7 @@ class ScriptKind(TaskKind):
             reader.problem("args", "expected a list of strings")
         if script:
             reader.check_path("script_path", script, executable=True)
+        read_user(reader)
 
     def command(self, spec: TaskSpec, home: Home) -> list[str]:
         """Its shebang decides the interpreter; never through a shell."""
