@@ -24,6 +24,7 @@ __all__ = [
     "after_commit",
     "background_checkpoints",
     "connection",
+    "database_path",
     "from_db",
     "listen_for_outbox",
     "note_outbox_write",
@@ -32,10 +33,14 @@ __all__ = [
     "to_db",
     "use_path",
     "write_transaction",
+    "writers_held",
 ]
 
 # The schema version this code writes (store/schema.py has one migration per version).
 SCHEMA_VERSION = 4
+# SQLite's busy timeout, for the CLI and the daemon writing at once.
+BUSY_TIMEOUT_SECONDS = 15
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit checkpoints past this many WAL pages
 
 _path: Path | None = None
 _local = threading.local()
@@ -64,8 +69,7 @@ def connection() -> sqlite3.Connection:
         raise RuntimeError("the store is not open (call store.open_db first)")
     if getattr(_local, "path", None) != _path:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (and so does no one else).
-        # timeout: SQLite's busy timeout, for the CLI and the daemon writing at once.
-        fresh = sqlite3.connect(str(_path), timeout=15, isolation_level=None)
+        fresh = sqlite3.connect(str(_path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         fresh.execute("PRAGMA synchronous = normal")  # WAL + NORMAL survives a process crash
         if not _auto_checkpoint:
             fresh.execute("PRAGMA wal_autocheckpoint = 0")
@@ -75,17 +79,36 @@ def connection() -> sqlite3.Connection:
     return conn
 
 
+def database_path() -> Path:
+    if _path is None:
+        raise RuntimeError("the store is not open (call store.open_db first)")
+    return _path
+
+
 def sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
     return connection().execute(query, params)
 
 
-def background_checkpoints(after_commit: Callable[[], None]) -> None:
+def background_checkpoints(after_commit: Callable[[], None] | None) -> None:
     """From now on, commits in this process never checkpoint the WAL themselves;
-    ``after_commit`` is told of each commit, and the caller checkpoints."""
+    ``after_commit`` is told of each commit, and the caller checkpoints. None:
+    they do again (SQLite's default), on connections opened from now on and this thread's."""
     global _auto_checkpoint, _after_commit
-    _auto_checkpoint, _after_commit = False, after_commit
+    _auto_checkpoint, _after_commit = after_commit is None, after_commit
     if getattr(_local, "path", None) is not None:
-        _local.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        pages = SQLITE_AUTOCHECKPOINT_PAGES if after_commit is None else 0
+        _local.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+
+
+@contextmanager
+def writers_held() -> Iterator[None]:
+    """This process's writers wait until the block ends (outside any transaction).
+
+    They wait on the writer lock, which hands over at once, rather than in
+    SQLite's busy handler, which sleeps whole milliseconds at a time.
+    """
+    with _writer:
+        yield
 
 
 @contextmanager
