@@ -10,12 +10,16 @@ from its top only when a write begins after a checkpoint copied all of it, and
 the commit that wakes this thread is soon followed by the next, during the
 copy. The file grew by every commit (issue #11: 275 MB after 6 000 commands).
 So once more than ``restart_above`` of the WAL is in use, the copy is followed
-by a RESTART checkpoint with this process's writers held, which makes the next
-write start at the top: the file grows no further. Done when nothing was
-committed since the copy began, it holds them for microseconds; it is not made
-shorter, as freeing the file's blocks took milliseconds per 10 MB. Only a file
-larger than ``truncate_above`` (a reader in another process kept the WAL from
-starting over for long) is cut to nothing. Figures: benchmarks/bench_wal.py.
+by a RESTART checkpoint, which makes the next write start at the top: the file
+grows no further. It holds this process's writers while it copies what was
+committed during the copy: 0.03 ms when nothing was; else two disk syncs,
+~0.5-2 ms here (a slow disk's syncs take longer), once per 4 MB of writes.
+Under sustained commits, one every few tenths of a millisecond, no moment
+without one comes, so waiting for it would only let the WAL grow. The file is
+not made shorter, as freeing its blocks took milliseconds per 10 MB with the
+writers held; only a file larger than ``truncate_above`` (a reader in another
+process kept the WAL from starting over for long) is cut to nothing. Figures:
+benchmarks/bench_wal.py.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ class WalCheckpointer:
         self._commits = 0
         self._due = threading.Event()
         self._stopping = False
-        self._again = False  # the last restart due was not done: try at the next commit
+        self._refused = False  # someone was in the way of the last restart
         self._reader_warned = False
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
 
@@ -58,9 +62,9 @@ class WalCheckpointer:
 
     def _count(self) -> None:
         self._commits += 1  # under the store's writer lock: no race
-        # A restart due and not done is tried again at the next commit: only commits
-        # make the WAL longer (no timer needed).
-        if self._commits >= self.every or self._again:
+        # A refused restart is tried again at the next commit: the reader in the way is
+        # usually gone by then, and only commits make the WAL longer (no timer needed).
+        if self._commits >= self.every or self._refused:
             self._commits = 0
             self._due.set()
 
@@ -77,38 +81,27 @@ class WalCheckpointer:
 
     def checkpoint(self) -> None:
         """Copy the WAL back without holding anyone up; past the limits, start it over."""
-        committed = store.commits()
-        wal = store.checkpoint_wal()
+        in_use = store.checkpoint_wal()
         size = store.wal_bytes()
         truncate = size > self.truncate_above
-        if not truncate and wal.in_use <= self.restart_above:
+        if not truncate and in_use <= self.restart_above:
             return
-        # A restart that finds frames left to copy syncs the database while this process's
-        # writers wait (milliseconds on a slow disk, where the scheduling loop never waited
-        # for a disk before): only once the WAL is past twice the limit. Until then it is
-        # done only when the copy took everything and nothing was committed since it began.
-        urgent = truncate or wal.in_use > 2 * self.restart_above
-        if urgent or wal.copied:
-            done = store.restart_wal(truncate, unless_committed_since=None if urgent else committed)
-        else:
-            done = False  # a reader was in the way of the copy
-        if done:
+        if store.restart_wal(truncate):
             if self._reader_warned:
-                log.info("WAL started over (%.1f MB in use, file %.1f MB)", wal.in_use / MB, size / MB)
-            self._again = self._reader_warned = False
+                log.info("WAL started over (%.1f MB in use, file %.1f MB)", in_use / MB, size / MB)
+            self._refused = self._reader_warned = False
             return
-        # Tried again at the next commit: a reader in the way is usually gone by then, and a
-        # quiet moment comes between bursts. A reader that stays until the file passes
-        # truncate_above is worth a line, once (a single interval of busy commits can take
-        # the WAL well past restart_above: 10 MB with 400 runs a second).
-        self._again = True
+        # Most readers (or writers elsewhere) in the way are gone by the next commit. One that
+        # holds the WAL until the file passes truncate_above is worth a line, once (a single
+        # interval of busy commits can take it well past restart_above: 10 MB at 400 runs a second).
+        self._refused = True
         if truncate and not self._reader_warned:
             self._reader_warned = True
             log.warning(
                 "WAL file is %.1f MB (%.1f MB in use, limit %.1f MB): a reader keeps it from "
                 "starting over (a backup? an open sqlite3 shell?); trying again at each commit",
                 size / MB,
-                wal.in_use / MB,
+                in_use / MB,
                 self.restart_above / MB,
             )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from handlers.commands import handle
-from moltbot import store
 from moltbot.core import Core, ReceivedCommand, Request, Watcher
 from moltbot.wal_checkpoints import WalCheckpointer
 from tests.conftest import Env, wait_until
@@ -104,10 +102,9 @@ def test_the_wal_stays_bounded_under_commands_while_other_processes_read(
     finally:
         reader.kill()
         reader.wait()
-    # ~32 MB went through the WAL. Commands back to back leave no quiet moment for a restart
-    # that syncs nothing with the writers held, so it started over past twice the limit, later
-    # when a status read was in the way (a reader preempted inside a query on a busy machine
-    # holds its snapshot for a while).
+    # ~32 MB went through the WAL. It started over whenever it had passed the limit, a checkpoint
+    # and a few commits later, or a few more when a status read was in the way (a reader
+    # preempted inside a query on a busy machine holds its snapshot for a while).
     assert max(sizes) < 4 * LIMIT, f"the WAL reached {max(sizes) / 1e6:.1f} MB"
 
 
@@ -136,25 +133,3 @@ def test_a_reader_holding_a_snapshot_delays_truncation_and_nothing_else(
     handled += commands_until(commands, lambda size: size <= LIMIT)
     assert "WAL started over" in caplog.text
     assert len(core.chat.pending()) == handled  # every answer queued (no delivery here), none lost
-
-
-def test_a_restart_with_commits_left_to_copy_waits_for_a_quiet_moment(core: Core) -> None:
-    """It would copy them and sync the database while the writers wait (the scheduling loop among
-    them, which never waited for a disk before)."""
-    commands = status_commands(core)
-    commands_until(commands, lambda size: size > LIMIT)
-    committed = store.commits()
-    with store.write_transaction():  # a write under way while the copy runs, as in the daemon
-        next(commands)
-        copy = threading.Thread(target=store.checkpoint_wal)
-        copy.start()
-        copy.join()
-    assert not store.restart_wal(unless_committed_since=committed)
-    next(commands)  # nothing copied that write: this one does not start the WAL over
-    assert store.checkpoint_wal().in_use > LIMIT
-
-    committed = store.commits()
-    assert store.checkpoint_wal().copied
-    assert store.restart_wal(unless_committed_since=committed)  # nothing left to copy: it restarts
-    next(commands)
-    assert store.checkpoint_wal().in_use < LIMIT / 10

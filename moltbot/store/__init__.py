@@ -17,7 +17,6 @@ from moltbot.store.connection import (
     SCHEMA_VERSION,
     after_commit,
     background_checkpoints,
-    commits,
     connection,
     from_db,
     listen_for_outbox,
@@ -25,7 +24,7 @@ from moltbot.store.connection import (
     to_db,
     write_transaction,
 )
-from moltbot.store.database import WalState, checkpoint_wal, open_db, restart_wal, schema_version, wal_bytes
+from moltbot.store.database import checkpoint_wal, open_db, restart_wal, schema_version, wal_bytes
 from moltbot.store.events import add_event, recent_events
 from moltbot.store.history import get_run, last_finished_run, recent_runs, set_run_recap
 from moltbot.store.messages import (
@@ -89,7 +88,6 @@ __all__ = [
     "RunTicket",
     "SyncResult",
     "TaskDefinition",
-    "WalState",
     "accept_inbound",
     "add_event",
     "after_commit",
@@ -98,7 +96,6 @@ __all__ = [
     "begin_retry",
     "checkpoint_wal",
     "clear_checkpoint",
-    "commits",
     "connection",
     "due_outbox",
     "due_tasks",

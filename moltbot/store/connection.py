@@ -23,7 +23,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "after_commit",
     "background_checkpoints",
-    "commits",
     "connection",
     "database_path",
     "from_db",
@@ -54,7 +53,6 @@ _writer = threading.RLock()
 # milliseconds (benchmarks/: p99 lateness 6.3 -> 3 ms).
 _auto_checkpoint = True
 _after_commit: Callable[[], None] | None = None
-_commits = 0  # by this process so far, counted under the writer lock
 # Told after a commit that queued outgoing messages (the outbox workers wait on it).
 _outbox_listeners: list[Callable[[], None]] = []
 
@@ -85,11 +83,6 @@ def database_path() -> Path:
     if _path is None:
         raise RuntimeError("the store is not open (call store.open_db first)")
     return _path
-
-
-def commits() -> int:
-    """How many transactions this process has committed so far (to tell whether any came since)."""
-    return _commits
 
 
 def sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
@@ -126,7 +119,6 @@ def write_transaction() -> Iterator[None]:
     commit per loop pass, not two per run); the savepoints keep each item
     all-or-nothing when one of them fails.
     """
-    global _commits
     with _writer:
         conn = connection()
         if _local.depth:
@@ -156,7 +148,6 @@ def write_transaction() -> Iterator[None]:
             raise
         else:
             conn.execute("COMMIT")
-            _commits += 1
             if _after_commit is not None:
                 _after_commit()
             if getattr(_local, "outbox_written", False):

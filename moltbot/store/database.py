@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 from moltbot.store.connection import (
     BUSY_TIMEOUT_SECONDS,
     SCHEMA_VERSION,
-    commits,
     connection,
     database_path,
     use_path,
     writers_held,
 )
 
-__all__ = ["WalState", "checkpoint_wal", "open_db", "restart_wal", "schema_version", "wal_bytes"]
+__all__ = ["checkpoint_wal", "open_db", "restart_wal", "schema_version", "wal_bytes"]
 
 # The WAL file's layout (sqlite.org/fileformat.html): a header, then per page a frame header and the page.
 WAL_HEADER_BYTES = 32
@@ -41,26 +39,20 @@ def schema_version() -> int:
     return int(connection().execute("PRAGMA user_version").fetchone()[0])
 
 
-class WalState(NamedTuple):
-    """What a passive checkpoint found."""
-
-    in_use: int  # bytes of the WAL written since it last started over
-    copied: bool  # all of them are in the database now
-
-
-def checkpoint_wal() -> WalState:
-    """Copy the WAL into the database without blocking writers (PASSIVE).
+def checkpoint_wal() -> int:
+    """Copy the WAL into the database without blocking writers (PASSIVE); how many
+    bytes of the WAL are in use (written since it last started over).
 
     It never makes SQLite start the WAL over: that happens only when a write
     *begins* after a checkpoint copied all of it, and while commits keep coming
     one always begins first (``restart_wal``).
     """
     conn = connection()
-    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if frames <= 0:  # -1: not in WAL mode
-        return WalState(0, True)
+        return 0
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    return WalState(WAL_HEADER_BYTES + frames * (page_size + FRAME_HEADER_BYTES), copied == frames)
+    return int(WAL_HEADER_BYTES + frames * (page_size + FRAME_HEADER_BYTES))
 
 
 def wal_bytes() -> int:
@@ -71,23 +63,20 @@ def wal_bytes() -> int:
         return 0
 
 
-def restart_wal(truncate: bool = False, unless_committed_since: int | None = None) -> bool:
+def restart_wal(truncate: bool = False) -> bool:
     """Copy what is left of the WAL into the database, so that the next write starts the
     WAL over from its top (``truncate``: also cut the file to nothing, which frees its
-    blocks at a cost that grows with its size). False when it was not done, and nothing
-    lost: someone was in the way (a reader still in the WAL, another process writing),
-    or this process committed since ``unless_committed_since`` (a ``commits()`` count),
-    which this restart would have had to copy and sync with the writers held.
+    blocks at a cost that grows with its size); False when someone was in the way (a
+    reader still in the WAL, another process writing): nothing is lost, try again later.
 
     This process's writers are held meanwhile: the next one begins with all of
     the WAL copied, which is what SQLite needs to start it over. Other processes
     are not waited for (busy timeout 0): a long ``sqlite3 .backup`` must not
-    stall the daemon's writers, which wait behind this.
+    stall the daemon's writers, which wait behind this. After a passive
+    checkpoint there is little left to copy.
     """
     conn = connection()
     with writers_held():
-        if unless_committed_since is not None and commits() != unless_committed_since:
-            return False
         conn.execute("PRAGMA busy_timeout = 0")
         try:
             mode = "TRUNCATE" if truncate else "RESTART"
