@@ -26,7 +26,7 @@ from moltbot.store.connection import (
     to_db,
     write_transaction,
 )
-from moltbot.store.database import checkpoint_wal, open_db, schema_version
+from moltbot.store.database import checkpoint_wal, open_db, restart_wal, schema_version, wal_bytes
 from moltbot.store.events import add_event, recent_events
 from moltbot.store.history import (
     get_run,
@@ -143,6 +143,7 @@ __all__ = [
     "recover_abandoned_runs",
     "recover_sending",
     "request_stop",
+    "restart_wal",
     "resume_task",
     "runs_with_stop_requested",
     "save_checkpoint",
@@ -157,5 +158,6 @@ __all__ = [
     "task_states",
     "tasks_paused_by",
     "to_db",
+    "wal_bytes",
     "write_transaction",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "after_commit",
     "background_checkpoints",
     "connection",
+    "database_path",
     "from_db",
     "is_locked_error",
     "is_open",
@@ -34,6 +35,7 @@ __all__ = [
     "to_db",
     "use_path",
     "write_transaction",
+    "writers_held",
 ]
 
 # The schema version this code writes (store/schema.py has one migration per version).
@@ -42,6 +44,7 @@ SCHEMA_VERSION = 5
 # SQLite's busy timeout: how long a write waits for another process's lock before
 # it fails with "database is locked" (the daemon's loop then backs off: database_outage.py).
 BUSY_TIMEOUT_SECONDS = 15.0
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit checkpoints past this many WAL pages
 
 _path: Path | None = None
 _local = threading.local()
@@ -95,17 +98,36 @@ def connection() -> sqlite3.Connection:
     return conn
 
 
+def database_path() -> Path:
+    if _path is None:
+        raise RuntimeError("the store is not open (call store.open_db first)")
+    return _path
+
+
 def sql(query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
     return connection().execute(query, params)
 
 
-def background_checkpoints(after_commit: Callable[[], None]) -> None:
+def background_checkpoints(after_commit: Callable[[], None] | None) -> None:
     """From now on, commits in this process never checkpoint the WAL themselves;
-    ``after_commit`` is told of each commit, and the caller checkpoints."""
+    ``after_commit`` is told of each commit, and the caller checkpoints. None:
+    they do again (SQLite's default), on connections opened from now on and this thread's."""
     global _auto_checkpoint, _after_commit
-    _auto_checkpoint, _after_commit = False, after_commit
+    _auto_checkpoint, _after_commit = after_commit is None, after_commit
     if getattr(_local, "path", None) is not None:
-        _local.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        pages = SQLITE_AUTOCHECKPOINT_PAGES if after_commit is None else 0
+        _local.conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+
+
+@contextmanager
+def writers_held() -> Iterator[None]:
+    """This process's writers wait until the block ends (outside any transaction).
+
+    They wait on the writer lock, which hands over at once, rather than in
+    SQLite's busy handler, which sleeps whole milliseconds at a time.
+    """
+    with _writer:
+        yield
 
 
 @contextmanager
