@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, core, print_json
 from moltbot.config.errors import ConfigError
@@ -130,10 +130,8 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     opened = core(args)
     run_id = os.environ.get("MOLTBOT_RUN_ID")
     if args.action == "save":
-        try:
-            data = json.loads(args.data)
-        except (TypeError, json.JSONDecodeError) as exc:
-            print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+        data = _json_argument(args.data)
+        if data is _NOT_JSON:
             return EXIT_USAGE
         opened.save_checkpoint(task_id, data, int(run_id) if run_id and run_id.isdigit() else None)
     elif args.action == "load":
@@ -146,15 +144,25 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_NOT_JSON = object()
+
+
+def _json_argument(text: str | None) -> Any:
+    """``checkpoint save``'s argument, parsed; ``_NOT_JSON`` (said on stderr) when it is not JSON."""
+    try:
+        return json.loads(text)  # type: ignore[arg-type]  # None: the TypeError below
+    except (TypeError, json.JSONDecodeError) as exc:
+        print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+        return _NOT_JSON
+
+
 def _checkpoint_of_this_run(args: argparse.Namespace) -> int:
     """A run as the task user keeps its checkpoint in its own folder; the daemon stores it at its end."""
     from moltbot import run_dirs
 
     if args.action == "save":
-        try:
-            data = json.loads(args.data)
-        except (TypeError, json.JSONDecodeError) as exc:
-            print(f"moltbot: checkpoint save needs a JSON argument: {exc}", file=sys.stderr)
+        data = _json_argument(args.data)
+        if data is _NOT_JSON:
             return EXIT_USAGE
         run_dirs.save(data)
     elif args.action == "load":

@@ -98,12 +98,10 @@ def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
 
 
 def _check_task_user(daemon: Section, name: str) -> None:
-    import pwd
+    from moltbot.config.users import unfit_task_user
 
-    try:
-        uid = pwd.getpwnam(name).pw_uid
-    except KeyError:
-        daemon.problem("task_user", f"no user {name!r} on this host (the Ansible role creates it)")
-        return
-    if uid == 0:
-        daemon.problem("task_user", "tasks may not run as root: name an unprivileged user of their own")
+    why = unfit_task_user(name)
+    if why is not None:
+        daemon.problem(
+            "task_user", why + (" (the Ansible role creates it)" if why.startswith("no user") else "")
+        )

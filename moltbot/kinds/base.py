@@ -115,7 +115,7 @@ class TaskKind:
 
 def read_user(reader: TaskReader) -> None:
     """``user``: who the run runs as instead of ``[daemon] task_user`` (which it needs)."""
-    import pwd
+    from moltbot.config.users import unfit_task_user
 
     name = reader.get("user", (str,), "")
     if not name:
@@ -124,10 +124,6 @@ def read_user(reader: TaskReader) -> None:
         reader.problem(
             "user", "needs [daemon] task_user in moltbot.toml (without it tasks run as the daemon's user)"
         )
-    try:
-        uid = pwd.getpwnam(name).pw_uid
-    except KeyError:
-        reader.problem("user", f"no user {name!r} on this host")
-        return
-    if uid == 0:
-        reader.problem("user", "a task may not run as root (README: Security model, privileged tasks)")
+    why = unfit_task_user(name)
+    if why is not None:
+        reader.problem("user", why + (" (README: Security model, privileged tasks)" if "root" in why else ""))

@@ -218,7 +218,7 @@ def test_a_tasks_user_must_exist_and_not_be_root_and_llm_tasks_name_none(env: En
     )
     check(
         env,
-        "tasks[0].user (root): a task may not run as root",
+        "tasks[0].user (root): tasks may not run as root",
         "tasks[1].user (ghost): no user 'no-such-user-mb' on this host",
         "tasks[2].user (ask): an llm task is moltbot's own action",
     )
