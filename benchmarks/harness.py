@@ -79,8 +79,10 @@ class MoltbotHome:
     def env(self) -> dict[str, str]:
         return {**os.environ, "MOLTBOT_HOME": str(self.root), "MOLTBOT_LOG_LEVEL": "WARNING"}
 
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "moltbot", "daemon"], env=self.env)
+    def start(self, launcher: list[str] | None = None) -> None:
+        """``launcher``: the python arguments that run ``moltbot daemon`` (default ``-m moltbot daemon``)."""
+        arguments = launcher or ["-m", "moltbot", "daemon"]
+        self.process = subprocess.Popen([sys.executable, *arguments], env=self.env)
         lock = self.root / "data" / "daemon.lock"
         deadline = time.monotonic() + 60
         while not (lock.exists() and lock.read_text().strip() == str(self.process.pid)):
