@@ -10,9 +10,10 @@ Two workloads, each run by a real daemon under both policies, one after the othe
 
 "passive only" is the policy before issue #11 (passive checkpoints every 200
 commits, nothing more), run by the same code with its limits out of reach;
-"restart" is the daemon's policy as shipped. While a
-workload runs, this process reads the database every 0.25 s (another process's
-reader, as ``moltbot status`` is) and samples the WAL file's size every 10 ms.
+"restart" is the daemon's policy as shipped. While a workload runs, this
+process reads the database every 0.25 s (another process's reader, as
+``moltbot status`` is) and samples the WAL file's size every 10 ms. Figures and
+what they mean: benchmarks/README.md.
 The cost side, per policy: run lateness (started_at - scheduled_for, from the
 run table; with every task due at the same instant each second it is mostly
 the queue behind the 4 workers, so a stall shows in the tail) and the command
