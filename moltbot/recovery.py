@@ -18,14 +18,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 from datetime import datetime
 from pathlib import Path
 
 from moltbot import run_dirs, store
 from moltbot.config.home import Home
 from moltbot.config.spec import TaskSpec
-from moltbot.processes import kill_runs_as, processes_of_run, signal_processes
+from moltbot.processes import kill_processes_of_run, kill_runs_as
 from moltbot.records import Watcher
 from moltbot.task_users import UnknownUser, identity_of, users_of
 
@@ -52,13 +51,12 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
             spec = specs.get(run.task_id)
             if run.id in left and spec is not None:
                 _keep_checkpoint(run.id, spec, left[run.id], task_user, now)
-            orphans = processes_of_run(home.root, run.id)
-            signal_processes(orphans, signal.SIGKILL)
+            orphans = kill_processes_of_run(home.root, run.id)
             log.warning(
                 "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
                 run.id,
                 run.task_id,
-                len(orphans),
+                orphans,
             )
             if spec and spec.schedule.one_shot:
                 # At most once by design: the crash may have come after it did its work.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from moltbot.processes import minimal_environment, processes_of_run, signal_processes
+from moltbot.processes import kill_processes_of_run, minimal_environment, processes_of_run, signal_processes
 from moltbot.runner import ProcessRun, RunResult
 from tests.conftest import alive, dies_soon, wait_until
 
@@ -143,6 +143,8 @@ def test_processes_of_a_run_are_found_even_outside_its_group(tmp_path: Path) -> 
     try:
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
         escaped = int(pid_file.read_text())
+        # No wait for setsid to become sleep: inside execve a process's environ reads empty for a
+        # moment (CI once caught it there), and the look-up must look again rather than miss it.
         found = processes_of_run(tmp_path, 77)
         assert main.pid in found and escaped in found
         assert processes_of_run(tmp_path, 78) == [] and processes_of_run(tmp_path / "other", 77) == []
@@ -152,6 +154,24 @@ def test_processes_of_a_run_are_found_even_outside_its_group(tmp_path: Path) -> 
     finally:
         main.kill()
         main.wait()
+
+
+def test_a_run_that_keeps_forking_is_killed_to_the_last_process(tmp_path: Path) -> None:
+    # Children forked after a scan, or caught inside execve, escape one scan; the kill scans again.
+    spawner = "while :; do sleep 300 & setsid sleep 300 & done\n"
+    env = minimal_environment({"MOLTBOT_RUN_ID": "5", "MOLTBOT_HOME": str(tmp_path)})
+    for _ in range(4):  # one scan leaves survivors about every other time
+        main = subprocess.Popen(["sh", "-c", spawner], env=env, start_new_session=True)
+        try:
+            wait_until(lambda: len(processes_of_run(tmp_path, 5)) > 50, what="the run to fork")
+            assert kill_processes_of_run(tmp_path, 5) > 50
+            main.wait(10)
+            # Killed processes take a moment to finish dying on a loaded machine; missed ones never do.
+            wait_until(lambda: processes_of_run(tmp_path, 5) == [], what="every process of the run to die")
+        finally:
+            main.kill()
+            main.wait()
+            kill_processes_of_run(tmp_path, 5)
 
 
 # Output that cannot be saved (a real fault of the surroundings, real even as root): the run goes on
