@@ -1,6 +1,6 @@
 """``moltbot doctor``: is everything moltbot depends on in order? Each failure comes with a fix.
 
-Checks run in order (home, config, database, scripts, ansible-playbook for playbook tasks, Signal
+Checks run in order (home, config, task user, database, ansible-playbook for playbook tasks, Signal
 gateway, Discord, Ollama, Letta, clock); a service is checked only when its section is configured.
 Every network call is bounded by a short timeout. Last, the running daemon's own view: each chat
 channel connected, no background thread restarting (``core/health.py`` records them).
@@ -41,6 +41,8 @@ def _all_checks(home: Home) -> list[Check]:
     checks: list[Check] = []
     _home(home, checks)
     settings, specs = _config(home, checks)
+    if settings is not None:
+        _task_user(home, settings, specs, checks)
     _database(home, checks)
     if settings is None:
         return checks
@@ -60,14 +62,14 @@ def _all_checks(home: Home) -> list[Check]:
 
 
 def _home(home: Home, checks: list[Check]) -> None:
-    """The layout's folders are folders (or can be made) and writable; nothing is created here."""
+    """The layout's folders are folders (or can be made), usable as they must be; nothing is made here."""
     problems = layout_problems(home)
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         checks.append(Check("home", False, first.problem + more, first.fix))
     else:
-        checks.append(Check("home", True, f"{home.root}: config, tasks, data and logs writable"))
+        checks.append(Check("home", True, f"{home.root}: config and tasks readable, data and logs writable"))
 
 
 def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[TaskSpec]]:
@@ -84,6 +86,41 @@ def _config(home: Home, checks: list[Check]) -> tuple[Settings | None, list[Task
         return None, []
     checks.append(Check("config", True, f"{len(specs)} tasks; scripts exist and are executable"))
     return settings, specs
+
+
+def _task_user(home: Home, settings: Settings, specs: list[TaskSpec], checks: list[Check]) -> None:
+    """Whether tasks are kept from the daemon: run as a user of their own, which can read and change
+    nothing of moltbot's (mode bits and ACLs: ``task_users.isolation_problems``, as the daemon checks
+    before it starts)."""
+    from moltbot.config.secrets import SECRETS, secret_files
+    from moltbot.task_users import UnknownUser, identity_of, isolation_problems, users_of
+
+    if not settings.task_user:
+        in_environment = [name for name in SECRETS if os.environ.get(name)]
+        exposed = f" and catch {', '.join(in_environment)} as moltbot hands it on" if in_environment else ""
+        detail = f"not set: tasks run as moltbot's own user, so they can read its database{exposed}"
+        fix = "set [daemon] task_user to a user of their own (README: Security model; the Ansible role does)"
+        checks.append(Check("task user", False, detail, fix, required=False))
+        return
+    names = sorted(users_of(settings.task_user, specs))
+    problems = []
+    for name in names:
+        try:
+            who = identity_of(name)
+        except UnknownUser as exc:
+            problems.append(str(exc))
+            continue
+        problems += isolation_problems(home, who, secret_files(os.environ))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        fix = f"make it root's and not writable by others, and drop ACLs that grant it (getfacl {home.root})"
+        checks.append(Check("task user", False, problems[0] + more, fix))
+        return
+    detail = (
+        f"tasks run as {', '.join(names)}: they cannot read the secrets nor change config/, tasks/ or "
+        f"{home.root} (data/ and logs/ the daemon keeps to itself)"
+    )
+    checks.append(Check("task user", True, detail))
 
 
 def _ansible(checks: list[Check]) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from moltbot.config.home import Home
 from moltbot.config.secrets import secret_files
 from moltbot.config.spec import TaskSpec
+from moltbot.file_access import READ, SEARCH, WRITE, Person, may
 from moltbot.privileges import CAP_KILL, CAP_SETGID, CAP_SETUID, missing_capabilities, no_new_privileges
 
 __all__ = [
@@ -83,30 +84,16 @@ def switch_problems() -> list[str]:
     ]
 
 
-def _writable_by(info: os.stat_result, who: Identity) -> bool:
-    if who.uid == 0:
-        return True
-    if info.st_uid == who.uid:
-        return bool(info.st_mode & stat.S_IWUSR)
-    if info.st_gid in who.groups or info.st_gid == who.gid:
-        return bool(info.st_mode & stat.S_IWGRP)
-    return bool(info.st_mode & stat.S_IWOTH)
-
-
-def _readable_by(info: os.stat_result, who: Identity) -> bool:
-    if info.st_uid == who.uid:
-        return bool(info.st_mode & stat.S_IRUSR)
-    if info.st_gid in who.groups or info.st_gid == who.gid:
-        return bool(info.st_mode & stat.S_IRGRP)
-    return bool(info.st_mode & stat.S_IROTH)
+def _person(who: Identity) -> Person:
+    return Person(who.uid, frozenset({who.gid, *who.groups}))
 
 
 def _replaceable(path: Path, who: Identity) -> bool:
     """Whether ``who`` may rename, remove or replace ``path``: its folder is writable to it, and not
     sticky against it (as /var/tmp is)."""
-    parent = path.parent.stat()
-    if not _writable_by(parent, who):
+    if not may(path.parent, _person(who), WRITE | SEARCH):
         return False
+    parent = path.parent.stat()
     return not (parent.st_mode & stat.S_ISVTX) or path.lstat().st_uid == who.uid or parent.st_uid == who.uid
 
 
@@ -132,13 +119,13 @@ def isolation_problems(home: Home, who: Identity, secret_files: Iterable[Path] =
             problems.append(f"{path} can be renamed or replaced by the task user {who.name}")
     for path in [home.root, *_tree(home.config_dir), *_tree(home.tasks_dir)]:
         try:
-            if (path != home.root and _replaceable(path, who)) or _writable_by(path.stat(), who):
+            if (path != home.root and _replaceable(path, who)) or may(path, _person(who), WRITE):
                 problems.append(f"{path} can be changed by the task user {who.name}")
         except FileNotFoundError:  # a link to nothing, or gone meanwhile
             continue
     for path in secret_files:
         try:
-            if _readable_by(path.stat(), who) and _searchable_to(path, who):
+            if may(path, _person(who), READ) and _searchable_to(path, who):
                 problems.append(f"{path} (a secret) can be read by the task user {who.name}")
         except FileNotFoundError:
             continue
@@ -146,17 +133,7 @@ def isolation_problems(home: Home, who: Identity, secret_files: Iterable[Path] =
 
 
 def _searchable_to(path: Path, who: Identity) -> bool:
-    for folder in reversed(path.parents):
-        info = folder.stat()
-        if info.st_uid == who.uid:
-            allowed = info.st_mode & stat.S_IXUSR
-        elif info.st_gid in who.groups or info.st_gid == who.gid:
-            allowed = info.st_mode & stat.S_IXGRP
-        else:
-            allowed = info.st_mode & stat.S_IXOTH
-        if not allowed:
-            return False
-    return True
+    return all(may(folder, _person(who), SEARCH) for folder in reversed(path.parents))
 
 
 def users_of(task_user: str, specs: Iterable[TaskSpec]) -> set[str]:

@@ -56,8 +56,9 @@ def test_all_in_order(env: Env, services: tuple[FakeGateway, FakeDiscord, FakeOl
     configure(env, *services)
     code, report = doctor(env)
     names = [check["name"] for check in report["checks"]]  # type: ignore[index, union-attr]
-    assert names == ["home", "config", "database", "signal gateway", "signal account", "signal senders",
-                     "discord token", "discord tasks channel", "ollama", "clock", "daemon"]  # fmt: skip
+    assert names == ["home", "config", "task user", "database", "signal gateway", "signal account",
+                     "signal senders", "discord token", "discord tasks channel", "ollama", "clock",
+                     "daemon"]  # fmt: skip
     assert code == 0 and report["ok"] is True, report
 
 

@@ -118,15 +118,23 @@ def layout_error(directory: Path, exc: OSError) -> HomeError:
 
 
 def layout_problems(home: Home) -> list[HomeError]:
-    """What would keep the layout from being made or written, found without changing anything."""
+    """What would keep the layout from being made or used, found without changing anything: data/ and
+    logs/ must be writable; config/ and tasks/ readable (writable only while the example tasks are
+    still to be copied: a deployment keeps them read-only, even to the daemon)."""
     problems = []
+    examples_to_copy = not home.tasks_json.exists()
     for directory in home.folders:
         blocker = _not_a_folder(directory)
+        written = examples_to_copy or directory in (home.data_dir, home.logs_dir)
         if blocker is not None:
             problems.append(_in_the_way(blocker))
-        elif not os.access(_nearest_folder(directory), os.W_OK | os.X_OK):
-            what = "is not writable" if directory.is_dir() else "cannot be created"
-            problems.append(HomeError(f"{directory} {what}", _writable_fix(directory)))
+        elif not directory.is_dir() or written:
+            if not os.access(_nearest_folder(directory), os.W_OK | os.X_OK):
+                what = "is not writable" if directory.is_dir() else "cannot be created"
+                problems.append(HomeError(f"{directory} {what}", _writable_fix(directory)))
+        elif not os.access(directory, os.R_OK | os.X_OK):
+            fix = f"let the user moltbot runs as read {directory} (it need not write it)"
+            problems.append(HomeError(f"{directory} is not readable", fix))
     return problems
 
 

@@ -10,8 +10,10 @@ import signal
 import subprocess
 from collections.abc import Callable
 
+from moltbot.file_access import READ, SEARCH, WRITE
 from tests.conftest import ROOT, Env, alive, dies_soon, wait_until
 from tests.fake_agents import FakeOllama
+from tests.posix_acl import grant_by_acl
 from tests.users import Sandbox, sandbox, users
 
 __all__ = ["sandbox", "users"]
@@ -169,6 +171,13 @@ def test_a_daemon_refuses_scripts_the_task_user_could_change(sandbox: Boxes) -> 
     assert f"{script} can be changed by the task user {box.users.task.name}" in refused(box)
 
 
+def test_a_daemon_refuses_a_configuration_an_acl_lets_the_task_user_change(sandbox: Boxes) -> None:
+    # `ls -l` shows root's 0755 folder; `setfacl -m u:moltbot-task:rwx config` gave it away anyway.
+    box = sandbox()
+    grant_by_acl(box.home.config_dir, box.users.task.uid, WRITE | SEARCH | READ)
+    assert f"{box.home.config_dir} can be changed by the task user" in refused(box)
+
+
 def test_a_daemon_refuses_a_home_the_task_user_could_rename_things_in(sandbox: Boxes) -> None:
     box = sandbox()
     box.home.root.chmod(0o777)
@@ -233,3 +242,43 @@ def test_without_the_daemon_a_run_by_hand_says_it_cannot_switch_users(sandbox: B
     result = json.loads(box.cli("run", "job", "--json").stdout)
     assert result["status"] == "failed"
     assert f"as {box.users.task.name}: Operation not permitted" in result["message"], result
+
+
+# --- doctor: what keeps tasks out, checked as the daemon checks it ------------------------------
+
+
+def test_doctor_reports_the_task_user_and_a_deployments_read_only_configuration(sandbox: Boxes) -> None:
+    box = sandbox()  # config/ and tasks/ root's, read-only to the daemon's user, as the role makes them
+    checks = {check["name"]: check for check in json.loads(box.cli("doctor", "--json").stdout)["checks"]}
+    assert checks["home"]["ok"] is True, checks["home"]
+    assert checks["home"]["detail"].endswith("config and tasks readable, data and logs writable")  # type: ignore[union-attr]
+    assert checks["task user"]["ok"] is True, checks["task user"]
+    assert f"tasks run as {box.users.task.name}:" in checks["task user"]["detail"]  # type: ignore[operator]
+
+
+def test_doctor_fails_a_task_user_an_acl_lets_change_the_configuration(sandbox: Boxes) -> None:
+    box = sandbox()
+    grant_by_acl(box.home.tasks_dir, box.users.task.uid, WRITE | SEARCH | READ)
+    result = box.cli("doctor", "--json")
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert result.returncode == 1 and checks["task user"]["ok"] is False
+    assert (
+        checks["task user"]["detail"] == f"{box.home.tasks_dir} can be changed by the task user mbtest-task"
+    )
+    assert "drop ACLs that grant it" in checks["task user"]["fix"]
+
+
+def test_doctor_warns_when_tasks_run_as_the_daemons_own_user(env: Env) -> None:
+    env.script("job.sh", "true\n")
+    env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"})
+    result = subprocess.run(
+        env.cli_argv("doctor", "--json"), env={**env.environ, "LETTA_API_KEY": "plain"}, capture_output=True
+    )
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    check = checks["task user"]
+    assert (check["ok"], check["required"]) == (False, False)  # a quick start is not broken by it
+    assert check["detail"] == (
+        "not set: tasks run as moltbot's own user, so they can read its database and catch LETTA_API_KEY as "
+        "moltbot hands it on"
+    )
+    assert "[daemon] task_user" in check["fix"]
