@@ -247,3 +247,22 @@ def test_calendar_day_intervals_keep_the_wall_time_across_dst(
             assert round_trip != naive, f"{naive} exists in {zone_name} but fired at {local}"
             assert timedelta(0) < local.replace(tzinfo=None) - naive <= timedelta(hours=1)
     assert all(b > a for a, b in pairwise(fires))
+
+
+@pytest.mark.parametrize(
+    ("macro", "word"),
+    [("@hourly", "hourly"), ("@daily", "daily"), ("@midnight", "daily"), ("@weekly", "weekly"),
+     ("@monthly", "monthly"), ("@yearly", "yearly"), ("@annually", "yearly"), ("@DAILY", "daily")],
+)  # fmt: skip
+def test_crons_at_macros_are_its_words(macro: str, word: str) -> None:
+    # The README documents `@daily` (cron's spelling); a newcomer copying a crontab line writes it.
+    after = datetime(2026, 11, 26, 19, 5, tzinfo=UTC)
+    assert local(macro, BERLIN, after, 4) == local(word, BERLIN, after, 4)
+
+
+def test_reboot_is_refused_with_what_to_write_instead() -> None:
+    with pytest.raises(
+        ScheduleError,
+        match="@reboot: moltbot has no start-up schedule; a oneshot systemd unit runs a command at boot",
+    ):
+        parse_schedule("@reboot", BERLIN)

@@ -186,6 +186,17 @@ def parse_schedule(
     if not lowered:
         raise ScheduleError("empty schedule")
     clock = _clock_time(time_of_day) if time_of_day else None
+    if lowered.startswith("@"):  # cron's macros: a line copied from a crontab
+        if lowered == "@reboot":
+            raise ScheduleError(
+                "@reboot: moltbot has no start-up schedule; a oneshot systemd unit runs a command at boot"
+            )
+        word = {"@midnight": "daily", "@annually": "yearly"}.get(lowered, lowered[1:])
+        if word not in _MACROS or word == "minutely":
+            raise ScheduleError(
+                f"unknown schedule {raw!r}; cron's are @hourly, @daily, @weekly, @monthly, @yearly"
+            )
+        lowered = word
 
     if lowered.startswith("at ") and not _DAY_AT.fullmatch(lowered):
         return Once(raw, zone, instant=_parse_instant(text[3:].strip(), zone))
