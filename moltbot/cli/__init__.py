@@ -14,6 +14,7 @@ well under a second on a small home server.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,10 +39,18 @@ from moltbot.file_modes import go_private
 __all__ = ["build_parser", "main"]
 
 
+HOME_HELP = "MOLTBOT_HOME (default: $MOLTBOT_HOME or ~/moltbot-system)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moltbot", description="moltbot: a careful task scheduler.")
-    parser.add_argument("--home", help="MOLTBOT_HOME (default: $MOLTBOT_HOME or ~/moltbot-system)")
+    parser.add_argument("--home", help=HOME_HELP)
+    parser.add_argument("--version", action="version", version=f"moltbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Each command takes --home too (`moltbot status --home X`); SUPPRESS: unless given there, the
+    # value given before the command (or None) stands.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help=HOME_HELP)
 
     def add(
         name: str,
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         task: str | None = None,
         json_flag: bool = False,
     ) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         if task == "required":
             command.add_argument("task", help="task id or name")
         elif task == "optional":
@@ -80,25 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
         json_flag=True,
     )
     add("outbox", cmd_outbox, "list chat messages not delivered yet (or given up)", json_flag=True)
-    add(
-        "discord-action",
-        action_command("discord"),
-        "(run by the daemon) perform a Discord task's action",
-        "required",
-    )
-    add(
-        "llm-action",
-        action_command("llm"),
-        "(run by the daemon) ask the model an llm task's prompt",
-        "required",
-    )
-    add("playbook-action", action_command("playbook"), "(run by the daemon) run a playbook task", "required")
     add("reload", cmd_reload, "validate, then make the daemon reload tasks.json (SIGHUP)")
     checkpoint = add("checkpoint", cmd_checkpoint, "save, load or clear the running task's checkpoint")
     checkpoint.add_argument("action", choices=["save", "load", "clear"])
     checkpoint.add_argument("data", nargs="?", help="JSON to save")
     checkpoint.add_argument("--task", help="task id (default: $MOLTBOT_TASK_ID)")
+    # The processes runs of moltbot's own kinds are: not for people, so not in --help (argparse lists
+    # every command that has a help text, and shows "==SUPPRESS==" for one marked hidden).
+    for kind in ("discord", "llm", "playbook"):
+        action = sub.add_parser(f"{kind}-action", parents=[common])
+        action.add_argument("task")
+        action.set_defaults(handler=action_command(kind))
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moltbot")
+    except PackageNotFoundError:  # a checkout not installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,8 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `moltbot logs | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # as a shell reports a command killed by SIGPIPE
     except ConfigError as exc:  # a clear message rather than a traceback
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -120,7 +120,14 @@ def _run_one(core: Core, name: str, announce: bool) -> Run:
         return queued
     if announce:
         print(f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...", file=sys.stderr)
-    run = core.wait_for_run(queued.id)
+    try:
+        run = core.wait_for_run(queued.id)
+    except KeyboardInterrupt:  # Ctrl-C stops the waiting, not the run
+        stop = f"moltbot stop {queued.task_id}"
+        print(
+            f"\nrun {queued.id} of {queued.task_id} goes on in the daemon; {stop} stops it", file=sys.stderr
+        )
+        raise
     if run.active:
         raise RuntimeError(
             f"the daemon stopped before run {run.id} finished; it is recorded and resumes (or runs) "

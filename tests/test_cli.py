@@ -1,0 +1,69 @@
+"""The command line as a newcomer meets it (#14): --version, --home anywhere, no internal commands in
+--help, a pipe closed early, Ctrl-C while the daemon runs the task."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+
+from tests.conftest import DaemonProcess, Env, wait_until
+
+
+def test_version_is_printed(env: Env) -> None:
+    result = env.cli("--version", check=True)
+    assert result.stdout.strip() == "moltbot 0.1.0"
+
+
+def test_home_is_accepted_after_the_subcommand_too(env: Env) -> None:
+    env.script("job.sh", "true\n")
+    env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"})
+    environ = {name: value for name, value in env.environ.items() if name != "MOLTBOT_HOME"}
+    before = subprocess.run(
+        env.cli_argv("--home", str(env.home.root), "tasks"), env=environ, capture_output=True, text=True
+    )
+    after = subprocess.run(
+        env.cli_argv("tasks", "--home", str(env.home.root)), env=environ, capture_output=True, text=True
+    )
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert "job" in after.stdout and after.stdout == before.stdout
+
+
+def test_internal_commands_stay_out_of_help(env: Env) -> None:
+    help_text = env.cli("--help", check=True).stdout
+    assert "status" in help_text and "doctor" in help_text
+    assert "-action" not in help_text and "SUPPRESS" not in help_text
+
+
+def test_a_pipe_closed_early_ends_without_a_traceback(env: Env) -> None:
+    # `moltbot run X | head -1`, made certain: the reader is gone before moltbot writes a byte.
+    env.script("chatty.sh", "sleep 0.5\nseq 1 100\n")
+    env.write_tasks({"task_id": "chatty", "script_path": "chatty.sh", "schedule": "daily at 03:00"})
+    script = f"{' '.join(env.cli_argv('run', 'chatty'))} | true"
+    result = subprocess.run(["sh", "-c", script], env=env.environ, capture_output=True, text=True)
+    assert result.stderr == "", result.stderr
+
+
+def test_ctrl_c_on_a_run_the_daemon_carries_out_says_it_goes_on(
+    env: Env, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    env.script("slow.sh", "sleep 30\n")
+    env.write_tasks({"task_id": "slow", "script_path": "slow.sh", "schedule": "daily at 03:00"})
+    start_daemon()
+    waiting = subprocess.Popen(
+        env.cli_argv("run", "slow"), env=env.environ, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert waiting.stderr is not None
+        wait_until(
+            lambda: "handed to the daemon" in waiting.stderr.readline(), what="the run to be handed over"
+        )
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=30)
+        assert waiting.returncode == 130
+        assert "run 1 of slow goes on in the daemon; moltbot stop slow stops it" in stderr, stderr
+        assert "Traceback" not in stderr
+        assert env.cli_json("status")["running_tasks"] == ["slow"]  # Ctrl-C left it running
+    finally:
+        waiting.kill()
+        env.cli("stop", "slow")
