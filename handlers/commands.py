@@ -230,9 +230,12 @@ def _pause(core: Core, request: Request, argument: str | None) -> Reply:
 @command("resume", "resume a paused task", role="admin", argument="TASK")
 def _resume(core: Core, request: Request, argument: str | None) -> Reply:
     assert argument is not None
+    was_paused = bool(core.resolve(argument).paused_by)
     task = core.resume(argument)
-    following = f", next {fmt.in_(task.next_run, core.clock.now())}" if task.next_run else ""
-    return Reply(f"▶ {task.task_id} resumed{following}")
+    following = f"next {fmt.in_(task.next_run, core.clock.now())}" if task.next_run else "no next run"
+    if not was_paused:
+        return Reply(f"▶ {task.task_id} is not paused; {following}")
+    return Reply(f"▶ {task.task_id} resumed, {following}")
 
 
 @command("logs", "recent events, of all tasks or one", argument="TASK", required=False)

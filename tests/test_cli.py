@@ -67,3 +67,12 @@ def test_ctrl_c_on_a_run_the_daemon_carries_out_says_it_goes_on(
     finally:
         waiting.kill()
         env.cli("stop", "slow")
+
+
+def test_resume_of_a_task_that_is_not_paused_and_next_of_none_say_so(env: Env) -> None:
+    env.script("job.sh", "true\n")
+    env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"})
+    resumed = env.cli("resume", "job")
+    assert resumed.returncode == 0 and resumed.stdout.startswith("Task job is not paused; next run "), resumed
+    none = env.cli("next", "job", "-n", "0")
+    assert none.returncode == 2 and "-n/--count: at least 1, not 0" in none.stderr, none

@@ -156,3 +156,12 @@ def test_a_proposal_waits_two_minutes_for_its_yes_and_an_absent_agent_is_said(en
         ollama.stop()
         down = interpreter.interpret(ask)
         assert down.text.startswith("agent unavailable (Ollama at") and "commands:" in down.text
+
+
+def test_resuming_a_task_that_is_not_paused_says_so(core: Core) -> None:
+    reply = handle(core, Request("resume:backup", "admin", "t", WATCHER)).text
+    assert reply.startswith("▶ backup is not paused; next in "), reply
+    handle(core, Request("pause:backup", "admin", "t", WATCHER))
+    assert handle(core, Request("resume:backup", "admin", "t", WATCHER)).text.startswith(
+        "▶ backup resumed, next "
+    )

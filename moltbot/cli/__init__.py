@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("resume", cmd_resume, "schedule a paused task again", "required")
     add("stop", cmd_stop, "terminate a task's current run", "required")
     nxt = add("next", cmd_next, "show upcoming run times", "required", True)
-    nxt.add_argument("-n", "--count", type=int, default=5, help="how many (default 5)")
+    nxt.add_argument("-n", "--count", type=_at_least_one, default=5, help="how many (default 5)")
     add("tasks", cmd_tasks, "list task definitions", json_flag=True)
     add("check", cmd_check, "validate tasks.json and moltbot.toml")
     add(
@@ -101,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("task")
         action.set_defaults(handler=action_command(kind))
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {count}")
+    return count
 
 
 def _version() -> str:

@@ -242,7 +242,21 @@ def _describe_resume(core: Core, task: Task) -> str:
 
 
 cmd_pause = _on_task(lambda core, name: core.pause(name), _describe_pause)
-cmd_resume = _on_task(lambda core, name: core.resume(name), _describe_resume)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    core = ready_core(args)
+    try:
+        was_paused = bool(core.resolve(args.task).paused_by)
+        task = core.resume(args.task)
+    except UnknownTask as exc:
+        return fail(exc)
+    if not was_paused:
+        following = stamped(task.next_run, zone_for_people(core)) if task.next_run else "-"
+        print(f"Task {task.task_id} is not paused; next run {following}")
+    else:
+        print(_describe_resume(core, task))
+    return EXIT_OK
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
