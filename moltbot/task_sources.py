@@ -37,11 +37,11 @@ class TaskSources:
         self.set("config", specs)
         result = self.core.sync(specs)
         log.info(
-            "config reloaded: %d tasks (added %s, changed %s, removed %s)",
+            "config reloaded: %d tasks (added %s; changed %s; removed %s)",
             len(specs),
-            result.added or "none",
-            result.changed or "none",
-            result.removed or "none",
+            ", ".join(result.added) or "none",
+            ", ".join(result.changed) or "none",
+            ", ".join(result.removed) or "none",
         )
 
     def offer(self, source: str, specs: list[TaskSpec]) -> None:

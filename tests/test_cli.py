@@ -76,3 +76,10 @@ def test_resume_of_a_task_that_is_not_paused_and_next_of_none_say_so(env: Env) -
     assert resumed.returncode == 0 and resumed.stdout.startswith("Task job is not paused; next run "), resumed
     none = env.cli("next", "job", "-n", "0")
     assert none.returncode == 2 and "-n/--count: at least 1, not 0" in none.stderr, none
+
+
+def test_check_says_when_moltbot_toml_is_not_there(env: Env) -> None:
+    assert not env.home.settings_toml.exists()
+    assert env.cli("check", check=True).stdout.endswith(f"{env.home.settings_toml}: not present (defaults)\n")
+    env.home.settings_toml.write_text("[daemon]\nworkers = 2\n")
+    assert env.cli("check", check=True).stdout.endswith(f"{env.home.settings_toml}: OK\n")

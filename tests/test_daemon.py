@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from moltbot import store
+from moltbot.config.home import Home
 from moltbot.records import Run, Task
-from tests.conftest import Env, alive, dies_soon, wait_until
+from tests.conftest import DaemonProcess, Env, alive, dies_soon, wait_until
 
 
 def runs(task_id: str, status: str | None = None) -> list[Run]:
@@ -418,7 +419,20 @@ def test_reload_command_validates_first_then_signals_the_daemon(env: Env, start_
     )
     assert "reload sent to the daemon" in env.cli("reload", check=True).stdout
     wait_until(lambda: "config reloaded: 2 tasks" in daemon.output(), what="the reload")
+    assert "config reloaded: 2 tasks (added b; changed none; removed none)" in daemon.output()
     assert [t["id"] for t in env.cli_json("status")["tasks"]] == ["a", "b"]
+
+
+def test_the_daemons_first_line_names_its_home_and_whether_it_made_it(tmp_path: Path) -> None:
+    fresh = Env(Home(tmp_path / "fresh"))  # an empty folder: the first start lays it out
+    fresh.home.root.mkdir()  # (DaemonProcess keeps the daemon's output there)
+    for made_now in (" (made now, with the bundled example tasks)", ""):
+        daemon = DaemonProcess(fresh)
+        try:
+            first_line = daemon.output().splitlines()[0]
+            assert first_line.endswith(f"moltbot home {fresh.home.root}{made_now}"), daemon.output()
+        finally:
+            daemon.stop()
 
 
 def test_the_daemon_refuses_a_broken_config_and_a_second_instance(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]

@@ -135,7 +135,7 @@ def test_reload_makes_the_daemon_pick_up_tasks_json(booted: Booted) -> None:
     booted.reload("added-by-reload")
     assert booted.unit("MainPID")["MainPID"] == main_pid, "reloaded, not restarted"
     reloaded = [line for line in booted.machine.journal(UNIT).splitlines() if "config reloaded" in line]
-    assert reloaded and f"{booted.task_count()} tasks (added ['added-by-reload']" in reloaded[-1], reloaded
+    assert reloaded and f"{booted.task_count()} tasks (added added-by-reload;" in reloaded[-1], reloaded
 
 
 # --- what a task run by the unit may do ------------------------------------------------------

@@ -32,11 +32,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     undumpable()
     keep_capabilities_to_self()
     log = daemon_logger()
+    made_now = not Home.from_env(args.home).tasks_json.exists()  # the first start lays the home out
     try:
         opened = core(args)
     except HomeError as error:
         log.error("refusing to start: %s", error)
         return EXIT_CONFIG
+    log.info("moltbot home %s%s", opened.home.root, " (made now, with the bundled example tasks)" * made_now)
     lock = DaemonLock(opened.home.lock_path)
     try:
         lock.acquire()
@@ -97,7 +99,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: OK")
+    settings_state = "OK" if home.settings_toml.exists() else "not present (defaults)"
+    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: {settings_state}")
     return EXIT_OK
 
 

@@ -118,9 +118,9 @@ def _run_one(core: Core, name: str, announce: bool) -> Run:
     queued = core.request_run(name, "manual", requested_by=f"cli:{user()}")
     if queued.status == "skipped":
         return queued
-    if announce:
-        print(f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...", file=sys.stderr)
-    try:
+    try:  # from the announcement on: a Ctrl-C as soon as it is read must get the answer below
+        if announce:
+            print(f"run {queued.id} of {queued.task_id} handed to the daemon; waiting...", file=sys.stderr)
         run = core.wait_for_run(queued.id)
     except KeyboardInterrupt:  # Ctrl-C stops the waiting, not the run
         stop = f"moltbot stop {queued.task_id}"
