@@ -93,7 +93,7 @@ def test_the_extended_fields(env: Env) -> None:
 def test_invalid_json_names_the_line(env: Env) -> None:
     env.home.tasks_json.write_text('{\n  "tasks": [\n    {"task_id": "a",}\n  ]\n}\n')
     (problem,) = problems(env)
-    assert problem.startswith(f"{env.home.tasks_json}:3: invalid JSON")
+    assert problem.startswith(f"{env.home.tasks_json}:3:21: invalid JSON")
 
 
 def test_each_problem_names_file_line_and_field(env: Env) -> None:
@@ -287,3 +287,58 @@ def test_the_discord_authorization_settings(env: Env) -> None:
                     f'allowed_authors = [{owner}]\nallowed_targets = []\n')  # fmt: skip
     given = load_settings(path).discord
     assert given is not None and given.allowed_authors == (owner,) and given.targets == ()
+
+
+# --- syntax errors: line, column and a hint for the usual mistakes (#14) -----------------------
+
+ENTRY = '  {"task_id": "a", "script_path": "a.sh", "schedule": "hourly"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            '{"tasks": [\n' + ENTRY + ",\n]}\n",
+            ":3:1: ",
+            "a comma before ']': JSON allows none after the last item",
+        ),
+        ('{"tasks": [\n  {"task_id": a}\n]}\n', ":2:15: ", 'text needs double quotes: "a"'),
+        ("{'tasks': []}\n", ":1:2: ", "JSON strings take double quotes, not single ones"),
+        ('{"tasks": [\n' + ENTRY + "\n" + ENTRY + "\n]}\n", ":3:3: ", "a comma is missing before this"),
+    ],
+)
+def test_a_json_syntax_error_names_line_column_and_the_likely_mistake(
+    env: Env, text: str, where: str, hint: str
+) -> None:
+    env.home.tasks_json.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_tasks(env.home.tasks_json, env.home.tasks_dir, ZoneInfo("UTC"))
+    message = str(caught.value)
+    assert message.startswith(f"{env.home.tasks_json}{where}invalid JSON: "), message
+    assert hint in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        ("[daemon]\ntimezone = Europe/Berlin\n", ":2:12: ", 'text needs quotes: "Europe/Berlin"'),
+        ("[daemon]\nworkers = 2,\n", ":2:12: ", "a comma after a value: TOML has them only inside [ ]"),
+    ],
+)
+def test_a_toml_syntax_error_names_line_column_and_the_likely_mistake(
+    env: Env, text: str, where: str, hint: str
+) -> None:
+    env.home.settings_toml.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env.home.settings_toml)
+    message = str(caught.value)
+    assert message.startswith(f"{env.home.settings_toml}{where}invalid TOML: "), message
+    assert hint in message, message
+    assert "(at line" not in message  # said once, in front
+
+
+def test_problems_are_listed_in_file_order(env: Env) -> None:
+    env.home.settings_toml.write_text("[daemon]\nworkerz = 2\n\n[bogus]\nx = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env.home.settings_toml)
+    assert [problem.line for problem in caught.value.problems] == [2, 4], caught.value

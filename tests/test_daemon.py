@@ -401,7 +401,7 @@ def test_sighup_reloads_and_a_broken_config_keeps_the_last_good_one(env: Env, st
     env.home.tasks_json.write_text('{"tasks": [ {"task_id": "a", } ]}')
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: "keeping the last good config" in daemon.output(), what="the reload error")
-    assert f"{env.home.tasks_json}:1: invalid JSON" in daemon.output()
+    assert f"{env.home.tasks_json}:1:30: invalid JSON" in daemon.output()
     assert daemon.process.poll() is None
     assert env.cli_json("status")["task_count"] == 2
 

@@ -18,9 +18,11 @@ class ConfigProblem(NamedTuple):
     line: int | None
     field: str | None
     message: str
+    column: int | None = None  # syntax errors know it
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        where += f":{self.column}" if self.line and self.column else ""
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
@@ -28,7 +30,8 @@ class ConfigError(Exception):
     """One or more problems in a configuration file."""
 
     def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
+        # In file order, whichever check found them first (a file's own problems before its lines').
+        self.problems = sorted(problems, key=lambda problem: (str(problem.file), problem.line or 0))
         super().__init__("\n".join(str(problem) for problem in problems))
 
 

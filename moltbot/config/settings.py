@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +70,9 @@ def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"line (\d+)", str(exc))
-        raise ConfigError([ConfigProblem(path, int(found[1]) if found else None, None, str(exc))]) from exc
+        from moltbot.config.syntax import toml_syntax_problem
+
+        raise ConfigError([toml_syntax_problem(path, text, exc)]) from exc
     problems = [
         ConfigProblem(path, toml_line(text, name, None), name, unknown_name(name, _KNOWN_SECTIONS, "section"))
         for name in data

@@ -51,6 +51,7 @@ def load_tasks(
 ) -> list[TaskSpec]:
     """Read and validate tasks.json; ConfigError lists every problem. ``task_user``: ``[daemon]
     task_user``, when known (a task's ``user`` needs it)."""
+    from moltbot.config.syntax import json_syntax_problem
     from moltbot.jsonlines import line_map
 
     try:
@@ -60,7 +61,7 @@ def load_tasks(
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError([ConfigProblem(path, exc.lineno, None, f"invalid JSON: {exc.msg}")]) from exc
+        raise ConfigError([json_syntax_problem(path, text, exc)]) from exc
     lines = line_map(text)
     tasks = document.get("tasks") if isinstance(document, dict) else None
     if not isinstance(tasks, list):
