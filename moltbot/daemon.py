@@ -254,6 +254,7 @@ class Daemon:
                 store.outbox_may_have_changed()  # a run's process wrote to the outbox: wake the senders
         if self._requests_pending:
             self._requests_pending = False
+            store.outbox_may_have_changed()  # another process may have queued a message (notify, ask)
             try:
                 self._apply_stop_requests()
                 self._start_queued()
