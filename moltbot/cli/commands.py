@@ -306,6 +306,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
                 "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
+                "approve": bool(spec.get("approve", False)),
+                "approve_timeout": spec.get("approve_timeout", "1h") if spec.get("approve") else None,
             }
         )
     if args.json:
@@ -315,6 +317,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
         ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
+        ran += f", asks an admin first (waits {item['approve_timeout']})" if item["approve"] else ""
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"

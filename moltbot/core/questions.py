@@ -87,12 +87,12 @@ class Questions:
         numbered = len(store.open_questions()) > 1
         suffix = f" {question.number}" if numbered else ""
         answers = " / ".join(choice + suffix for choice in question.choices)
-        if question.origin == "approval":
+        if question.origin == "approval":  # the words, exactly
             body = f"🔐 {question.text} Run it? {answers}"
         else:
-            body = f"❓ {question.text} {'answer ' if numbered else ''}{answers}"
-        until = question.expires_at.astimezone(self._zone()).strftime("%H:%M")
-        return f"#{question.number} {body} (until {until})" if numbered else f"{body} (until {until})"
+            until = question.expires_at.astimezone(self._zone()).strftime("%H:%M")
+            body = f"❓ {question.text} {'answer ' if numbered else ''}{answers} (until {until})"
+        return f"#{question.number} {body}" if numbered else body
 
     # --- reading ----------------------------------------------------------------------------
 
