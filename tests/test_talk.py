@@ -6,8 +6,10 @@ Signal messages from an admin.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway
@@ -129,3 +131,24 @@ def test_ask_usage_errors_exit_2(env: Env) -> None:
     assert env.cli("ask", "x?", "--timeout", "soon").returncode == 2
     assert env.cli("ask", "x?", "--choices", "yes").returncode == 2
     assert env.cli("ask", "x?", "--choices", "yes,2").returncode == 2
+
+
+def test_the_bundled_example_asks_before_deleting(
+    env: Env, gateway: FakeGateway, bot: Bot, tmp_path: Path
+) -> None:
+    snapshots = tmp_path / "snapshots"
+    (snapshots / "2026-01-01").mkdir(parents=True)
+    os.utime(snapshots / "2026-01-01", (0, 0))  # older than 30 days
+    example = Path(__file__).parent.parent / "tasks" / "prune-snapshots.sh"
+    env.script("prune-snapshots.sh", example.read_text())
+    bot({"task_id": "prune", "script_path": "prune-snapshots.sh", "schedule": "daily at 05:00",
+         "env": {"SNAPSHOT_DIR": str(snapshots)}})  # fmt: skip
+    run = start_run(env, "prune")
+    wait_until(
+        lambda: texts(gateway, "❓ prune: Delete 1 snapshot(s) older than 30 days"), what="the question"
+    )
+    say(gateway, "yes")
+    out, _ = run.communicate(timeout=30)
+    assert run.returncode == 0, out
+    assert list(snapshots.iterdir()) == []
+    wait_until(lambda: texts(gateway, "prune: deleted 1 old snapshot(s)"), what="the notification")
