@@ -141,6 +141,11 @@ class Interpreter:
             return Reply(f"✗ {proposal.command} cancelled" if proposal else "nothing to cancel here")
         return self.withdrawn(request, otherwise())
 
+    def waiting(self, request: Request) -> bool:
+        """Does a proposal wait for a yes in this conversation (not expired)?"""
+        proposal = self._proposals.get(self._conversation(request))
+        return proposal is not None and proposal.expires >= self.core.clock.now()
+
     def withdrawn(self, request: Request, reply: Reply) -> Reply:
         """``reply``, after the proposal waiting in this conversation (if any) is cancelled, said first."""
         proposal = self._take(request)

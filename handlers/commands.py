@@ -205,7 +205,12 @@ def _interval(spec: dict[str, object]) -> str:
 @command("run", "run a task now; its result follows", role="admin", argument="TASK")
 def _run(core: Core, request: Request, argument: str | None) -> Reply:
     assert argument is not None
-    run = core.request_run(argument, "remote", requested_by=request.requester, watcher=request.watcher)
+    task = core.resolve(argument)
+    # An occurrence waiting for approval: run:TASK is the yes (it runs that occurrence, once).
+    approved = core.questions.approve_by_run(task.task_id, request.requester, request.watcher)
+    if approved is not None:
+        return Reply(approved.text, run_id=approved.run_id)
+    run = core.request_run(task.task_id, "remote", requested_by=request.requester, watcher=request.watcher)
     if run.status == "skipped":
         return Reply(f"⏭ {run.task_id}: {run.message}")
     return Reply(f"▶ {run.task_id} started (run {run.id})", run_id=run.id)

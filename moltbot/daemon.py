@@ -32,7 +32,7 @@ from typing import NamedTuple, Protocol
 
 import schedule as housekeeping_schedule
 
-from moltbot import store
+from moltbot import approvals, store
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
@@ -254,6 +254,7 @@ class Daemon:
                 store.outbox_may_have_changed()  # a run's process wrote to the outbox: wake the senders
         if self._requests_pending:
             self._requests_pending = False
+            store.outbox_may_have_changed()  # another process may have queued a message (notify, ask)
             try:
                 self._apply_stop_requests()
                 self._start_queued()
@@ -347,7 +348,7 @@ class Daemon:
         )
         if plan.queue:
             self._requests_pending = True  # the queued runs start on this pass, one after another
-        return plan
+        return approvals.hold(self.core, spec, plan)  # approve: true: asked about, not started
 
     def _pet_watchdog(self) -> None:
         """WATCHDOG=1 from the loop itself: if the loop hangs, systemd restarts the daemon."""
@@ -376,6 +377,9 @@ class Daemon:
             earliest = store.earliest_next_run()
             if earliest is not None:
                 candidates.append(max(0.0, (earliest - CLAIM_AHEAD - now).total_seconds()))
+        expiry = self.core.questions.expire()  # questions whose time is up settled; the next one's
+        if expiry is not None:
+            candidates.append(max(0.0, (expiry - now).total_seconds()))
         idle = self.housekeeping.idle_seconds
         if idle is not None:
             candidates.append(max(0.0, idle))

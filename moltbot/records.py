@@ -27,6 +27,7 @@ __all__ = [
     "HostRecap",
     "OutboxMessage",
     "Plan",
+    "Question",
     "Run",
     "Task",
     "TaskState",
@@ -172,6 +173,26 @@ class Plan(NamedTuple):
     # occurrences not run: (status, scheduled_for, message)
     records: tuple[tuple[str, datetime, str], ...] = ()
     queue: tuple[datetime, ...] = ()  # occurrences written down to run one after another (catch-up)
+
+
+class Question(NamedTuple):
+    """A question for the admins (``moltbot ask``, an approval) and its answer, once there is one."""
+
+    id: int
+    number: int  # as the admins see it: "yes 2"
+    asked_at: datetime
+    expires_at: datetime
+    text: str
+    choices: tuple[str, ...]  # the first is the "yes"
+    sent_to: tuple[str, ...]  # the conversations it went to ("signal:<address>")
+    origin: str  # "approval" | "ask"
+    task_id: str | None
+    scheduled_for: datetime | None  # an approval's occurrence
+    run_id: int | None  # the run that asks; an approval's run once started
+    status: str  # "open" | "answered" | "expired"
+    answer: str | None
+    answered_by: str | None
+    answered_at: datetime | None
 
 
 class Event(NamedTuple):

@@ -4,6 +4,7 @@
 |---|---|
 | ``commands`` | run, run-all, status, logs, pause, resume, stop, next, tasks |
 | ``admin`` | daemon, check, reload, checkpoint, outbox, doctor |
+| ``talk`` | notify, ask |
 | ``actions`` | the internal ``<kind>-action`` commands a run's process is |
 
 Everything goes through the core API (``moltbot.core``). Imports are
@@ -32,6 +33,7 @@ from moltbot.cli.commands import (
     cmd_tasks,
 )
 from moltbot.cli.common import EXIT_CONFIG
+from moltbot.cli.talk import cmd_ask, cmd_notify
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError
 from moltbot.file_modes import go_private
@@ -94,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint.add_argument("action", choices=["save", "load", "clear"])
     checkpoint.add_argument("data", nargs="?", help="JSON to save")
     checkpoint.add_argument("--task", help="task id (default: $MOLTBOT_TASK_ID)")
+    notify = add("notify", cmd_notify, "send the admins a message (inside a run: attributed to its task)")
+    notify.add_argument("text", help="the message")
+    ask = add("ask", cmd_ask, "ask the admins and wait: exit 0 for the first choice, 1 another, 4 no answer")
+    ask.add_argument("question", help="the question")
+    ask.add_argument("--timeout", default="10m", help="how long to wait (default 10m; e.g. 90s, 1h)")
+    ask.add_argument("--choices", default="yes,no", help="the answers, the first is yes (default yes,no)")
     # The processes runs of moltbot's own kinds are: not for people, so not in --help (argparse lists
     # every command that has a help text, and shows "==SUPPRESS==" for one marked hidden).
     for kind in ("discord", "llm", "playbook"):

@@ -14,6 +14,7 @@ from typing import Any
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
 from moltbot.cli.health import health_json, health_lines
+from moltbot.cli.waiting import question_json, waiting_lines
 from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped, wall_clock
 
@@ -37,6 +38,8 @@ def status_json(core: Core) -> dict[str, Any]:
     tasks = core.task_states()
     running = [task.task_id for task in tasks if task.current_run_id is not None]
     pid = core.daemon_pid()
+    questions = core.questions.waiting()
+    waiting = {q.task_id: q.asked_at for q in reversed(questions) if q.task_id}  # the oldest wins
     return {
         "running": pid is not None,
         "current_task": running[0] if running else None,
@@ -58,9 +61,11 @@ def status_json(core: Core) -> dict[str, Any]:
                 "paused_by": task.paused_by,
                 "priority": task.priority,
                 "enabled": task.enabled,
+                "waiting_since": waiting[task.task_id].isoformat() if task.task_id in waiting else None,
             }
             for task in tasks
         ],
+        "questions": [question_json(question) for question in questions],
         **health_json(core.health_report()),  # the daemon's channels and background threads
     }
 
@@ -186,6 +191,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         template = "  ".join(f"{{:{width}}}" for width in widths)
         lines += [template.format(*row).rstrip() for row in rows]
         lines.append(f"(times in {zone.key})")
+    lines += waiting_lines(core.questions.waiting(), zone_for_people(core))
     lines += health_lines(core.health_report(), zone_for_people(core))
     sys.stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
@@ -321,6 +327,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
                 "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
+                "approve": bool(spec.get("approve", False)),
+                "approve_timeout": spec.get("approve_timeout", "1h") if spec.get("approve") else None,
             }
         )
     if args.json:
@@ -330,6 +338,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
         ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
+        ran += f", asks an admin first (waits {item['approve_timeout']})" if item["approve"] else ""
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"

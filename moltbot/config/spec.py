@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -44,6 +44,8 @@ class TaskSpec:
     env: tuple[tuple[str, str], ...] = ()
     description: str = ""
     notify: str = "failure"
+    approve: bool = False  # each occurrence waits for an admin's yes (core/questions.py)
+    approve_timeout: timedelta = timedelta(hours=1)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written (kind fields too)
     first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
 

@@ -8,6 +8,7 @@ and all of them are reported at once.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +37,8 @@ _COMMON_FIELDS = (
     "env",
     "description",
     "notify",
+    "approve",
+    "approve_timeout",
 )
 _FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
 _CHOICES = {
@@ -180,7 +183,24 @@ def _common_values(reader: TaskReader) -> dict[str, Any]:
         reader.problem("retries", "expected 0 to 20")
     if values["retry_backoff_seconds"] < 0:
         reader.problem("retry_backoff_seconds", "must not be negative")
+    values.update(_approval(reader))
     return values
+
+
+def _approval(reader: TaskReader) -> dict[str, Any]:
+    """``approve: true``: each occurrence waits for an admin's yes, at most ``approve_timeout``."""
+    from moltbot.durations import parse_duration
+
+    approve = reader.get("approve", (bool,), False)
+    text = reader.get("approve_timeout", (str,), "1h")
+    try:
+        timeout = parse_duration(text)
+    except ValueError as exc:
+        reader.problem("approve_timeout", str(exc))
+        timeout = timedelta(hours=1)
+    if "approve_timeout" in reader.entry and not approve:
+        reader.problem("approve_timeout", 'has no effect without "approve": true')
+    return {"approve": approve, "approve_timeout": timeout}
 
 
 def _schedule_text(reader: TaskReader) -> str:

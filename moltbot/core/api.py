@@ -23,6 +23,7 @@ from moltbot.config.home import Home
 from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
+from moltbot.core.questions import Questions
 from moltbot.records import HEALTH, Event, HealthReport, Run, Task, TaskState, Watcher
 
 # Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
@@ -68,6 +69,7 @@ class Core:
         self.clock: Clock = clock or SystemClock()
         self._settings = settings
         self.chat = Chat(self.clock)
+        self.questions = Questions(self.clock, lambda: self.settings, self.local_zone, self.wake_daemon)
         # Set by a daemon in this process: chat handlers wake its loop directly.
         self.wake_in_process: Callable[[], None] | None = None
         self._health: HealthBoard | None = None

@@ -15,18 +15,20 @@ content, and admins hear of refusals at most every ten minutes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from handlers.agent import Interpreter, answers_a_proposal, is_free_text
+from handlers.answers import NO_SUCH_QUESTION, parse_answer, settle
 from handlers.commands import MAX_TEXT_CHARS, handle, too_long
 from moltbot import retries
 from moltbot.config.integrations import SignalSettings
-from moltbot.core import Core, ReceivedCommand, Reply, Request, Watcher, database_locked
+from moltbot.core import Core, Question, ReceivedCommand, Reply, Request, Watcher, database_locked
 from moltbot.core.delivery import Delivery
 from moltbot.signal_chat.delivery import CHANNEL, SignalChannel
 from moltbot.signal_chat.envelopes import Ignored, Inbound, classify
@@ -134,7 +136,11 @@ class SignalBridge:
         recorded = found.text[:MAX_TEXT_CHARS]
         command = ReceivedCommand(CHANNEL, found.sender_uuid, found.timestamp, found.chat, recorded)
         refusal = too_long(found.text)
-        if refusal is not None:  # before anything reads it: the parser, the model
+        answering = self._answers(found, request, role)
+        if answering is not None:  # a question for the admins (handlers/answers.py: the precedence)
+            settled = functools.partial(self._settle, answering, found, request)
+            reply = self.core.chat.accept(command, watcher, lambda: self._withdrawing(request, settled()))
+        elif refusal is not None:  # before anything reads it: the parser, the model
             reply = self.core.chat.accept(command, watcher, lambda: self._withdrawing(request, refusal))
         elif self.interpreter is not None and not found.edit and self._is_free_text(found.text):
             if self.core.chat.seen(command):
@@ -152,6 +158,29 @@ class SignalBridge:
             )
             return
         self._watch(reply, found)
+
+    def _answers(self, found: Inbound, request: Request, role: str) -> tuple[Question | None, str] | None:
+        """The question this message answers, with the choice; (None, word) for a numbered answer
+        that answers nothing (it is told so); None when it is not an answer to a question."""
+        answer = parse_answer(found.text)
+        if answer is None or role != "admin" or found.group_id is not None or found.edit:
+            return None  # questions go to each admin's own chat, and only there are they answered
+        word, number = answer
+        if number is None and self.interpreter is not None and self.interpreter.waiting(request):
+            return None  # a bare yes/no settles the model's proposal first
+        conversations = {f"signal:{found.sender_uuid}", f"signal:{found.sender_number or found.sender_uuid}"}
+        sent_at = datetime.fromtimestamp(found.timestamp / 1000, UTC)
+        question = self.core.questions.match(word, number, conversations, sent_at)
+        if question is None and number is None:
+            return None
+        return question, word
+
+    def _settle(self, answering: tuple[Question | None, str], found: Inbound, request: Request) -> Reply:
+        question, word = answering
+        if question is None:
+            answer = parse_answer(found.text)
+            return Reply(NO_SUCH_QUESTION.format(number=answer[1] if answer else "?"))
+        return settle(self.core, question, word, found.sender_number or found.sender_uuid, request)
 
     def _is_free_text(self, text: str) -> bool:
         return not answers_a_proposal(text) and is_free_text(text)

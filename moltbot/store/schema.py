@@ -186,6 +186,30 @@ class RunWatch(BaseModel):
     reply_author = TextField(null=True)
 
 
+class Question(BaseModel):
+    """A question for the admins (an approval, ``moltbot ask``): asked, then answered or expired."""
+
+    id = AutoField()
+    number = IntegerField()  # as shown ("yes 2"): the smallest not used by another open question
+    asked_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField()
+    text = TextField()  # the question as the admins read it
+    choices = TextField()  # JSON list; the first is the "yes"
+    asked_of = TextField(default="admins")
+    sent_to = TextField()  # JSON list of the conversations it went to ("signal:<address>")
+    origin = TextField()  # approval | ask
+    task_id = TextField(null=True)  # approval: the task; ask: the run's task, if any
+    scheduled_for = UTCDateTimeField(null=True)  # approval: the occurrence
+    run_id = IntegerField(null=True)  # ask: the run that asks; approval: the run it started
+    status = TextField(default="open")  # open | answered | expired
+    answer = TextField(null=True)
+    answered_by = TextField(null=True)
+    answered_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "expires_at"), False),)
+
+
 MODELS = [Task, Run, Checkpoint, Event, Meta]
 CHAT_MODELS = [Inbox, Outbox, RunWatch]
 
@@ -249,12 +273,22 @@ def _migrate_5(db: DatabaseProxy) -> None:
     )
 
 
+def _migrate_6(db: DatabaseProxy) -> None:
+    """Questions for the admins: approvals and ``moltbot ask`` (store/questions.py); one per occurrence."""
+    db.create_tables([Question])
+    connection().execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS question_occurrence ON question (task_id, scheduled_for) "
+        "WHERE origin = 'approval'"
+    )
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_6,
 ]
 
 
