@@ -14,8 +14,11 @@ from typing import Any
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
 from moltbot.cli.health import health_json, health_lines
+from moltbot.config.errors import ConfigError
+from moltbot.config.settings import Settings
 from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped, wall_clock
+from moltbot.redact import masked_url
 
 __all__ = [
     "cmd_logs",
@@ -37,6 +40,12 @@ def status_json(core: Core) -> dict[str, Any]:
     tasks = core.task_states()
     running = [task.task_id for task in tasks if task.current_run_id is not None]
     pid = core.daemon_pid()
+    pinged = {task.task_id: task.spec().get("ping_url") for task in core.tasks()}
+    try:
+        settings = core.settings
+    except ConfigError:  # status answers with a broken moltbot.toml (zone_for_people says why)
+        settings = Settings()
+    heartbeat = settings.heartbeat_url
     return {
         "running": pid is not None,
         "current_task": running[0] if running else None,
@@ -58,11 +67,20 @@ def status_json(core: Core) -> dict[str, Any]:
                 "paused_by": task.paused_by,
                 "priority": task.priority,
                 "enabled": task.enabled,
+                "ping_url": shown_ping_url(pinged.get(task.task_id)),
             }
             for task in tasks
         ],
+        "heartbeat": {"url": masked_url(heartbeat), "every_seconds": settings.heartbeat_seconds}
+        if heartbeat
+        else None,
         **health_json(core.health_report()),  # the daemon's channels and background threads
     }
+
+
+def shown_ping_url(url: object) -> str | None:
+    """A task's ping_url as moltbot shows it: its host and last 4 characters (it is a secret)."""
+    return masked_url(url) if isinstance(url, str) and url else None
 
 
 def run_result(run: Run) -> dict[str, Any]:
@@ -300,6 +318,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
                 "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
+                "ping_url": shown_ping_url(spec.get("ping_url")),
             }
         )
     if args.json:
@@ -312,5 +331,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"
+            + (f", pings {item['ping_url']}" if item["ping_url"] else "")
         )
     return EXIT_OK
