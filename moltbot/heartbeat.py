@@ -14,11 +14,10 @@ import time
 
 from moltbot.config.settings import Settings
 from moltbot.pings import Pings
+from moltbot.records import HEARTBEAT
 from moltbot.systemd import Notifier
 
-__all__ = ["HEARTBEAT", "Liveness"]
-
-HEARTBEAT = "heartbeat"  # its name in pings' health (status, doctor)
+__all__ = ["Liveness"]
 
 
 class Liveness:

@@ -19,6 +19,7 @@ __all__ = [
     "ADMINS",
     "ALERTS",
     "HEALTH",
+    "HEARTBEAT",
     "RAN_RUN_STATES",
     "TERMINAL_RUN_STATES",
     "ChannelHealth",
@@ -41,6 +42,7 @@ ACTIVE_RUN_STATES = ("queued", "running")
 ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat channels
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
 HEALTH = "health"  # the meta row where the daemon keeps its HealthReport
+HEARTBEAT = "heartbeat"  # the daemon's heartbeat, among the pings of a HealthReport
 
 
 class Watcher(NamedTuple):

@@ -4,6 +4,7 @@ hears the loop while it is healthy, and neither ever delays a run."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -180,3 +181,33 @@ def test_tasks_and_status_show_that_a_task_pings_masked(env: Env, monitor: FakeP
     status = env.cli_json("status")
     assert {task["id"]: task["ping_url"] for task in status["tasks"]} == {"backup": shown, "quiet": None}
     assert status["heartbeat"] is None
+
+
+def test_doctor_reports_the_heartbeat_and_failing_task_pings(
+    env: Env, monitor: FakePing, start_daemon
+) -> None:  # type: ignore[no-untyped-def]
+    env.script("tick.sh", "true\n")
+    tick = {"task_id": "tick", "script_path": "tick.sh", "schedule": "every 1s"}
+    env.write_tasks({**tick, "ping_url": monitor.url()}, settings=heartbeat_toml(monitor))
+    daemon = start_daemon()
+    wait_until(lambda: len(monitor.paths()) >= 3, what="pings")
+
+    def checks() -> dict[str, dict[str, object]]:
+        report = json.loads(env.cli("doctor", "--json").stdout)
+        return {check["name"]: check for check in report["checks"]}
+
+    heartbeat = checks()["heartbeat"]
+    assert heartbeat["ok"] is True and "pings get through" in str(heartbeat["detail"])
+    monitor.mode, monitor.status = "status", 404  # the check was deleted at the monitor
+    wait_until(lambda: env.cli_json("status")["pings"]["heartbeat"]["state"] == "failed", what="failing")
+    wait_until(
+        lambda: env.cli_json("status")["pings"].get("tick", {}).get("state") == "failed",
+        what="task pings failing",
+    )
+    found = checks()
+    assert found["heartbeat"]["ok"] is False and "HTTP 404" in str(found["heartbeat"]["detail"])
+    assert "heartbeat_url" in str(found["heartbeat"]["fix"])
+    assert found["task pings"]["ok"] is False and "tick" in str(found["task pings"]["detail"])
+    status = env.cli("status", check=True).stdout
+    assert "heartbeat" in status and "failed since" in status and UUID not in status
+    assert daemon.stop() == 0
