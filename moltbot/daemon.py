@@ -39,7 +39,9 @@ from moltbot.core.delivery import Delivery
 from moltbot.core.planning import plan_claim
 from moltbot.database_outage import DatabaseOutage
 from moltbot.executor import Executor
+from moltbot.heartbeat import Liveness
 from moltbot.kinds import kind_of
+from moltbot.pings import Pings
 from moltbot.records import Plan
 from moltbot.recovery import recover
 from moltbot.runner import ProcessRun, Supervisor
@@ -96,6 +98,7 @@ class Daemon:
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
         self.health = core.health  # the channels and background threads report to it
         self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
+        self.pings = Pings(self.health)  # to outside monitors: tasks' ping_url, the heartbeat
         self.executor = Executor(
             core.home,
             core.clock,
@@ -103,6 +106,7 @@ class Daemon:
             self.stopping,
             self.supervisor,
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
+            pings=self.pings,
         )
         self._checkpointer = WalCheckpointer(watch=self.health)
         self.housekeeping = housekeeping_schedule.Scheduler()
@@ -110,7 +114,7 @@ class Daemon:
         self.transports: list[Transport] = []
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
-        self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
+        self.liveness = Liveness(self.notifier, self.pings, self.settings)  # WATCHDOG=1, heartbeats
         core.wake_in_process = self._wake_for_requests
 
     # --- lifecycle ---------------------------------------------------------------
@@ -161,6 +165,7 @@ class Daemon:
             try:
                 timeout = self.step()
                 self.database_outage.over(self.core.alert)
+                self.liveness.beat()  # after a pass that went through
             except Exception as error:
                 if not store.is_locked_error(error):
                     raise
@@ -193,6 +198,7 @@ class Daemon:
         self.executor.settle(self._ended)
         self._ended = []
         self.executor.drain()
+        self.pings.stop()  # the runs' end pings, within their deadline; no heartbeat after this
         for transport in self.transports:
             transport.stop()
         self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)
@@ -227,7 +233,7 @@ class Daemon:
         if self._stop_signal is not None:
             self.stopping.set()
             return 0
-        self._pet_watchdog()
+        self.liveness.pet_watchdog(self._summary())
         self._released(self.executor.record_late_ends())
         if self._reload_requested:
             self._reload_requested = False
@@ -350,22 +356,12 @@ class Daemon:
             self._requests_pending = True  # the queued runs start on this pass, one after another
         return approvals.hold(self.core, spec, plan)  # approve: true: asked about, not started
 
-    def _pet_watchdog(self) -> None:
-        """WATCHDOG=1 from the loop itself: if the loop hangs, systemd restarts the daemon."""
-        interval = self.notifier.watchdog_interval
-        if interval is None or time.monotonic() < self._watchdog_at:
-            return
-        self.notifier.watchdog(self._summary())
-        self._watchdog_at = time.monotonic() + interval
-
     def _summary(self) -> str:
         notes = [note for note in (self.database_outage.summary(), self.health.summary()) if note]
         return f"{len(self.specs)} tasks, {self._busy()} running" + "".join(f"; {note}" for note in notes)
 
     def _seconds_to_sleep(self) -> float | None:
-        candidates = []
-        if self.notifier.watchdog_interval is not None:
-            candidates.append(max(0.0, self._watchdog_at - time.monotonic()))
+        candidates = [due for due in (self.liveness.seconds_to_next(),) if due is not None]
         retry = self.executor.seconds_to_next_retry()
         if retry is not None:
             candidates.append(retry)

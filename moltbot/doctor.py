@@ -16,7 +16,8 @@ from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home, layout_problems
 from moltbot.config.settings import Settings, load_settings
 from moltbot.config.spec import TaskSpec
-from moltbot.redact import redact_urls
+from moltbot.records import HEARTBEAT, HealthReport
+from moltbot.redact import masked_url, redact_urls
 
 __all__ = ["Check", "run_checks"]
 
@@ -177,6 +178,34 @@ def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:
     detail = "; ".join(f"{t.name} restarting after {t.failures} failure(s): {t.error}" for t in restarting)
     fix = "" if not restarting else "the daemon's log has the traceback (journalctl -u moltbot)"
     checks.append(Check("threads", not restarting, detail or f"{len(report.threads)} running", fix))
+    _pings(settings, report, checks)
+
+
+def _pings(settings: Settings, report: HealthReport, checks: list[Check]) -> None:
+    """The heartbeat's last ping (a failing one makes the monitor cry wolf), and tasks' failing pings."""
+    pings = {ping.name: ping for ping in report.pings}
+    heartbeat = pings.pop(HEARTBEAT, None)
+    if settings.heartbeat_url:
+        shown, every = masked_url(settings.heartbeat_url), f"every {settings.heartbeat_seconds:g} s"
+        if heartbeat is None:
+            checks.append(Check("heartbeat", True, f"{shown} {every}: no ping sent yet"))
+        else:
+            since = f"since {heartbeat.since.astimezone(settings.timezone):%Y-%m-%d %H:%M:%S %Z}"
+            ok = heartbeat.state == "ok"
+            detail = f"{shown} {every}: " + (
+                "pings get through " + since if ok else f"failing {since}: {heartbeat.error}"
+            )
+            fix = (
+                ""
+                if ok
+                else "check [daemon] heartbeat_url, and that this host reaches the monitor (curl -fsS URL)"
+            )
+            checks.append(Check("heartbeat", ok, detail, fix))
+    failing = [ping for ping in pings.values() if ping.state == "failed"]
+    if failing:
+        detail = "; ".join(f"{ping.name} ({ping.url}): {ping.error}" for ping in failing)
+        fix = "check the tasks' ping_url, and that this host reaches the monitor"
+        checks.append(Check("task pings", False, detail, fix, required=False))
 
 
 def _signal(settings: Settings, checks: list[Check]) -> None:

@@ -30,6 +30,7 @@ from moltbot.config.secrets import secret_files
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.kinds import kind_of
+from moltbot.pings import Pings
 from moltbot.privileges import keep_capabilities_to_self
 from moltbot.processes import minimal_environment, venv_first
 from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
@@ -64,6 +65,7 @@ class Executor:
         stopping: threading.Event,
         supervisor: Supervisor,
         alerts_go_somewhere: Callable[[], bool] = lambda: False,
+        pings: Pings | None = None,
     ) -> None:
         self.home = home
         self.clock = clock
@@ -72,6 +74,7 @@ class Executor:
         self.supervisor = supervisor
         # Without a chat channel for alerts, a run's end is only logged (and that once).
         self.alerts_go_somewhere = alerts_go_somewhere
+        self.pings = pings or Pings()  # a task's ping_url hears of its runs' starts and ends
         self._flights: dict[str, _Flight] = {}
         self._by_process: dict[ProcessRun, _Flight] = {}
         # Runs that ended while the database was locked: recorded on a later pass.
@@ -105,6 +108,7 @@ class Executor:
         """Start the first attempt of ``run`` (already recorded as running) now."""
         flight = _Flight(run, spec)
         self._flights[spec.task_id] = flight
+        self.pings.run_started(spec.task_id, spec.ping_url, run.id)
         self._start_attempt(flight)
         return flight
 
@@ -257,6 +261,9 @@ class Executor:
             # tasks carry on; start-up recovery settles the row.
             log.exception("could not record the end of %s (run %d)", flight.spec.task_id, flight.ticket.id)
             return
+        self.pings.run_ended(
+            flight.spec.task_id, flight.spec.ping_url, flight.ticket.id, result.status, result.exit_code
+        )
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
 

@@ -19,6 +19,7 @@ __all__ = [
     "ADMINS",
     "ALERTS",
     "HEALTH",
+    "HEARTBEAT",
     "RAN_RUN_STATES",
     "TERMINAL_RUN_STATES",
     "ChannelHealth",
@@ -26,6 +27,7 @@ __all__ = [
     "HealthReport",
     "HostRecap",
     "OutboxMessage",
+    "PingHealth",
     "Plan",
     "Question",
     "Run",
@@ -41,6 +43,7 @@ ACTIVE_RUN_STATES = ("queued", "running")
 ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat channels
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
 HEALTH = "health"  # the meta row where the daemon keeps its HealthReport
+HEARTBEAT = "heartbeat"  # the daemon's heartbeat, among the pings of a HealthReport
 
 
 class Watcher(NamedTuple):
@@ -257,17 +260,29 @@ class ThreadHealth(NamedTuple):
     failures: int  # in a row, without a good pass between them
 
 
+class PingHealth(NamedTuple):
+    """How pings to one monitor fare (``moltbot/pings.py``): the heartbeat's, or a task's."""
+
+    name: str  # "heartbeat" or a task id
+    url: str  # masked (redact.masked_url)
+    state: str  # ok | failed (the last ping)
+    since: datetime  # the first ping that fared so, in a row
+    error: str | None  # the last failure (still shown once pings get through again)
+
+
 class HealthReport(NamedTuple):
-    """What the daemon last recorded of its channels and threads (it records every change)."""
+    """What the daemon last recorded of its channels, threads and pings (it records every change)."""
 
     channels: tuple[ChannelHealth, ...]
     threads: tuple[ThreadHealth, ...]
+    pings: tuple[PingHealth, ...] = ()
 
     def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """{"channels": {name: {state, since, error}}, "threads": {name: {..., failures}}}."""
+        """{"channels": {name: {state, since, error}}, "threads": {name: {..., failures}}, "pings": ...}."""
         return {
             "channels": {c.name: {**c._asdict(), "since": c.since.isoformat()} for c in self.channels},
             "threads": {t.name: {**t._asdict(), "since": t.since.isoformat()} for t in self.threads},
+            "pings": {p.name: {**p._asdict(), "since": p.since.isoformat()} for p in self.pings},
         }
 
     @classmethod
@@ -276,6 +291,7 @@ class HealthReport(NamedTuple):
         return cls(
             tuple(ChannelHealth(**_with_instant(v)) for v in data["channels"].values()),
             tuple(ThreadHealth(**_with_instant(v)) for v in data["threads"].values()),
+            tuple(PingHealth(**_with_instant(v)) for v in data.get("pings", {}).values()),
         )
 
 

@@ -32,6 +32,9 @@ __all__ = [
     "DATABASE_WAIT",
     "DISCORD_RATE_LIMIT_STOP",
     "OUTBOX_WAIT",
+    "PING_STOP",
+    "PING_TIMEOUT_SECONDS",
+    "PING_WAIT",
     "QUICK",
     "RECONNECT_WAIT",
     "THREAD_RESTART_WAIT",
@@ -63,6 +66,13 @@ THREAD_RESTART_WAIT: wait_base = wait_exponential(multiplier=1, max=60)
 DATABASE_WAIT: wait_base = wait_exponential(multiplier=1, max=30)
 # An outage of the database longer than this is told to the admins (once, when it is over).
 DATABASE_ALERT_AFTER_SECONDS = 60.0
+
+# A ping to an outside monitor (moltbot/pings.py): the whole request, connect to answer, within
+# PING_TIMEOUT_SECONDS; three attempts, 1 s then 2 s apart, and only when the ping surely did not
+# reach the monitor, or repeating it is harmless (a second success ping, a second heartbeat).
+PING_TIMEOUT_SECONDS = 5.0
+PING_STOP: stop_base = stop_after_attempt(3)
+PING_WAIT: wait_base = wait_exponential(multiplier=1, max=4)
 
 # Discord answers 429 with how long to wait (honoured as given); after this many, give up.
 DISCORD_RATE_LIMIT_STOP: stop_base = stop_after_attempt(6)

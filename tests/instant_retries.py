@@ -25,6 +25,8 @@ INSTANT: dict[str, Any] = {
     "THREAD_RESTART_WAIT": wait_fixed(0.05),
     "DATABASE_WAIT": wait_fixed(0.05),
     "DATABASE_ALERT_AFTER_SECONDS": 1.0,
+    "PING_WAIT": wait_none(),
+    "PING_TIMEOUT_SECONDS": 1.0,
 }
 
 

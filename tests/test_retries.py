@@ -51,3 +51,9 @@ def test_a_locked_database_is_retried_after_1_s_growing_to_30_s_and_alerted_afte
 ) -> None:
     assert [retries.delay(retries.DATABASE_WAIT, attempt) for attempt in (1, 2, 3, 9)] == [1, 2, 4, 30]
     assert retries.DATABASE_ALERT_AFTER_SECONDS == 60
+
+
+def test_a_ping_is_tried_three_times_1_s_then_2_s_apart_within_5_s_each(real: object) -> None:
+    assert [retries.gives_up(retries.PING_STOP, attempt) for attempt in (1, 2, 3)] == [False, False, True]
+    assert [retries.delay(retries.PING_WAIT, attempt) for attempt in (1, 2)] == [1, 2]
+    assert retries.PING_TIMEOUT_SECONDS == 5.0

@@ -15,8 +15,11 @@ from typing import Any
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_core, user, zone_for_people
 from moltbot.cli.health import health_json, health_lines
 from moltbot.cli.waiting import question_json, waiting_lines
+from moltbot.config.errors import ConfigError
+from moltbot.config.settings import Settings
 from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped, wall_clock
+from moltbot.redact import masked_url
 
 __all__ = [
     "cmd_logs",
@@ -40,6 +43,12 @@ def status_json(core: Core) -> dict[str, Any]:
     pid = core.daemon_pid()
     questions = core.questions.waiting()
     waiting = {q.task_id: q.asked_at for q in reversed(questions) if q.task_id}  # the oldest wins
+    pinged = {task.task_id: task.spec().get("ping_url") for task in core.tasks()}
+    try:
+        settings = core.settings
+    except ConfigError:  # status answers with a broken moltbot.toml (zone_for_people says why)
+        settings = Settings()
+    heartbeat = settings.heartbeat_url
     return {
         "running": pid is not None,
         "current_task": running[0] if running else None,
@@ -62,12 +71,21 @@ def status_json(core: Core) -> dict[str, Any]:
                 "priority": task.priority,
                 "enabled": task.enabled,
                 "waiting_since": waiting[task.task_id].isoformat() if task.task_id in waiting else None,
+                "ping_url": shown_ping_url(pinged.get(task.task_id)),
             }
             for task in tasks
         ],
         "questions": [question_json(question) for question in questions],
+        "heartbeat": {"url": masked_url(heartbeat), "every_seconds": settings.heartbeat_seconds}
+        if heartbeat
+        else None,
         **health_json(core.health_report()),  # the daemon's channels and background threads
     }
+
+
+def shown_ping_url(url: object) -> str | None:
+    """A task's ping_url as moltbot shows it: its host and last 4 characters (it is a secret)."""
+    return masked_url(url) if isinstance(url, str) and url else None
 
 
 def run_result(run: Run) -> dict[str, Any]:
@@ -329,6 +347,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
                 "approve": bool(spec.get("approve", False)),
                 "approve_timeout": spec.get("approve_timeout", "1h") if spec.get("approve") else None,
+                "ping_url": shown_ping_url(spec.get("ping_url")),
             }
         )
     if args.json:
@@ -342,5 +361,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"
+            + (f", pings {item['ping_url']}" if item["ping_url"] else "")
         )
     return EXIT_OK

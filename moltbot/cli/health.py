@@ -13,7 +13,7 @@ __all__ = ["health_json", "health_lines"]
 
 def health_json(report: HealthReport | None) -> dict[str, Any]:
     """``{"channels": {name: {...}}, "threads": {name: {...}}}``; empty without a daemon."""
-    return report.as_json() if report is not None else {"channels": {}, "threads": {}}
+    return report.as_json() if report is not None else {"channels": {}, "threads": {}, "pings": {}}
 
 
 def health_lines(report: HealthReport | None, zone: ZoneInfo) -> list[str]:
@@ -34,4 +34,11 @@ def health_lines(report: HealthReport | None, zone: ZoneInfo) -> list[str]:
         failures = f"{thread.failures} failure{'s' if thread.failures != 1 else ''} in a row"
         since = stamped(thread.since, zone)
         lines.append(f"  {thread.name} {thread.state} since {since} after {failures} ({thread.error})")
+    if report.pings:
+        width = max(len(ping.name) for ping in report.pings)
+        lines.append("pings (to outside monitors):")
+        for ping in report.pings:
+            error = f": {ping.error}" if ping.error and ping.state == "failed" else ""
+            since = stamped(ping.since, zone)
+            lines.append(f"  {ping.name:<{width}}  {ping.state} since {since} ({ping.url}{error})")
     return lines

@@ -18,6 +18,7 @@ from moltbot.config.integrations import (
     read_integration,
 )
 from moltbot.config.toml import Section, toml_line
+from moltbot.config.urls import http_url_problem
 from moltbot.config.zone import host_zone
 
 __all__ = ["Settings", "load_settings"]
@@ -35,6 +36,8 @@ class Settings:
     output_cap_bytes: int = 1024 * 1024
     log_retention_days: int = 30
     channel_down_alert_seconds: float = 300.0  # a chat channel down this long: the admins are told
+    heartbeat_url: str = ""  # a monitor's ping URL, pinged while the loop is healthy (heartbeat.py)
+    heartbeat_seconds: float = 300.0
     task_user: str = ""  # who scripts and playbooks run as (task_users.py); "": the daemon's own user
     signal: SignalSettings | None = None
     ollama: OllamaSettings | None = None
@@ -52,6 +55,8 @@ _DAEMON_TYPES: dict[str, tuple[type, ...]] = {
     "log_retention_days": (int,),
     "channel_down_alert_seconds": (int, float),
     "task_user": (str,),
+    "heartbeat_url": (str,),
+    "heartbeat_seconds": (int, float),
 }
 _MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
 _KNOWN_SECTIONS = ("daemon", *READERS)
@@ -85,6 +90,8 @@ def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
             values["timezone"] = ZoneInfo(str(values["timezone"]))
         except (ZoneInfoNotFoundError, ValueError):
             daemon.problem("timezone", f"unknown IANA zone {values.pop('timezone')!r}")
+    if "heartbeat_url" in values and (why := http_url_problem(values["heartbeat_url"])):
+        daemon.problem("heartbeat_url", why)
     if values.get("task_user"):
         _check_task_user(daemon, values["task_user"])
     problems += daemon.problems

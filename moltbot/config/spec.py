@@ -46,6 +46,7 @@ class TaskSpec:
     notify: str = "failure"
     approve: bool = False  # each occurrence waits for an admin's yes (core/questions.py)
     approve_timeout: timedelta = timedelta(hours=1)
+    ping_url: str = ""  # a monitor's ping URL (healthchecks.io's protocol): told when a run starts and ends
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written (kind fields too)
     first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
 

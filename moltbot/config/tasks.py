@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from moltbot.config.errors import ConfigError, ConfigProblem, unknown_name
 from moltbot.config.reader import TaskReader
 from moltbot.config.spec import DISCORD_PREFIX, TASK_ID_PATTERN, TaskSpec
+from moltbot.config.urls import http_url_problem
 from moltbot.kinds import CONFIG_KINDS, KINDS
 
 __all__ = ["load_tasks", "problem_at"]
@@ -39,6 +40,7 @@ _COMMON_FIELDS = (
     "notify",
     "approve",
     "approve_timeout",
+    "ping_url",
 )
 _FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
 _CHOICES = {
@@ -169,7 +171,10 @@ def _common_values(reader: TaskReader) -> dict[str, Any]:
         "retries": reader.get("retries", (int,), 0),
         "retry_backoff_seconds": reader.get("retry_backoff_seconds", (int, float), 30.0),
         "description": reader.get("description", (str,), ""),
+        "ping_url": reader.get("ping_url", (str,), ""),
     }
+    if "ping_url" in reader.entry and (why := http_url_problem(values["ping_url"])):
+        reader.problem("ping_url", why)
     for choice_field, choices in _CHOICES.items():
         value = reader.get(choice_field, (str,), _DEFAULT_CHOICE[choice_field])
         if value not in choices:

@@ -358,6 +358,7 @@ class Core:
             signal.signal(signal.SIGTERM, stop)
             flight = executor.launch(ticket, spec)
             executor.drain()
+            executor.pings.stop()  # what the run's ping_url is owed, within its deadline
         run = store.get_run(flight.ticket.id)
         assert run is not None
         return run

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from moltbot import store
 from moltbot.clock import Clock
 from moltbot.core.chat import Chat
-from moltbot.records import HEALTH, ChannelHealth, HealthReport, ThreadHealth
+from moltbot.records import HEALTH, ChannelHealth, HealthReport, PingHealth, ThreadHealth
 from moltbot.redact import redact_urls
 from moltbot.threads import Supervised
 
@@ -42,6 +42,7 @@ class HealthBoard:
         self._lock = threading.Lock()
         self._channels: dict[str, ChannelHealth] = {}
         self._threads: dict[str, ThreadHealth] = {}
+        self._pings: dict[str, PingHealth] = {}
         self._told_down: dict[str, ChannelHealth] = {}  # channels the admins heard are down
         self._recorded: HealthReport | None = None
         self._changed = threading.Event()
@@ -115,11 +116,30 @@ class HealthBoard:
             self._threads[name] = ThreadHealth(name, state, since, error, failures)
         self._changed.set()
 
+    # --- how pings fare (pings.PingWatch) ------------------------------------------------------
+
+    def ping_result(self, name: str, url: str, error: str | None) -> None:
+        """A ping to ``url`` (masked) got through (``error`` None) or not; recorded when that changes."""
+        state = "failed" if error else "ok"
+        with self._lock:
+            old = self._pings.get(name)
+            if old is not None and error is None:
+                error = old.error
+            if old is not None and (old.url, old.state, old.error) == (url, state, error):
+                return
+            since = old.since if old is not None and old.state == state else self.clock.now()
+            self._pings[name] = PingHealth(name, url, state, since, error)
+        self._changed.set()
+
     # --- what the board says ----------------------------------------------------------------
 
     def report(self) -> HealthReport:
         with self._lock:
-            return HealthReport(tuple(sorted(self._channels.values())), tuple(sorted(self._threads.values())))
+            return HealthReport(
+                tuple(sorted(self._channels.values())),
+                tuple(sorted(self._threads.values())),
+                tuple(sorted(self._pings.values())),
+            )
 
     def summary(self) -> str:
         """One line for sd_notify's STATUS: every channel, and the threads that are restarting."""
@@ -129,6 +149,9 @@ class HealthBoard:
             f"{thread.name} restarting since {self._hhmm(thread.since)} ({thread.error})"
             for thread in report.threads
             if thread.state == "restarting"
+        ]
+        parts += [
+            f"{ping.name} ping failing ({ping.error})" for ping in report.pings if ping.state == "failed"
         ]
         return "; ".join(parts)
 
