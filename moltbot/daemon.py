@@ -36,6 +36,7 @@ from moltbot import store
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
+from moltbot.core.overdue import DeadMan
 from moltbot.core.planning import plan_claim
 from moltbot.database_outage import DatabaseOutage
 from moltbot.executor import Executor
@@ -105,6 +106,7 @@ class Daemon:
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
         )
         self._checkpointer = WalCheckpointer(watch=self.health)
+        self.deadman = DeadMan(core.clock, self.settings.timezone, lambda: bool(self.delivery.alert_channels))
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []
@@ -235,6 +237,7 @@ class Daemon:
         if self.sources.offers_waiting:
             self.sources.apply_offers()
         self.housekeeping.run_pending()
+        self.deadman.check(self.specs.values())
         self._released(self.executor.start_due_retries())
         self._start_claimed()
         if self._busy() < self.settings.workers:
@@ -377,6 +380,7 @@ class Daemon:
             if earliest is not None:
                 candidates.append(max(0.0, (earliest - CLAIM_AHEAD - now).total_seconds()))
         idle = self.housekeeping.idle_seconds
+        candidates += [] if self.deadman.seconds_left is None else [self.deadman.seconds_left]
         if idle is not None:
             candidates.append(max(0.0, idle))
         return min(candidates) if candidates else None

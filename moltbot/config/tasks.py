@@ -36,6 +36,9 @@ _COMMON_FIELDS = (
     "env",
     "description",
     "notify",
+    "alert_after",
+    "alert_repeat",
+    "expect_success_within",
 )
 _FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
 _CHOICES = {
@@ -179,7 +182,25 @@ def _common_values(reader: TaskReader) -> dict[str, Any]:
         reader.problem("retries", "expected 0 to 20")
     if values["retry_backoff_seconds"] < 0:
         reader.problem("retry_backoff_seconds", "must not be negative")
+    values["alert_after"] = reader.get("alert_after", (int,), 1)
+    if not 1 <= values["alert_after"] <= 10000:
+        reader.problem("alert_after", f"expected 1 to 10000 failed occurrences, got {values['alert_after']}")
+    values["alert_repeat_seconds"] = _duration(reader, "alert_repeat", "24h", allow_never=True)
+    values["expect_success_seconds"] = _duration(reader, "expect_success_within", None)
     return values
+
+
+def _duration(reader: TaskReader, name: str, default: str | None, allow_never: bool = False) -> float | None:
+    from moltbot.config.durations import parse_duration
+
+    text = reader.get(name, (str,), default)
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, allow_never)
+    except ValueError as exc:
+        reader.problem(name, str(exc))
+        return None
 
 
 def _schedule_text(reader: TaskReader) -> str:

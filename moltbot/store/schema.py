@@ -249,12 +249,21 @@ def _migrate_5(db: DatabaseProxy) -> None:
     )
 
 
+def _migrate_incidents(db: DatabaseProxy) -> None:
+    """Incidents: a failing or overdue task's story (store/incidents.py)."""
+    from moltbot.store.incidents import CREATE_INCIDENT
+
+    for statement in CREATE_INCIDENT:
+        connection().execute(statement)
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_incidents,
 ]
 
 
