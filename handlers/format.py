@@ -81,6 +81,8 @@ def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> s
             parts.append(f"running (run {task.current_run_id})")
         elif task.last_status and task.last_run:
             parts.append(f"{OUTCOME.get(task.last_status, task.last_status)} {ago(task.last_run, now)}")
+        if task.incidents:
+            parts.append(("⏰ " if "overdue" in task.incident_note() else "") + task.incident_note())
         if task.paused_by:
             parts.append(f"paused ({task.paused_by})")
         elif task.done_at:
@@ -180,4 +182,8 @@ def outbox_text(message: OutboxMessage, run: Run | None) -> str:
     if run is None:
         return f"run {message.run_id} ended (pruned since)"
     text = finished_run(run)
-    return f"⚠ scheduled run: {text}" if message.is_alert else text
+    if not message.is_alert:
+        return text
+    if run.status in ("failed", "timeout"):  # what to do next, on a line of its own
+        return f"⚠ scheduled run: {text}\nlogs:{run.task_id} for the output, run:{run.task_id} to try again"
+    return f"⚠ scheduled run: {text}"

@@ -36,6 +36,7 @@ from moltbot import approvals, store
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
+from moltbot.core.overdue import DeadMan
 from moltbot.core.planning import plan_claim
 from moltbot.database_outage import DatabaseOutage
 from moltbot.executor import Executor
@@ -109,6 +110,7 @@ class Daemon:
             pings=self.pings,
         )
         self._checkpointer = WalCheckpointer(watch=self.health)
+        self.deadman = DeadMan(core.clock, self.settings.timezone, lambda: bool(self.delivery.alert_channels))
         self.housekeeping = housekeeping_schedule.Scheduler()
         self._build_transports = transports
         self.transports: list[Transport] = []
@@ -241,6 +243,7 @@ class Daemon:
         if self.sources.offers_waiting:
             self.sources.apply_offers()
         self.housekeeping.run_pending()
+        self.deadman.check(self.specs.values())
         self._released(self.executor.start_due_retries())
         self._start_claimed()
         if self._busy() < self.settings.workers:
@@ -377,6 +380,7 @@ class Daemon:
         if expiry is not None:
             candidates.append(max(0.0, (expiry - now).total_seconds()))
         idle = self.housekeeping.idle_seconds
+        candidates += [] if self.deadman.seconds_left is None else [self.deadman.seconds_left]
         if idle is not None:
             candidates.append(max(0.0, idle))
         return min(candidates) if candidates else None

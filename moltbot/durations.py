@@ -1,33 +1,44 @@
-"""Durations as people write them in tasks.json and on the command line: ``90s``, ``10m``, ``1h30m``."""
+"""Durations as people write them in tasks.json and on the command line: ``90s``, ``10m``, ``24h``,
+``1h30m``, ``2d`` (and, where a field allows it, ``never``). One parser for every field that takes one."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 
-__all__ = ["MAX_DURATION", "parse_duration", "spoken"]
+__all__ = ["MAX_DURATION", "NEVER", "parse_duration", "spoken"]
 
+NEVER = "never"
 _PART = re.compile(r"(\d{1,6})([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_TEXT = 32  # bounded before it is matched
 MAX_DURATION = timedelta(days=7)  # a question nobody answers for a week has no one to answer it
 
 
-def parse_duration(text: str) -> timedelta:
-    """``"1h30m"`` -> 1:30:00; ValueError (saying what is accepted) for anything else, zero or over a week."""
+def parse_duration(
+    text: str, at_most: timedelta | None = None, allow_never: bool = False
+) -> timedelta | None:
+    """``"1h30m"`` -> 1:30:00; None for ``"never"`` when ``allow_never``; ValueError (saying what is
+    accepted) for anything else, for zero, and for more than ``at_most``."""
     cleaned = text.strip().lower().replace(" ", "")
-    if not cleaned or len(cleaned) > 32:
-        raise ValueError(f"{text[:32]!r} is not a duration (write e.g. 90s, 10m, 1h, 1h30m, 2d)")
+    if allow_never and cleaned == NEVER:
+        return None
     seconds, position = 0, 0
-    for match in _PART.finditer(cleaned):
-        if match.start() != position:
-            break
-        seconds += int(match[1]) * _UNITS[match[2]]
-        position = match.end()
-    if position != len(cleaned):
-        raise ValueError(f"{text[:32]!r} is not a duration (write e.g. 90s, 10m, 1h, 1h30m, 2d)")
+    if len(cleaned) <= _MAX_TEXT:
+        for match in _PART.finditer(cleaned):
+            if match.start() != position:
+                break
+            seconds += int(match[1]) * _UNITS[match[2]]
+            position = match.end()
+    if not cleaned or position != len(cleaned):
+        never = ' or "never"' if allow_never else ""
+        raise ValueError(
+            f'{text[:_MAX_TEXT]!r} is not a duration: write e.g. "90s", "10m", "24h", "1h30m"{never}'
+        )
     duration = timedelta(seconds=seconds)
-    if not timedelta(0) < duration <= MAX_DURATION:
-        raise ValueError(f"{text[:32]!r} must be more than 0s and at most 7d")
+    if duration <= timedelta(0) or (at_most is not None and duration > at_most):
+        most = f" and at most {spoken(at_most)}" if at_most is not None else ""
+        raise ValueError(f"{text[:_MAX_TEXT]!r} must be more than 0s{most}")
     return duration
 
 

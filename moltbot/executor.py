@@ -29,6 +29,7 @@ from moltbot.config.home import Home
 from moltbot.config.secrets import secret_files
 from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
+from moltbot.incidents import AlertPolicy
 from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.privileges import keep_capabilities_to_self
@@ -267,13 +268,18 @@ class Executor:
         level = logging.INFO if result.status == "success" else logging.WARNING
         log.log(level, "%s run %d: %s", flight.spec.task_id, flight.ticket.id, result.message)
 
-    def _alert_wanted(self, flight: _Flight, result: RunResult) -> bool:
-        """Scheduled runs alert per the task's ``notify`` (a requested run's requester hears anyway)."""
-        if flight.ticket.requested_by is not None or not self.alerts_go_somewhere():
-            return False
-        if flight.spec.notify == "always":
-            return True
-        return flight.spec.notify == "failure" and result.status in RETRYABLE and not self.stopping.is_set()
+    def _alert_wanted(self, flight: _Flight, result: RunResult) -> AlertPolicy:
+        """Scheduled runs alert per the task's ``notify``, as incidents (``store/incidents.py``: a
+        requested run's requester hears anyway; one stopped by a shutdown tells no one)."""
+        spec = flight.spec
+        return AlertPolicy(
+            notify=spec.notify,
+            alert_after=spec.alert_after,
+            alert_repeat_seconds=spec.alert_repeat_seconds,
+            scheduled=flight.ticket.requested_by is None,
+            can_alert=self.alerts_go_somewhere() and not self.stopping.is_set(),
+            zone=self.settings.timezone,
+        )
 
     def _prepare(self, flight: _Flight) -> ProcessRun:
         run, spec = flight.ticket, flight.spec

@@ -26,6 +26,7 @@ __all__ = [
     "Event",
     "HealthReport",
     "HostRecap",
+    "Incident",
     "OutboxMessage",
     "PingHealth",
     "Plan",
@@ -44,6 +45,18 @@ ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat cha
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
 HEALTH = "health"  # the meta row where the daemon keeps its HealthReport
 HEARTBEAT = "heartbeat"  # the daemon's heartbeat, among the pings of a HealthReport
+
+
+class Incident(NamedTuple):
+    """A task failing (``failing``) or without success for too long (``overdue``), until a success."""
+
+    id: int
+    task_id: str
+    kind: str  # moltbot/incidents.py: FAILING | OVERDUE
+    opened_at: datetime  # the first failure; overdue: the last success (or registration)
+    failures: int  # consecutive failed scheduled occurrences
+    alerted: bool  # the admins were told it is open
+    last_alert_at: datetime | None
 
 
 class Watcher(NamedTuple):
@@ -73,6 +86,17 @@ class TaskState(NamedTuple):
     current_run_id: int | None
     schedule_key: str  # schedule text @ zone
     done_at: datetime | None = None  # a one-shot that has run: when it (last) ran
+    incidents: tuple[Incident, ...] = ()  # open ones: failing, overdue
+
+    def incident_note(self) -> str:
+        """``failing (3 failures)``, ``overdue``: what status adds for the open incidents."""
+        notes = [
+            f"failing ({incident.failures} failure{'' if incident.failures == 1 else 's'})"
+            if incident.kind == "failing"
+            else "overdue"
+            for incident in self.incidents
+        ]
+        return ", ".join(notes)
 
 
 class Task(NamedTuple):

@@ -65,6 +65,7 @@ class FakeGateway:
         self.connections = 0  # websockets accepted so far
         self.about_body: bytes | None = None  # set: /v1/about answers these bytes (200, JSON)
         self.held = 0  # requests that arrived while stalled
+        self.accounts: dict[str, str] = {}  # number -> UUID: one person's account, reachable by either
         self._queued: list[dict[str, Any]] = []  # normal mode: waiting for GET /v1/receive
         self._queued_raw: list[str] = []  # normal mode: the next answers of GET /v1/receive, as they are
         self._sockets: list[ServerConnection] = []
@@ -155,6 +156,13 @@ class FakeGateway:
     def texts_to(self, recipient: str) -> list[str]:
         with self._lock:
             return [body["message"] for body in self.sent if recipient in body["recipients"]]
+
+    def texts_to_person(self, uuid: str) -> list[str]:
+        """What reached the account ``uuid``, addressed by its UUID or its number: one per recipient."""
+        addresses = {uuid, *(number for number, owner in self.accounts.items() if owner == uuid)}
+        with self._lock:
+            sent = [(body["message"], body["recipients"]) for body in self.sent]
+        return [text for text, recipients in sent for recipient in recipients if recipient in addresses]
 
     def next_timestamp(self) -> int:
         with self._lock:

@@ -314,7 +314,7 @@ def test_scheduled_failures_alert_the_admins(env: Env, gateway: FakeGateway, bot
     assert (
         alert.startswith("⚠ scheduled run: ❌ bad failed")
         and "exit code 3" in alert
-        and alert.endswith("broken")
+        and alert.endswith("broken\nlogs:bad for the output, run:bad to try again")
     )
 
 

@@ -99,6 +99,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
         return EXIT_CONFIG
+    for warning in settings.signal.warnings if settings.signal else ():
+        print(warning, file=sys.stderr)
     settings_state = "OK" if home.settings_toml.exists() else "not present (defaults)"
     print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: {settings_state}")
     return EXIT_OK

@@ -72,6 +72,16 @@ def status_json(core: Core) -> dict[str, Any]:
                 "enabled": task.enabled,
                 "waiting_since": waiting[task.task_id].isoformat() if task.task_id in waiting else None,
                 "ping_url": shown_ping_url(pinged.get(task.task_id)),
+                "incidents": [
+                    {
+                        "kind": incident.kind,
+                        "since": incident.opened_at.isoformat(),
+                        "failures": incident.failures,
+                        "alerted": incident.alerted,
+                    }
+                    for incident in task.incidents
+                ],
+                "overdue": any(incident.kind == "overdue" for incident in task.incidents),
             }
             for task in tasks
         ],
@@ -200,6 +210,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             last = wall_clock(task.last_run, zone) if task.last_run else "-"
             nxt = "done" if task.done_at else wall_clock(task.next_run, zone) if task.next_run else "-"
             state = task.status + (f" ({task.paused_by})" if task.paused_by else "")
+            state += f", {task.incident_note()}" if task.incidents else ""
             result = task.last_status or "-"
             runs, errors = str(task.run_count), str(task.error_count)
             rows.append(
@@ -348,6 +359,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "approve": bool(spec.get("approve", False)),
                 "approve_timeout": spec.get("approve_timeout", "1h") if spec.get("approve") else None,
                 "ping_url": shown_ping_url(spec.get("ping_url")),
+                "notify": spec.get("notify", "failure"),
+                "alert_after": spec.get("alert_after", 1),
+                "alert_repeat": spec.get("alert_repeat", "24h"),
+                "expect_success_within": spec.get("expect_success_within"),
             }
         )
     if args.json:
@@ -357,10 +372,26 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
         ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
+        alerts = _alerts_line(item)
         ran += f", asks an admin first (waits {item['approve_timeout']})" if item["approve"] else ""
         print(
             f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
-            f"priority {item['priority']}, runs {item['runs']}"
+            f"priority {item['priority']}, runs {item['runs']}{alerts}"
             + (f", pings {item['ping_url']}" if item["ping_url"] else "")
         )
     return EXIT_OK
+
+
+def _alerts_line(item: dict[str, Any]) -> str:
+    """``, alerts after 3 failures, reminds every 24h, expects success within 26h`` (defaults unsaid)."""
+    parts = []
+    if item["notify"] != "failure":
+        parts.append(f"notify {item['notify']}")
+    if item["alert_after"] != 1:
+        parts.append(f"alerts after {item['alert_after']} failures")
+    repeat = item["alert_repeat"]
+    if repeat != "24h":
+        parts.append(f"reminds every {repeat}" if repeat != "never" else "no reminders")
+    if item["expect_success_within"]:
+        parts.append(f"expects success within {item['expect_success_within']}")
+    return "".join(f", {part}" for part in parts)

@@ -18,7 +18,7 @@ from datetime import timedelta
 from types import FrameType
 
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, core
-from moltbot.durations import parse_duration
+from moltbot.durations import MAX_DURATION, parse_duration
 
 __all__ = ["EXIT_NO_ANSWER", "EXIT_TASK_USER", "cmd_ask", "cmd_notify"]
 
@@ -85,7 +85,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        timeout = parse_duration(args.timeout)
+        timeout = parse_duration(args.timeout, at_most=MAX_DURATION)
+        assert timeout is not None  # never is not allowed here
     except ValueError as exc:
         print(f"moltbot ask: --timeout: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -38,17 +38,19 @@ class SignalSettings:
     # (number, UUID) of one person: the entries of allowed and viewers written as a pair.
     pairs: tuple[tuple[str, str], ...] = ()
     groups: tuple[str, ...] = ()  # internal group ids, as in groupInfo.groupId
-    admins: tuple[str, ...] = ()  # alert recipients; empty: the allowed senders
+    admins: tuple[str, ...] = ()  # alert recipients (a pair's two, each); empty: the allowed senders
     linked_device: bool = False
     max_command_age_seconds: float = 600.0
     timeout_seconds: float = 10.0  # every HTTP call to the gateway
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # for `moltbot check`, not errors
 
     @property
     def alert_recipients(self) -> tuple[str, ...]:
-        """``admins``, else one address per allowed person: a pair's UUID (its number may have
-        changed hands), each single entry (as before pairs existed)."""
-        paired_numbers = {number for number, _ in self.pairs}
-        return self.admins or tuple(address for address in self.allowed if address not in paired_numbers)
+        """One address per person of ``admins`` (else of ``allowed``): a pair's UUID wherever its
+        number or UUID is listed (its number may have changed hands), each single entry as it is.
+        A number and a UUID listed apart cannot be known to be one person: both get the alert."""
+        uuid_of = dict(self.pairs)
+        return tuple(dict.fromkeys(uuid_of.get(address, address) for address in self.admins or self.allowed))
 
 
 _SIGNAL_TYPES: dict[str, tuple[type, ...]] = {
@@ -70,7 +72,7 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
     for key in ("allowed", "viewers", "groups", "admins"):
         if key not in values:
             continue
-        if key in ("allowed", "viewers"):
+        if key in ("allowed", "viewers", "admins"):
             values[key] = _people(section, key, values[key], pairs)
             continue
         valid = _GROUP_ID.fullmatch if key == "groups" else _is_signal_address
@@ -82,6 +84,7 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
         else:
             values[key] = tuple(_canonical(item) for item in values[key])
     values["pairs"] = tuple(pairs)
+    values["warnings"] = _unpaired(section, values, pairs)
     # The environment wins: per-host values stay out of the shared file.
     for key, variable in (("url", "SIGNAL_API_URL"), ("number", "SIGNAL_NUMBER")):
         if environ.get(variable):
@@ -124,6 +127,27 @@ def _people(section: Section, key: str, items: list[Any], pairs: list[tuple[str,
         pairs.append((number, uuid))
         addresses += [number, uuid]
     return tuple(addresses)
+
+
+def _unpaired(section: Section, values: dict[str, Any], pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    """A list with a number and a UUID each listed alone: maybe one person, who would get every
+    alert twice (nothing but the gateway could tell; the pair form says it)."""
+    paired = {address for pair in pairs for address in pair}
+    warnings = []
+    for key in ("admins", "allowed") if values.get("admins") else ("allowed",):
+        single = [address for address in values.get(key, ()) if address not in paired]
+        numbers = [address for address in single if E164.fullmatch(address)]
+        uuids = [address for address in single if UUID.fullmatch(address)]
+        if numbers and uuids:
+            example = f'[["{numbers[0]}", "{uuids[0]}"]]'
+            warnings.append(
+                section.note(
+                    key,
+                    f"{numbers[0]} and {uuids[0]} are listed apart: if they are one person, write them as "
+                    f"one pair, {key} = {example}, or they get every alert twice",
+                )
+            )
+    return tuple(warnings)
 
 
 def _is_pair(item: Any) -> bool:

@@ -47,6 +47,9 @@ class TaskSpec:
     approve: bool = False  # each occurrence waits for an admin's yes (core/questions.py)
     approve_timeout: timedelta = timedelta(hours=1)
     ping_url: str = ""  # a monitor's ping URL (healthchecks.io's protocol): told when a run starts and ends
+    alert_after: int = 1  # consecutive failed occurrences before the first alert
+    alert_repeat_seconds: float | None = 86400.0  # a reminder at most this often; None: never
+    expect_success_seconds: float | None = None  # no success for this long: overdue (a dead-man check)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written (kind fields too)
     first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
 

@@ -41,6 +41,9 @@ _COMMON_FIELDS = (
     "approve",
     "approve_timeout",
     "ping_url",
+    "alert_after",
+    "alert_repeat",
+    "expect_success_within",
 )
 _FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
 _CHOICES = {
@@ -189,17 +192,37 @@ def _common_values(reader: TaskReader) -> dict[str, Any]:
     if values["retry_backoff_seconds"] < 0:
         reader.problem("retry_backoff_seconds", "must not be negative")
     values.update(_approval(reader))
+    values["alert_after"] = reader.get("alert_after", (int,), 1)
+    if not 1 <= values["alert_after"] <= 10000:
+        reader.problem("alert_after", f"expected 1 to 10000 failed occurrences, got {values['alert_after']}")
+    values["alert_repeat_seconds"] = _duration(reader, "alert_repeat", "24h", allow_never=True)
+    values["expect_success_seconds"] = _duration(reader, "expect_success_within", None)
     return values
+
+
+def _duration(reader: TaskReader, name: str, default: str | None, allow_never: bool = False) -> float | None:
+    """Seconds; None when not given (no default) or ``"never"``."""
+    from moltbot.durations import parse_duration
+
+    text = reader.get(name, (str,), default)
+    if text is None:
+        return None
+    try:
+        duration = parse_duration(text, allow_never=allow_never)
+    except ValueError as exc:
+        reader.problem(name, str(exc))
+        return None
+    return None if duration is None else duration.total_seconds()
 
 
 def _approval(reader: TaskReader) -> dict[str, Any]:
     """``approve: true``: each occurrence waits for an admin's yes, at most ``approve_timeout``."""
-    from moltbot.durations import parse_duration
+    from moltbot.durations import MAX_DURATION, parse_duration
 
     approve = reader.get("approve", (bool,), False)
     text = reader.get("approve_timeout", (str,), "1h")
     try:
-        timeout = parse_duration(text)
+        timeout = parse_duration(text, at_most=MAX_DURATION) or timedelta(hours=1)
     except ValueError as exc:
         reader.problem("approve_timeout", str(exc))
         timeout = timedelta(hours=1)

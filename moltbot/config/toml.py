@@ -38,6 +38,12 @@ class Section:
         line = toml_line(self.text, self.name, key) or toml_line(self.text, self.name, None)
         self.problems.append(ConfigProblem(self.path, line, field, message))
 
+    def note(self, key: str, message: str) -> str:
+        """A warning about ``key``, placed as a problem would be (``moltbot check`` prints it)."""
+        field = f"{self.name}.{key}"
+        line = toml_line(self.text, self.name, key) or toml_line(self.text, self.name, None)
+        return str(ConfigProblem(self.path, line, field, f"warning: {message}"))
+
     def read(
         self, types: dict[str, tuple[type, ...]], minimum: dict[str, float] | None = None
     ) -> dict[str, Any]:

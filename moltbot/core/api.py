@@ -24,7 +24,7 @@ from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.core.questions import Questions
-from moltbot.records import HEALTH, Event, HealthReport, Run, Task, TaskState, Watcher
+from moltbot.records import HEALTH, Event, HealthReport, Incident, Run, Task, TaskState, Watcher
 
 # Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
 # health board's thread machinery).
@@ -171,10 +171,11 @@ class Core:
         """Every task's line in status; a one-shot that has run carries when it ran (``done_at``)."""
         states = store.task_states()
         done = one_shots.done_at(states)
-        if not done:
-            return states
+        incidents: dict[str, tuple[Incident, ...]] = {}
+        for incident in store.open_incidents():
+            incidents[incident.task_id] = (*incidents.get(incident.task_id, ()), incident)
         return [
-            state._replace(done_at=done[state.task_id]) if state.task_id in done else state
+            state._replace(done_at=done.get(state.task_id), incidents=incidents.get(state.task_id, ()))
             for state in states
         ]
 

@@ -36,6 +36,7 @@ from moltbot.store.history import (
     recent_runs,
     set_run_recap,
 )
+from moltbot.store.incidents import last_successes, open_incidents, open_overdue
 from moltbot.store.messages import (
     ADMINS,
     ALERTS,
@@ -137,6 +138,7 @@ __all__ = [
     "is_open",
     "last_finished_run",
     "last_ran",
+    "last_successes",
     "list_tasks",
     "listen_for_outbox",
     "load_checkpoint",
@@ -146,6 +148,8 @@ __all__ = [
     "next_expiry",
     "next_outbox_due",
     "open_db",
+    "open_incidents",
+    "open_overdue",
     "open_questions",
     "outbox_may_have_changed",
     "pause_task",

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
+from moltbot.incidents import AlertPolicy
 from moltbot.records import Plan
 from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
 from moltbot.store.events import add_event
-from moltbot.store.messages import ADMINS, ALERTS
+from moltbot.store.incidents import run_ended
 from moltbot.store.tasks import DUE_COLUMNS, DueTask, due_task, status_of
 
 if TYPE_CHECKING:
@@ -152,13 +153,14 @@ def finish_run(
     *,
     release_task: bool,
     pause_by: str | None = None,
-    alert: bool = False,
+    alert: AlertPolicy | None = None,
 ) -> None:
     """Record an attempt's end; ``release_task`` False while a retry follows.
 
-    At the run's end (``release_task``), the chats watching it and, with
-    ``alert``, the admins get their message queued in this same transaction:
-    a result is never lost between the two.
+    At the run's end (``release_task``), the chats watching it get their
+    message queued in this same transaction, and the task's incidents are
+    updated with what ``alert`` (the task's policy) owes the admins
+    (``store/incidents.py``): a result is never lost between the two.
     """
     duration = (outcome.finished_at - outcome.started_at).total_seconds()
     failed = outcome.status in ("failed", "timeout")
@@ -215,7 +217,7 @@ def finish_run(
         )
 
 
-def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: bool) -> None:
+def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: AlertPolicy | None) -> None:
     """Inside finish_run: the run's result for whoever waits for it."""
     stamp = to_db(outcome.finished_at)
     queued = False
@@ -229,13 +231,8 @@ def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: bool) -> N
             ).rowcount
         )
         sql("DELETE FROM run_watch WHERE run_id = ?", (ticket.id,))
-    if alert:
-        sql(
-            "INSERT INTO outbox (channel, address, kind, run_id, created_at, due_at, attempts, status) "
-            "VALUES (?, ?, 'run-finished', ?, ?, ?, 0, 'pending')",
-            (ALERTS, ADMINS, ticket.id, stamp, stamp),
-        )
-        queued = True
+    policy = alert or AlertPolicy(scheduled=ticket.requested_by is None, can_alert=False)
+    run_ended(ticket.task_id, ticket.id, outcome.status, outcome.finished_at, policy)
     if queued:
         note_outbox_write()
 

@@ -282,6 +282,14 @@ def _migrate_6(db: DatabaseProxy) -> None:
     )
 
 
+def _migrate_7(db: DatabaseProxy) -> None:
+    """Incidents: a failing or overdue task's story (store/incidents.py)."""
+    from moltbot.store.incidents import CREATE_INCIDENT
+
+    for statement in CREATE_INCIDENT:
+        connection().execute(statement)
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
@@ -289,6 +297,7 @@ MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_4,
     _migrate_5,
     _migrate_6,
+    _migrate_7,
 ]
 
 
