@@ -187,9 +187,10 @@ class Core:
 
     def schedule_of(self, task: Task) -> Schedule:
         from moltbot.config.spec import split_schedule_key
-        from moltbot.schedules import parse_schedule
+        from moltbot.schedules import Never, parse_schedule
 
-        return parse_schedule(*split_schedule_key(task.schedule_key))
+        text, zone = split_schedule_key(task.schedule_key)
+        return parse_schedule(text, zone) if text else Never(text, zone)  # Never: chained only
 
     def zone_of(self, task: Task) -> ZoneInfo:
         from moltbot.config.spec import split_schedule_key
