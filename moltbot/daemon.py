@@ -112,6 +112,7 @@ class Daemon:
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self._watchdog_at = 0.0  # monotonic: the next WATCHDOG=1 is due then
         core.wake_in_process = self._wake_for_requests
+        store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
     # --- lifecycle ---------------------------------------------------------------
 

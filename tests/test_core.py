@@ -163,14 +163,15 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE run DROP COLUMN recap")  # what schemas 1 to 3 lacked
     conn.execute("DROP INDEX run_occurrence_attempt")  # what schemas 1 to 4 lacked
+    conn.execute("DROP TABLE task_chain")  # what schemas 1 to 5 lacked (chains, #13)
     conn.execute("PRAGMA user_version = 1")
     store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
     store.open_db(path)
-    assert store.schema_version() == store.SCHEMA_VERSION == 5
+    assert store.schema_version() == store.SCHEMA_VERSION == 6
     tables = {
         row[0] for row in store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
-    assert {"inbox", "outbox", "run_watch"} <= tables
+    assert {"inbox", "outbox", "run_watch", "task_chain"} <= tables
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
     assert "recap" in {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}

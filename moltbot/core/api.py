@@ -347,6 +347,7 @@ class Core:
         if ticket is None:
             store.skip_queued(queued.id, now, f"not started: {reason}")
             raise RuntimeError(f"{task.task_id} is already running")
+        store.on_chained_runs(self._wake_daemon_now)  # one started meanwhile runs the chained runs
         with Supervisor() as supervisor:
             executor = Executor(self.home, self.clock, self.settings, threading.Event(), supervisor)
 

@@ -13,6 +13,7 @@ created or behind: importing it costs ~45 ms that ``moltbot status`` cannot
 afford (see benchmarks/).
 """
 
+from moltbot.store.chains import on_chained_runs
 from moltbot.store.connection import (
     SCHEMA_VERSION,
     after_commit,
@@ -131,6 +132,7 @@ __all__ = [
     "mark_sending",
     "mark_sent",
     "next_outbox_due",
+    "on_chained_runs",
     "open_db",
     "outbox_may_have_changed",
     "pause_task",

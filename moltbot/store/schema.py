@@ -249,12 +249,24 @@ def _migrate_5(db: DatabaseProxy) -> None:
     )
 
 
+def _migrate_chains(db: DatabaseProxy) -> None:
+    """Chains (#13): the edges of tasks.json's ``after`` and ``after_failure`` (store/chains.py)."""
+    from moltbot.store.chains import rebuild_chains
+
+    connection().execute(
+        "CREATE TABLE IF NOT EXISTS task_chain (upstream TEXT NOT NULL, on_end TEXT NOT NULL, "
+        "downstream TEXT NOT NULL, PRIMARY KEY (upstream, on_end, downstream)) WITHOUT ROWID"
+    )
+    rebuild_chains()
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
     _migrate_3,
     _migrate_4,
     _migrate_5,
+    _migrate_chains,
 ]
 
 

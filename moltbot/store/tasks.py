@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from moltbot.records import Task, TaskState
+from moltbot.store.chains import rebuild_chains
 from moltbot.store.connection import from_db, sql, to_db, write_transaction
 from moltbot.store.events import add_event
 
@@ -169,6 +170,7 @@ def sync_tasks(
                 sql("UPDATE task SET removed = 1, next_run = NULL WHERE task_id = ?", (task_id,))
                 add_event(now, task_id, "removed", "task removed from config (history kept)")
                 result.removed.append(task_id)
+        rebuild_chains()
     return result
 
 
