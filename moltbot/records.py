@@ -11,6 +11,7 @@ well under 150 ms; benchmarks/bench_status.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ __all__ = [
     "TaskState",
     "ThreadHealth",
     "Watcher",
+    "chain_text",
 ]
 
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
@@ -69,6 +71,12 @@ class TaskState(NamedTuple):
     current_run_id: int | None
     schedule_key: str  # schedule text @ zone
     done_at: datetime | None = None  # a one-shot that has run: when it (last) ran
+    after: tuple[str, ...] = ()  # runs after each success of these (tasks.json's ``after``)
+    after_failure: tuple[str, ...] = ()  # and after each final failure of these
+
+    @property
+    def chain(self) -> str:
+        return chain_text(self.after, self.after_failure)
 
 
 class Task(NamedTuple):
@@ -97,6 +105,23 @@ class Task(NamedTuple):
     def spec(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.definition)
         return result
+
+    def chains(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The tasks it runs after: on their success (``after``), on their final failure."""
+        spec = self.spec()
+        return tuple(spec.get("after", ())), tuple(spec.get("after_failure", ()))
+
+    @property
+    def chain(self) -> str:
+        return chain_text(*self.chains())
+
+
+def chain_text(after: Sequence[str], after_failure: Sequence[str]) -> str:
+    """When a chained task runs, for people: "after backup", "after backup, or after upload fails"."""
+    parts = [f"after {' or '.join(after)}"] if after else []
+    if after_failure:
+        parts.append(f"after {' or '.join(after_failure)} fails")
+    return ", or ".join(parts)
 
 
 class HostRecap(NamedTuple):

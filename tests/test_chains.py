@@ -100,3 +100,46 @@ def test_a_paused_chained_task_records_its_chained_run_as_skipped(env: Env, star
     env.cli_json("run", "backup")
     wait_until(lambda: runs("upload", "success"), what="upload to run after backup once resumed")
     assert daemon.stop() == 0
+
+
+def test_next_tasks_and_status_show_the_chain_in_the_cli_and_json(env: Env) -> None:
+    chained_tasks(env, "echo backed up\n", schedule="daily at 03:00")
+    env.write_tasks(
+        *env.tasks,
+        {"task_id": "report", "script_path": "upload.sh", "schedule": "every 1h",
+         "after": ["upload"], "after_failure": ["backup"]},
+    )  # fmt: skip
+    assert env.cli("next", "upload", check=True).stdout == "upload: after backup\n"
+    assert env.cli("next", "alarm", check=True).stdout == "alarm: after backup fails\n"
+    assert env.cli("next", "report", check=True).stdout.endswith(
+        "(UTC)\nreport also runs after upload, or after backup fails\n"
+    )
+    listing = {item["task_id"]: item for item in env.cli_json("tasks")}
+    assert (listing["upload"]["after"], listing["upload"]["after_failure"]) == (["backup"], [])
+    assert (listing["report"]["after"], listing["report"]["after_failure"]) == (["upload"], ["backup"])
+    assert listing["backup"]["after"] == [] and listing["upload"]["schedule"] == ""
+    lines = env.cli("tasks", check=True).stdout.splitlines()
+    assert any(line.startswith("upload: upload - after backup (UTC)") for line in lines), lines
+    assert any("report - every 1h, or after upload, or after backup fails" in line for line in lines), lines
+    status = {item["id"]: item for item in env.cli_json("status")["tasks"]}
+    assert (status["alarm"]["after"], status["alarm"]["after_failure"]) == ([], ["backup"])
+    assert status["alarm"]["next_run"] is None
+    table = env.cli("status", check=True).stdout.splitlines()
+    (alarm,) = [line for line in table if line.startswith("alarm ")]
+    assert "after backup fails" in alarm, table
+
+
+def test_signal_next_status_and_tasks_say_after_backup(env: Env, gateway, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_signal import signal_toml
+    from tests.test_status_truth import ask
+
+    chained_tasks(env, "echo backed up\n", schedule="daily at 03:00")
+    env.write_tasks(*env.tasks, settings=signal_toml(gateway))
+    start_daemon()
+    wait_until(gateway.connected, what="the daemon's websocket")
+    assert ask(gateway, "next:upload") == "upload: after backup"
+    assert ask(gateway, "next:alarm") == "alarm: after backup fails"
+    status = ask(gateway, "status").splitlines()
+    assert any(line.endswith("upload · after backup") for line in status), status
+    tasks = ask(gateway, "tasks").splitlines()
+    assert any(line.endswith("upload: after backup") for line in tasks), tasks

@@ -16,6 +16,7 @@ from moltbot.cli.common import EXIT_FAILED, EXIT_OK, fail, print_json, ready_cor
 from moltbot.cli.health import health_json, health_lines
 from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped, wall_clock
+from moltbot.records import chain_text
 
 __all__ = [
     "cmd_logs",
@@ -58,6 +59,8 @@ def status_json(core: Core) -> dict[str, Any]:
                 "paused_by": task.paused_by,
                 "priority": task.priority,
                 "enabled": task.enabled,
+                "after": list(task.after),
+                "after_failure": list(task.after_failure),
             }
             for task in tasks
         ],
@@ -168,7 +171,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]
         for task in tasks:
             last = wall_clock(task.last_run, zone) if task.last_run else "-"
-            nxt = "done" if task.done_at else wall_clock(task.next_run, zone) if task.next_run else "-"
+            nxt = (
+                "done"
+                if task.done_at
+                else wall_clock(task.next_run, zone)
+                if task.next_run
+                else task.chain or "-"
+            )
             state = task.status + (f" ({task.paused_by})" if task.paused_by else "")
             result = task.last_status or "-"
             runs, errors = str(task.run_count), str(task.error_count)
@@ -266,6 +275,8 @@ def cmd_next(args: argparse.Namespace) -> int:
         print(f"{task.task_id}: {_why_no_runs(core, task)}")
     for instant in instants:
         print(f"{stamped(instant, zone)} ({zone.key})")
+    if instants and task.chain:
+        print(f"{task.task_id} also runs {task.chain}")
     return EXIT_OK
 
 
@@ -275,7 +286,7 @@ def _why_no_runs(core: Core, task: Task) -> str:
         return done(done_at, zone_for_people(core))
     if task.paused_by:
         return "paused"
-    return "disabled" if not task.enabled else "no further runs"
+    return "disabled" if not task.enabled else task.chain or "no further runs"
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -288,6 +299,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for task in core.tasks():
         spec = task.spec()
         schedule_text, zone = split_schedule_key(task.schedule_key)
+        after, after_failure = task.chains()
         listing.append(
             {
                 "task_id": task.task_id,
@@ -300,6 +312,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 "runs": kind_of_definition(spec).describe(spec),
                 "description": spec.get("description", ""),
                 "done_at": done_at[task.task_id].isoformat() if task.task_id in done_at else None,
+                "after": list(after),
+                "after_failure": list(after_failure),
             }
         )
     if args.json:
@@ -309,8 +323,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for item in listing:
         state = "" if item["enabled"] else " [disabled]"
         ran = f", {done(done_at[item['task_id']], zone)}" if item["done_at"] else ""
+        when = ", or ".join(
+            filter(None, [item["schedule"], chain_text(item["after"], item["after_failure"])])
+        )
         print(
-            f"{item['task_id']}{state}: {item['name']} - {item['schedule']} ({item['timezone']}){ran}, "
+            f"{item['task_id']}{state}: {item['name']} - {when} ({item['timezone']}){ran}, "
             f"priority {item['priority']}, runs {item['runs']}"
         )
     return EXIT_OK

@@ -16,7 +16,7 @@ from datetime import datetime
 from moltbot.store.connection import after_commit, sql, to_db
 from moltbot.store.events import add_event
 
-__all__ = ["on_chained_runs", "queue_follow_ups", "rebuild_chains"]
+__all__ = ["chains_by_task", "on_chained_runs", "queue_follow_ups", "rebuild_chains"]
 
 # The end of a run each list follows; the trigger of a chained run is "<field>:<upstream>".
 _ON_END = {"success": "after", "failed": "after_failure", "timeout": "after_failure"}
@@ -26,6 +26,16 @@ _listeners: list[Callable[[], None]] = []
 def on_chained_runs(listener: Callable[[], None]) -> None:
     """Call ``listener`` after each commit that queued a chained run (the daemon wakes its queue)."""
     _listeners.append(listener)
+
+
+def chains_by_task() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each chained task's ``after`` and ``after_failure`` (for status: one query for every task)."""
+    found: dict[str, tuple[list[str], list[str]]] = {}
+    for upstream, on_end, downstream in sql(
+        "SELECT upstream, on_end, downstream FROM task_chain ORDER BY downstream, on_end, upstream"
+    ):
+        found.setdefault(downstream, ([], []))[on_end == "after_failure"].append(upstream)
+    return {task_id: (tuple(after), tuple(failure)) for task_id, (after, failure) in found.items()}
 
 
 def rebuild_chains() -> None:
