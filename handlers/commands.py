@@ -191,9 +191,13 @@ def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
             " (disabled)" if not task.enabled else f" (paused: {task.paused_by})" if task.paused_by else ""
         )
         ran = f" · {done(task.done_at, zone)}" if task.done_at else ""
-        lines.append(
-            f"{fmt.symbol(task)} {task.task_id}: {spec.get('schedule') or _interval(spec)}{state}{ran}"
+        schedule = spec.get("schedule") or _interval(spec)
+        when = (
+            task.chain
+            if schedule == "?" and task.chain
+            else ", or ".join(filter(None, [schedule, task.chain]))
         )
+        lines.append(f"{fmt.symbol(task)} {task.task_id}: {when}{state}{ran}")
     return Reply("\n".join(lines) or "no tasks")
 
 
@@ -261,11 +265,13 @@ def _next(core: Core, request: Request, argument: str | None) -> Reply:
     zone = core.zone_of(task)
     times = core.next_runs(task.task_id, 5)
     if not times:
-        return Reply(f"{task.task_id}: no upcoming runs")
+        return Reply(f"{task.task_id}: {task.chain or 'no upcoming runs'}")
     now = core.clock.now()
+    also = f"\nand {task.chain}" if task.chain else ""
     return Reply(
         f"{task.task_id} ({zone.key}):\n"
         + "\n".join(f"{with_weekday(t, zone)} ({fmt.in_(t, now)})" for t in times)
+        + also
     )
 
 

@@ -89,6 +89,8 @@ def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> s
             parts.append("done")  # a one-shot that ran (its result and age are just before)
         elif task.next_run and task.enabled:
             parts.append(f"next {in_(task.next_run, now)}")
+        elif task.chain and task.enabled:
+            parts.append(task.chain)  # a chained task with no schedule of its own
         lines.append(" · ".join(parts))
     return "\n".join(lines)
 

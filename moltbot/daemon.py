@@ -118,6 +118,7 @@ class Daemon:
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self.liveness = Liveness(self.notifier, self.pings, self.settings)  # WATCHDOG=1, heartbeats
         core.wake_in_process = self._wake_for_requests
+        store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
     # --- lifecycle ---------------------------------------------------------------
 

@@ -11,6 +11,7 @@ well under 150 ms; benchmarks/bench_status.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ __all__ = [
     "TaskState",
     "ThreadHealth",
     "Watcher",
+    "chain_text",
 ]
 
 TERMINAL_RUN_STATES = ("success", "failed", "timeout", "interrupted", "skipped", "missed")
@@ -87,6 +89,8 @@ class TaskState(NamedTuple):
     schedule_key: str  # schedule text @ zone
     done_at: datetime | None = None  # a one-shot that has run: when it (last) ran
     incidents: tuple[Incident, ...] = ()  # open ones: failing, overdue
+    after: tuple[str, ...] = ()  # runs after each success of these (tasks.json's ``after``)
+    after_failure: tuple[str, ...] = ()  # and after each final failure of these
 
     def incident_note(self) -> str:
         """``failing (3 failures)``, ``overdue``: what status adds for the open incidents."""
@@ -97,6 +101,10 @@ class TaskState(NamedTuple):
             for incident in self.incidents
         ]
         return ", ".join(notes)
+
+    @property
+    def chain(self) -> str:
+        return chain_text(self.after, self.after_failure)
 
 
 class Task(NamedTuple):
@@ -125,6 +133,23 @@ class Task(NamedTuple):
     def spec(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.definition)
         return result
+
+    def chains(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The tasks it runs after: on their success (``after``), on their final failure."""
+        spec = self.spec()
+        return tuple(spec.get("after", ())), tuple(spec.get("after_failure", ()))
+
+    @property
+    def chain(self) -> str:
+        return chain_text(*self.chains())
+
+
+def chain_text(after: Sequence[str], after_failure: Sequence[str]) -> str:
+    """When a chained task runs, for people: "after backup", "after backup, or after upload fails"."""
+    parts = [f"after {' or '.join(after)}"] if after else []
+    if after_failure:
+        parts.append(f"after {' or '.join(after_failure)} fails")
+    return ", or ".join(parts)
 
 
 class HostRecap(NamedTuple):

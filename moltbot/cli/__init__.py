@@ -2,7 +2,8 @@
 
 | module | commands |
 |---|---|
-| ``commands`` | run, run-all, status, logs, pause, resume, stop, next, tasks |
+| ``commands`` | run, run-all, logs, pause, resume, stop, next |
+| ``overview`` | status, tasks |
 | ``admin`` | daemon, check, reload, checkpoint, outbox, doctor |
 | ``talk`` | notify, ask |
 | ``actions`` | the internal ``<kind>-action`` commands a run's process is |
@@ -28,11 +29,10 @@ from moltbot.cli.commands import (
     cmd_resume,
     cmd_run,
     cmd_run_all,
-    cmd_status,
     cmd_stop,
-    cmd_tasks,
 )
 from moltbot.cli.common import EXIT_CONFIG
+from moltbot.cli.overview import cmd_status, cmd_tasks
 from moltbot.cli.talk import cmd_ask, cmd_notify
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError

@@ -52,6 +52,8 @@ class TaskSpec:
     expect_success_seconds: float | None = None  # no success for this long: overdue (a dead-man check)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written (kind fields too)
     first_run: datetime | None = None  # set by the source (a Discord task's next_run); else from the schedule
+    after: tuple[str, ...] = ()  # run after each success of any of these (config/chains.py)
+    after_failure: tuple[str, ...] = ()  # run after each final failure (or timeout) of any of these
 
     @property
     def schedule_key(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from moltbot.config.chains import CHAIN_FIELDS, check_chains, read_chain
 from moltbot.config.errors import ConfigError, ConfigProblem, unknown_name
 from moltbot.config.reader import TaskReader
 from moltbot.config.spec import DISCORD_PREFIX, TASK_ID_PATTERN, TaskSpec
@@ -44,6 +45,8 @@ _COMMON_FIELDS = (
     "alert_after",
     "alert_repeat",
     "expect_success_within",
+    "after",
+    "after_failure",
 )
 _FIELDS = frozenset(_COMMON_FIELDS).union(*(KINDS[name].fields for name in CONFIG_KINDS))
 _CHOICES = {
@@ -77,6 +80,7 @@ def load_tasks(
     problems: list[ConfigProblem] = []
     specs: list[TaskSpec] = []
     seen: dict[str, int] = {}
+    readers = []
     for index, entry in enumerate(tasks):
         if not isinstance(entry, dict):
             problems.append(
@@ -84,16 +88,20 @@ def load_tasks(
             )
             continue
         reader = TaskReader(path, lines, index, entry, tasks_dir, task_user)
-        spec = _read_task(reader, default_zone)
+        chains = {field: read_chain(reader, field) for field in CHAIN_FIELDS}
+        spec = _read_task(reader, default_zone, chains)
+        readers.append((reader, chains))
         task_id = entry.get("task_id")
         if isinstance(task_id, str) and task_id in seen:
             reader.problem("task_id", f"duplicate task_id {task_id!r} (first at tasks[{seen[task_id]}])")
             spec = None
         elif isinstance(task_id, str):
             seen[task_id] = index
-        problems.extend(reader.problems)
         if spec is not None:
             specs.append(spec)
+    check_chains(readers)
+    for reader, _ in readers:
+        problems.extend(reader.problems)
     if problems:
         raise ConfigError(problems)
     return specs
@@ -113,8 +121,10 @@ def problem_at(path: Path, task_id: str, field: str, message: str) -> ConfigProb
     return ConfigProblem(path, None, field, f"{task_id}: {message}")
 
 
-def _read_task(reader: TaskReader, default_zone: ZoneInfo) -> TaskSpec | None:
-    from moltbot.schedules import parse_schedule
+def _read_task(
+    reader: TaskReader, default_zone: ZoneInfo, chains: dict[str, tuple[str, ...]]
+) -> TaskSpec | None:
+    from moltbot.schedules import Never, Schedule, parse_schedule
 
     entry = reader.entry
     for name in entry:
@@ -140,9 +150,12 @@ def _read_task(reader: TaskReader, default_zone: ZoneInfo) -> TaskSpec | None:
             zone = ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError):
             reader.problem("timezone", f"unknown IANA zone {zone_name!r} (e.g. 'Europe/Berlin')")
-    schedule_text = _schedule_text(reader)
-    schedule = None
-    if schedule_text:
+    chained = any(field in entry for field in CHAIN_FIELDS)
+    schedule_text = _schedule_text(reader, chained)
+    schedule: Schedule | None = None
+    if chained and not schedule_text:
+        schedule = Never("", zone)  # runs only after the tasks it names
+    elif schedule_text:
         try:
             schedule = parse_schedule(schedule_text, zone)
         except ValueError as exc:  # ScheduleError
@@ -162,6 +175,8 @@ def _read_task(reader: TaskReader, default_zone: ZoneInfo) -> TaskSpec | None:
         timezone=zone,
         env=tuple(sorted(env.items())),
         raw=dict(entry),
+        after=chains["after"],
+        after_failure=chains["after_failure"],
         **values,
     )
 
@@ -231,7 +246,7 @@ def _approval(reader: TaskReader) -> dict[str, Any]:
     return {"approve": approve, "approve_timeout": timeout}
 
 
-def _schedule_text(reader: TaskReader) -> str:
+def _schedule_text(reader: TaskReader, chained: bool) -> str:
     entry = reader.entry
     if "schedule" in entry and "interval_minutes" in entry:
         reader.problem("schedule", "give either 'schedule' or 'interval_minutes', not both")
@@ -240,8 +255,10 @@ def _schedule_text(reader: TaskReader) -> str:
         return str(reader.get("schedule", (str,), ""))
     minutes = reader.get("interval_minutes", (int, float), None)
     if minutes is None:
-        if "interval_minutes" not in entry:
-            reader.problem(None, "missing 'schedule' (or the original 'interval_minutes')")
+        if "interval_minutes" not in entry and not chained:
+            reader.problem(
+                None, "missing 'schedule' (or 'after', 'after_failure', or the original 'interval_minutes')"
+            )
         return ""
     if minutes <= 0:
         reader.problem("interval_minutes", f"must be positive, got {minutes}")

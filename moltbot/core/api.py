@@ -190,9 +190,10 @@ class Core:
 
     def schedule_of(self, task: Task) -> Schedule:
         from moltbot.config.spec import split_schedule_key
-        from moltbot.schedules import parse_schedule
+        from moltbot.schedules import Never, parse_schedule
 
-        return parse_schedule(*split_schedule_key(task.schedule_key))
+        text, zone = split_schedule_key(task.schedule_key)
+        return parse_schedule(text, zone) if text else Never(text, zone)  # Never: chained only
 
     def zone_of(self, task: Task) -> ZoneInfo:
         from moltbot.config.spec import split_schedule_key
@@ -349,6 +350,7 @@ class Core:
         if ticket is None:
             store.skip_queued(queued.id, now, f"not started: {reason}")
             raise RuntimeError(f"{task.task_id} is already running")
+        store.on_chained_runs(self._wake_daemon_now)  # one started meanwhile runs the chained runs
         with Supervisor() as supervisor:
             executor = Executor(self.home, self.clock, self.settings, threading.Event(), supervisor)
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-__all__ = ["Cron", "Every", "Once", "Schedule", "ScheduleError", "resolve_wall_time"]
+__all__ = ["Cron", "Every", "Never", "Once", "Schedule", "ScheduleError", "resolve_wall_time"]
 
 
 class ScheduleError(ValueError):
@@ -181,3 +181,14 @@ def _find_transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
         else:
             high = middle
     return high.replace(microsecond=0) if high.microsecond else high
+
+
+@dataclass
+class Never(Schedule):
+    """No schedule of its own: a chained task runs only after the tasks it names (``after``)."""
+
+    text: str
+    zone: ZoneInfo
+
+    def _next(self, after: datetime, anchor: datetime) -> datetime | None:
+        return None

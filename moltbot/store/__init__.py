@@ -13,6 +13,7 @@ created or behind: importing it costs ~45 ms that ``moltbot status`` cannot
 afford (see benchmarks/).
 """
 
+from moltbot.store.chains import on_chained_runs
 from moltbot.store.connection import (
     SCHEMA_VERSION,
     after_commit,
@@ -147,6 +148,7 @@ __all__ = [
     "mark_sent",
     "next_expiry",
     "next_outbox_due",
+    "on_chained_runs",
     "open_db",
     "open_incidents",
     "open_overdue",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from moltbot.incidents import AlertPolicy
 from moltbot.records import Plan
+from moltbot.store.chains import queue_follow_ups
 from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
 from moltbot.store.events import add_event
 from moltbot.store.incidents import run_ended
@@ -196,6 +197,7 @@ def finish_run(
         last_status = outcome.status
         if release_task:
             _queue_run_messages(ticket, outcome, alert)
+            queue_follow_ups(ticket.task_id, ticket.id, outcome.status, outcome.finished_at)
             current_run_id, last_finished = None, to_db(outcome.finished_at)
         paused_by = paused_by or pause_by  # a user's pause outlives a shutdown's
         sql(

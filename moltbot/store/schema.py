@@ -290,6 +290,17 @@ def _migrate_7(db: DatabaseProxy) -> None:
         connection().execute(statement)
 
 
+def _migrate_8(db: DatabaseProxy) -> None:
+    """Chains (#13): the edges of tasks.json's ``after`` and ``after_failure`` (store/chains.py)."""
+    from moltbot.store.chains import rebuild_chains
+
+    connection().execute(
+        "CREATE TABLE IF NOT EXISTS task_chain (upstream TEXT NOT NULL, on_end TEXT NOT NULL, "
+        "downstream TEXT NOT NULL, PRIMARY KEY (upstream, on_end, downstream)) WITHOUT ROWID"
+    )
+    rebuild_chains()
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
@@ -298,6 +309,7 @@ MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_5,
     _migrate_6,
     _migrate_7,
+    _migrate_8,
 ]
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from moltbot.records import Task, TaskState
+from moltbot.store.chains import chains_by_task, rebuild_chains
 from moltbot.store.connection import from_db, sql, to_db, write_transaction
 from moltbot.store.events import add_event
 
@@ -97,6 +98,7 @@ def task_states() -> list[TaskState]:
         "paused_by, priority, enabled, current_run_id, schedule_key FROM task WHERE removed = 0 "
         "ORDER BY priority, task_id"
     ).fetchall()
+    chains = chains_by_task()
     return [
         TaskState(
             r[0],
@@ -113,6 +115,8 @@ def task_states() -> list[TaskState]:
             bool(r[11]),
             r[12],
             r[13],
+            after=chains.get(r[0], ((), ()))[0],
+            after_failure=chains.get(r[0], ((), ()))[1],
         )
         for r in rows
     ]
@@ -169,6 +173,7 @@ def sync_tasks(
                 sql("UPDATE task SET removed = 1, next_run = NULL WHERE task_id = ?", (task_id,))
                 add_event(now, task_id, "removed", "task removed from config (history kept)")
                 result.removed.append(task_id)
+        rebuild_chains()
     return result
 
 
