@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ def parse(text: str) -> tuple[Command, str | None]:
     Linear in the text's length (str.strip and one anchored match), so any text is safe to
     parse; the fronts still refuse a text over ``MAX_TEXT_CHARS`` first (``too_long``).
     """
-    stripped = (text or "").strip()
+    stripped = without_decoration(text or "")
     match = _NAME.match(stripped)
     if not match:
         raise ParseError(_help_hint(None))
@@ -104,7 +105,7 @@ def parse(text: str) -> tuple[Command, str | None]:
     name = match[1].lower()
     found = COMMANDS.get(name)
     if found is None:
-        raise ParseError(_help_hint(name))
+        raise ParseError(_help_hint(name, sentence=argument is not None))
     if found.argument is None and argument:
         raise ParseError(f"{found.name} takes no argument. {found.usage}: {found.help}")
     if found.required and found.argument and not argument:
@@ -132,11 +133,39 @@ def closest_command(word: str, cutoff: float) -> str | None:
     return close[0] if close else None
 
 
-def _help_hint(name: str | None) -> str:
+# What a phone adds around a command: end punctuation, emoji (with their skin tones, joiners and
+# variation selectors). Task names are letters, digits, "-", "_" and ".", never ending in one of these.
+_END_PUNCTUATION = frozenset(".,!?;…¡¿")
+_DECORATION_CATEGORIES = frozenset({"So", "Sk", "Cf", "Mn", "Me"})
+
+
+def _decoration(char: str) -> bool:
+    return char.isspace() or char in _END_PUNCTUATION or unicodedata.category(char) in _DECORATION_CATEGORIES
+
+
+def without_decoration(text: str) -> str:
+    """``"Run backup! 👍"`` -> ``"Run backup"``; emoji in front go too (``"👋 status"``). Linear."""
+    end = len(text)
+    while end and _decoration(text[end - 1]):
+        end -= 1
+    start = 0
+    while start < end and (
+        text[start].isspace() or unicodedata.category(text[start]) in _DECORATION_CATEGORIES
+    ):
+        start += 1
+    return text[start:end]
+
+
+def _help_hint(name: str | None, sentence: bool = False) -> str:
     if not name:
         return f"send a command.\n{short_help()}"
     shown = repr(name if len(name) <= 40 else name[:40] + "…")  # the reply stays phone-sized
     close = closest_command(name, 0.5)
+    if sentence and close is None:
+        return (
+            "I understand commands, not sentences (free text needs a local model: [ollama] in "
+            f"moltbot.toml).\n{short_help()}"
+        )
     hint = f"unknown command {shown}; did you mean {close}?" if close else f"unknown command {shown}."
     return f"{hint}\n{short_help()}"
 

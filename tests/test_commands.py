@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.commands import COMMANDS, MAX_TEXT_CHARS, ParseError, handle, parse
+from handlers.commands import COMMANDS, MAX_TEXT_CHARS, ParseError, handle, parse, without_decoration
 from moltbot.core import Core, Reply, Request, Watcher
 from tests.conftest import Env
 
@@ -73,7 +73,8 @@ def new_parse(text: str) -> tuple[str, str | None] | None:
     ).map("".join)
 )
 def test_the_linear_parser_reads_what_the_old_grammar_read(text: str) -> None:
-    assert new_parse(text) == old_parse(text)
+    # Since #14 the phone's decoration around a command (end punctuation, emoji) is taken off first.
+    assert new_parse(text) == old_parse(without_decoration(text))
 
 
 def test_a_text_over_the_bound_is_refused_unread(core: Core) -> None:
@@ -165,3 +166,27 @@ def test_resuming_a_task_that_is_not_paused_says_so(core: Core) -> None:
     assert handle(core, Request("resume:backup", "admin", "t", WATCHER)).text.startswith(
         "▶ backup resumed, next "
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "argument"),
+    [("Status?", "status", None), ("status.", "status", None), ("Run backup!", "run", "backup"),
+     ("run: backup 👍", "run", "backup"), ("👋 status", "status", None), ("next:backup?!", "next", "backup"),
+     ("status 🙏🏽", "status", None), ("logs…", "logs", None)],
+)  # fmt: skip
+def test_a_phones_punctuation_and_emoji_around_a_command_are_ignored(
+    text: str, name: str, argument: str | None
+) -> None:
+    command, parsed = parse(text)
+    assert (command.name, parsed) == (name, argument)
+
+
+def test_punctuation_does_not_hide_an_unknown_task(core: Core) -> None:
+    reply = handle(core, Request("run bakup!", "admin", "t", WATCHER)).text
+    assert reply.startswith("unknown task 'bakup'; did you mean backup?"), reply
+
+
+def test_free_text_without_a_model_gets_a_sentence_and_the_short_help(core: Core) -> None:
+    reply = handle(core, Request("what is going on with the backup?", "admin", "t", WATCHER)).text
+    assert reply.startswith("I understand commands, not sentences"), reply
+    assert "[ollama]" in reply and "commands: status" in reply
