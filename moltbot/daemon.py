@@ -45,6 +45,7 @@ from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.records import Plan
 from moltbot.recovery import recover
+from moltbot.relay import Relay
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
 from moltbot.task_sources import TaskSources
@@ -100,15 +101,12 @@ class Daemon:
         self.health = core.health  # the channels and background threads report to it
         self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
         self.pings = Pings(self.health)  # to outside monitors: tasks' ping_url, the heartbeat
+        self.relay = Relay(core, self.health)  # notify and ask from runs as the task user
         self.executor = Executor(
-            core.home,
-            core.clock,
-            self.settings,
-            self.stopping,
-            self.supervisor,
+            core.home, core.clock, self.settings, self.stopping, self.supervisor,
             alerts_go_somewhere=lambda: bool(self.delivery.alert_channels),
-            pings=self.pings,
-        )
+            pings=self.pings, relay=self.relay,
+        )  # fmt: skip
         self._checkpointer = WalCheckpointer(watch=self.health)
         self.deadman = DeadMan(core.clock, self.settings.timezone, lambda: bool(self.delivery.alert_channels))
         self.housekeeping = housekeeping_schedule.Scheduler()
@@ -201,6 +199,7 @@ class Daemon:
         self.executor.settle(self._ended)
         self._ended = []
         self.executor.drain()
+        self.relay.stop()
         self.pings.stop()  # the runs' end pings, within their deadline; no heartbeat after this
         for transport in self.transports:
             transport.stop()

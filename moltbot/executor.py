@@ -9,7 +9,8 @@ costs a timer, not a thread. What a run's process is (its command line and
 environment) is its kind's business (``moltbot/kinds/``). With ``[daemon]
 task_user``, the owner's code runs as that user (``task_users.py``), and what
 it may not write to the database (its checkpoint, a recap) it leaves in its
-run's folder, taken at the attempt's end (``run_dirs.py``).
+run's folder, taken at the attempt's end (``run_dirs.py``); its ``notify`` and
+``ask`` requests are taken while it runs (``relay.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.privileges import keep_capabilities_to_self
 from moltbot.processes import minimal_environment, venv_first
+from moltbot.relay import Relay
 from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
 from moltbot.task_users import Identity, UnknownUser, identity_of, isolation_problems
 
@@ -67,6 +69,7 @@ class Executor:
         supervisor: Supervisor,
         alerts_go_somewhere: Callable[[], bool] = lambda: False,
         pings: Pings | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.home = home
         self.clock = clock
@@ -76,6 +79,7 @@ class Executor:
         # Without a chat channel for alerts, a run's end is only logged (and that once).
         self.alerts_go_somewhere = alerts_go_somewhere
         self.pings = pings or Pings()  # a task's ping_url hears of its runs' starts and ends
+        self.relay = relay  # what runs as the task user ask and tell the admins (None: refused)
         self._flights: dict[str, _Flight] = {}
         self._by_process: dict[ProcessRun, _Flight] = {}
         # Runs that ended while the database was locked: recorded on a later pass.
@@ -159,6 +163,7 @@ class Executor:
                 released.append(flight.spec.task_id)
             elif flight.retry_at <= now:
                 try:
+                    self._relay_done(flight)
                     self._take_leftovers(flight)  # the failed attempt's checkpoint, for the retry
                     retry = store.begin_retry(flight.ticket, flight.failure, self.clock.now())
                 except Exception as error:
@@ -248,6 +253,7 @@ class Executor:
         self._flights.pop(flight.spec.task_id, None)
         pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
         try:
+            self._relay_done(flight)  # before the transaction: the relay's thread writes too
             alert = self._alert_wanted(flight, result)
             with store.write_transaction():  # what the run left, and its end: one commit
                 self._take_leftovers(flight)
@@ -302,6 +308,8 @@ class Executor:
             definition = spec.raw if kind.reads_definition else None
             flight.run_dir = run_dirs.create(self.home.runs_dir, run.id, definition)
             env[run_dirs.RUN_DIR_ENV] = str(flight.run_dir)
+            if self.relay is not None:
+                self.relay.watch(flight.run_dir, who.uid, spec.task_id, run.id)
         return ProcessRun(
             kind.command(spec, self.home),
             cwd=self.home.tasks_dir,
@@ -328,6 +336,10 @@ class Executor:
                 )
             self.checked_users.add(who.name)
         return who
+
+    def _relay_done(self, flight: _Flight) -> None:
+        if self.relay is not None and flight.run_dir is not None:
+            self.relay.finish(flight.run_dir)
 
     def _take_leftovers(self, flight: _Flight) -> None:
         """What the attempt as the task user left in its folder: saved (in the caller's transaction)."""

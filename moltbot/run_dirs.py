@@ -8,8 +8,13 @@ list it nor remove the daemon's, and nobody who is not told its name can find it
 what the run left at the run's end (and recovery, after a crash) with care: a regular file, not a
 link, owned by the run's user, bounded in size; then the folder goes.
 
-The run's side (``save``, ``load``, ``clear``, ``definition``, ``leave``) finds its folder in
-``MOLTBOT_RUN_DIR``.
+While the run runs, ``moltbot notify`` and ``moltbot ask`` in it leave requests there too
+(``request``: ``notify-<token>.json``, ``ask-<token>.json``), which the daemon takes as they come
+(``relay.py``, reading them with ``read``) and acknowledges, or answers, with ``answer-<token>.json``
+(``answer``), a file of the daemon's the run reads (``reply``).
+
+The run's side (``save``, ``load``, ``clear``, ``definition``, ``leave``, ``request``, ``reply``)
+finds its folder in ``MOLTBOT_RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 __all__ = [
     "RUN_DIR_ENV",
     "Leftovers",
+    "answer",
     "clear",
     "collect",
     "create",
@@ -35,7 +41,10 @@ __all__ = [
     "leave",
     "left_behind",
     "load",
+    "read",
     "remove",
+    "reply",
+    "request",
     "save",
 ]
 
@@ -80,7 +89,18 @@ def collect(folder: Path, uid: int) -> Leftovers:
     return Leftovers(checkpoint, cleared, _read(folder / RECAP, uid))
 
 
-def _read(path: Path, uid: int) -> str | None:
+def read(path: Path, uid: int, max_bytes: int) -> str | None:
+    """A file the run (as ``uid``) left, if it is one: regular, not a link, its own, at most ``max_bytes``."""
+    return _read(path, uid, max_bytes)
+
+
+def answer(folder: Path, token: str, body: Mapping[str, Any]) -> None:
+    """The daemon's answer to the run's request ``token``, readable by the run (a file of the daemon's,
+    renamed into place: a link the run put there is replaced, never followed)."""
+    _write(folder / f"answer-{token}.json", json.dumps(dict(body)))
+
+
+def _read(path: Path, uid: int, max_bytes: int = MAX_BYTES) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -90,10 +110,10 @@ def _read(path: Path, uid: int) -> str | None:
         return None
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_size > MAX_BYTES:
-            log.warning("%s: not a file of the run's own under %d bytes; ignored", path, MAX_BYTES)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_size > max_bytes:
+            log.warning("%s: not a file of the run's own under %d bytes; ignored", path, max_bytes)
             return None
-        return file.read(MAX_BYTES).decode(errors="replace")
+        return file.read(max_bytes).decode(errors="replace")
 
 
 def remove(folder: Path) -> None:
@@ -168,3 +188,19 @@ def definition() -> dict[str, Any]:
 def leave(name: str, text: str) -> None:
     """A file for the daemon (a playbook's recap: ``RECAP``)."""
     _write(_folder() / name, text)
+
+
+def request(kind: str, body: Mapping[str, Any]) -> str:
+    """Leave the daemon a request (``notify``, ``ask``), whole or not at all; its token, for ``reply``."""
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"
+    _write(_folder() / f"{kind}-{token}.json", json.dumps(dict(body)))
+    return token
+
+
+def reply(token: str) -> dict[str, Any] | None:
+    """The daemon's answer to the request ``token``; None while there is none."""
+    try:
+        value = json.loads((_folder() / f"answer-{token}.json").read_text())
+    except FileNotFoundError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -3,7 +3,7 @@
 # Signal and exits 0 for yes, 1 for no, 4 when nobody answered in time. Not in tasks.json (a question
 # nobody expects would only wait); add it there, e.g.
 #   {"task_id": "prune-snapshots", "script_path": "prune-snapshots.sh", "schedule": "weekly on sun at 05:00"}
-# Runs as the daemon's user only: under [daemon] task_user, `ask` and `notify` exit 5.
+# Works as the daemon's user and as [daemon] task_user (the request goes through the run's folder).
 set -u
 snapshots="${SNAPSHOT_DIR:-/tmp/moltbot-snapshots-example}"
 old=$(find "$snapshots" -mindepth 1 -maxdepth 1 -mtime +30 2>/dev/null | wc -l)

@@ -3,42 +3,29 @@
 
 Both go through the core to the durable outbox, from inside a run (attributed to
 its task) or from anywhere with the same ``MOLTBOT_HOME``. A run as ``[daemon]
-task_user`` cannot write the database: both refuse there with ``EXIT_TASK_USER``.
+task_user`` cannot write the database: there both leave a request in the run's
+folder (``MOLTBOT_RUN_DIR``), which the daemon (or the foreground ``moltbot
+run`` that started the run) takes, checks again and answers (``relay.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import time
 from datetime import timedelta
 from types import FrameType
 
+from moltbot import run_dirs, talk_rules
 from moltbot.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, core
-from moltbot.durations import MAX_DURATION, parse_duration
 
-__all__ = ["EXIT_NO_ANSWER", "EXIT_TASK_USER", "cmd_ask", "cmd_notify"]
+__all__ = ["EXIT_NO_ANSWER", "cmd_ask", "cmd_notify"]
 
 EXIT_NO_ANSWER = 4  # nobody answered within the timeout (a contract, issue #13)
-EXIT_TASK_USER = 5  # a run as [daemon] task_user: it cannot reach the database
-ASK_POLL_SECONDS = 0.5  # how often the waiting `ask` reads the database: an answer shows within this
-MAX_NOTIFY_CHARS = 4000  # the outbox splits a long text into phone-sized parts; this bounds their number
-MAX_QUESTION_CHARS = 1000
-_CHOICE = re.compile(r"[a-z][a-z0-9_-]{0,19}")
-
-
-def _refused_as_task_user(command: str) -> bool:
-    if not os.environ.get("MOLTBOT_RUN_DIR"):
-        return False
-    print(
-        f"moltbot {command}: not available in a run as [daemon] task_user (it may not write moltbot's "
-        "database); run the task as the daemon's user (no `user`, no task_user) to use it",
-        file=sys.stderr,
-    )
-    return True
+ASK_POLL_SECONDS = 0.5  # how often the waiting `ask` looks for its answer: it shows within this
+NOTIFY_ACK_SECONDS = 30.0  # how long a run's `notify` waits for the daemon to queue its message
 
 
 def _attributed(text: str) -> str:
@@ -51,72 +38,101 @@ def _run_id() -> int | None:
     return int(run) if run.isdigit() else None
 
 
+def _in_run_folder() -> bool:
+    return bool(os.environ.get(run_dirs.RUN_DIR_ENV))
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
-    text = args.text.strip()
-    if not text or len(text) > MAX_NOTIFY_CHARS:
-        print(f"moltbot notify: the text must be 1 to {MAX_NOTIFY_CHARS} characters", file=sys.stderr)
+    try:
+        text = talk_rules.notify(args.text)
+    except talk_rules.Invalid as exc:
+        print(f"moltbot notify: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if _refused_as_task_user("notify"):
-        return EXIT_TASK_USER
+    if _in_run_folder():
+        return _notify_through_folder(text)
     opened = core(args)
     opened.alert(_attributed(text))
     opened.wake_daemon()  # its senders look at the outbox now
     return EXIT_OK
 
 
-def _choices(text: str) -> tuple[str, ...] | None:
-    choices = tuple(choice.strip().lower() for choice in text.split(","))
-    if not 2 <= len(choices) <= 5 or len(set(choices)) != len(choices):
-        return None
-    return choices if all(_CHOICE.fullmatch(choice) for choice in choices) else None
+def _notify_through_folder(text: str) -> int:
+    """As the task user: queued once the daemon says so (the daemon attributes it to the task)."""
+    token = run_dirs.request("notify", {"text": text})
+    deadline = time.monotonic() + NOTIFY_ACK_SECONDS
+    while (reply := run_dirs.reply(token)) is None and time.monotonic() < deadline:
+        time.sleep(ASK_POLL_SECONDS)
+    if reply is not None and reply.get("status") == "queued":
+        return EXIT_OK
+    why = reply.get("error") if reply else f"not taken within {NOTIFY_ACK_SECONDS:.0f}s (is the daemon busy?)"
+    print(
+        f"moltbot notify: {why}; a message left in the run's folder is still sent when the run ends",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    question = args.question.strip()
-    if not question or len(question) > MAX_QUESTION_CHARS:
-        print(f"moltbot ask: the question must be 1 to {MAX_QUESTION_CHARS} characters", file=sys.stderr)
-        return EXIT_USAGE
-    choices = _choices(args.choices)
-    if choices is None:
-        print(
-            "moltbot ask: --choices takes 2 to 5 different words (a letter, then letters, digits, - or _), "
-            "e.g. yes,no or keep,delete,later",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     try:
-        timeout = parse_duration(args.timeout, at_most=MAX_DURATION)
-        assert timeout is not None  # never is not allowed here
-    except ValueError as exc:
-        print(f"moltbot ask: --timeout: {exc}", file=sys.stderr)
+        asked = talk_rules.ask(args.question, args.choices, args.timeout)
+    except talk_rules.Invalid as exc:
+        print(f"moltbot ask: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if _refused_as_task_user("ask"):
-        return EXIT_TASK_USER
+    if _in_run_folder():
+        return _ask_through_folder(args, asked)
     opened = core(args)
-    asked = opened.questions.ask(
-        _attributed(question), choices, timeout, task_id=os.environ.get("MOLTBOT_TASK_ID"), run_id=_run_id()
-    )
-    assert asked is not None  # only an approval's occurrence can have been asked before
+    question = opened.questions.ask(
+        _attributed(asked.question), asked.choices, asked.timeout,
+        task_id=os.environ.get("MOLTBOT_TASK_ID"), run_id=_run_id(),
+    )  # fmt: skip
+    assert question is not None  # only an approval's occurrence can have been asked before
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a stopped run closes its question
     try:
         while True:
-            current = opened.questions.get(asked.id)
+            current = opened.questions.get(question.id)
             if current is None or current.status == "expired":
-                return _no_answer(timeout)
+                return _no_answer(asked.timeout)
             if current.status == "answered":
-                print(current.answer)
-                return EXIT_OK if current.answer == choices[0] else EXIT_FAILED
+                return _answered(current.answer or "", asked.choices)
             remaining = (current.expires_at - opened.clock.now()).total_seconds()
             if remaining <= 0:
                 if opened.questions.give_up(current):
-                    return _no_answer(timeout)
+                    return _no_answer(asked.timeout)
                 continue  # answered in the last instant: read it
             time.sleep(min(ASK_POLL_SECONDS, remaining))
     finally:
         signal.signal(signal.SIGTERM, previous)
-        current = opened.questions.get(asked.id)
+        current = opened.questions.get(question.id)
         if current is not None and current.status == "open":
             opened.questions.give_up(current)
+
+
+def _ask_through_folder(args: argparse.Namespace, asked: talk_rules.Asked) -> int:
+    """As the task user: the daemon asks, and closes the question when the run ends; this waits for
+    its answer file, on its own clock (no daemon to take the request: no answer)."""
+    token = run_dirs.request(
+        "ask", {"question": asked.question, "choices": args.choices, "timeout": args.timeout}
+    )
+    deadline = time.monotonic() + asked.timeout.total_seconds()
+    while True:
+        reply = run_dirs.reply(token)
+        if reply is not None:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _no_answer(asked.timeout)
+        time.sleep(min(ASK_POLL_SECONDS, remaining))
+    if reply.get("status") == "answered" and isinstance(reply.get("answer"), str):
+        return _answered(reply["answer"], asked.choices)
+    if reply.get("status") == "refused":
+        print(f"moltbot ask: refused: {reply.get('error')}", file=sys.stderr)
+        return EXIT_USAGE
+    return _no_answer(asked.timeout)
+
+
+def _answered(answer: str, choices: tuple[str, ...]) -> int:
+    print(answer)
+    return EXIT_OK if answer == choices[0] else EXIT_FAILED
 
 
 def _no_answer(timeout: timedelta) -> int:

@@ -338,6 +338,7 @@ class Core:
         import threading
 
         from moltbot.executor import Executor
+        from moltbot.relay import Relay
         from moltbot.runner import Supervisor
 
         task = self.resolve(name)
@@ -352,7 +353,8 @@ class Core:
             raise RuntimeError(f"{task.task_id} is already running")
         store.on_chained_runs(self._wake_daemon_now)  # one started meanwhile runs the chained runs
         with Supervisor() as supervisor:
-            executor = Executor(self.home, self.clock, self.settings, threading.Event(), supervisor)
+            relay, stopping = Relay(self), threading.Event()  # relay: the run's notify and ask (task user)
+            executor = Executor(self.home, self.clock, self.settings, stopping, supervisor, relay=relay)
 
             def stop(signum: int, frame: object) -> None:
                 executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")
@@ -361,6 +363,7 @@ class Core:
             signal.signal(signal.SIGTERM, stop)
             flight = executor.launch(ticket, spec)
             executor.drain()
+            relay.stop()
             executor.pings.stop()  # what the run's ping_url is owed, within its deadline
         run = store.get_run(flight.ticket.id)
         assert run is not None
