@@ -342,3 +342,19 @@ def test_problems_are_listed_in_file_order(env: Env) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(env.home.settings_toml)
     assert [problem.line for problem in caught.value.problems] == [2, 4], caught.value
+
+
+def test_a_huge_duration_and_approve_with_a_chain_are_refused(env: Env) -> None:
+    # Review of #13: a duration past datetime's range crashed the daemon's dead-man check; a chained
+    # run of an approve task was queued without asking.
+    env.script("a.sh", "true\n")
+    env.write_tasks(
+        {"task_id": "a", "script_path": "a.sh", "schedule": "hourly",
+         "expect_success_within": "999999d999999d999999d999999d"},
+        {"task_id": "b", "script_path": "a.sh", "after": ["a"], "approve": True},
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        load_tasks(env.home.tasks_json, env.home.tasks_dir, ZoneInfo("UTC"))
+    text = str(caught.value)
+    assert "tasks[0].expect_success_within (a): " in text and "at most 3660d" in text
+    assert "tasks[1].approve (b): cannot be combined with after/after_failure" in text

@@ -207,12 +207,18 @@ def _common_values(reader: TaskReader) -> dict[str, Any]:
     if values["retry_backoff_seconds"] < 0:
         reader.problem("retry_backoff_seconds", "must not be negative")
     values.update(_approval(reader))
+    if values["approve"] and any(reader.entry.get(name) for name in ("after", "after_failure")):
+        # A chained run is queued when its upstream ends, not claimed when due: it would never ask.
+        reader.problem("approve", "cannot be combined with after/after_failure: a chained run would not ask")
     values["alert_after"] = reader.get("alert_after", (int,), 1)
     if not 1 <= values["alert_after"] <= 10000:
         reader.problem("alert_after", f"expected 1 to 10000 failed occurrences, got {values['alert_after']}")
     values["alert_repeat_seconds"] = _duration(reader, "alert_repeat", "24h", allow_never=True)
     values["expect_success_seconds"] = _duration(reader, "expect_success_within", None)
     return values
+
+
+_LONGEST = timedelta(days=3660)  # ten years: larger is a typo, and past datetime's range a crash
 
 
 def _duration(reader: TaskReader, name: str, default: str | None, allow_never: bool = False) -> float | None:
@@ -223,7 +229,7 @@ def _duration(reader: TaskReader, name: str, default: str | None, allow_never: b
     if text is None:
         return None
     try:
-        duration = parse_duration(text, allow_never=allow_never)
+        duration = parse_duration(text, at_most=_LONGEST, allow_never=allow_never)
     except ValueError as exc:
         reader.problem(name, str(exc))
         return None
