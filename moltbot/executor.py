@@ -282,7 +282,8 @@ class Executor:
             notify=spec.notify,
             alert_after=spec.alert_after,
             alert_repeat_seconds=spec.alert_repeat_seconds,
-            scheduled=flight.ticket.requested_by is None,
+            # an approved occurrence is the schedule's (its approver is told as its watcher)
+            scheduled=flight.ticket.requested_by is None or flight.ticket.scheduled_for is not None,
             can_alert=self.alerts_go_somewhere() and not self.stopping.is_set(),
             zone=self.settings.timezone,
         )

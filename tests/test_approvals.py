@@ -124,3 +124,18 @@ def test_tasks_shows_that_a_task_asks_first(env: Env) -> None:
     assert (task["approve"], task["approve_timeout"]) == (True, "30m")
     assert "asks an admin first (waits 30m)" in env.cli("tasks", check=True).stdout
     assert "1 tasks OK" in env.cli("check", check=True).stdout
+
+
+def test_a_failed_approved_occurrence_is_a_failure_of_the_schedule(
+    env: Env, gateway: FakeGateway, bot: Bot
+) -> None:
+    # Review of #13: the approver was recorded as the run's requester, so its failure opened no
+    # incident and told no other admin, as if someone had merely run it by hand.
+    env.script("patch-all.sh", "exit 3\n")
+    bot({"task_id": "patch-all", "script_path": "patch-all.sh", "schedule": "in 1s", "approve": True})
+    wait_until(lambda: asked(gateway), what="the question")
+    say(gateway, "yes")
+    env.db()
+    wait_until(lambda: [r.status for r in store.recent_runs("patch-all", 10)] == ["failed"], what="the run")
+    (task,) = wait_until(lambda: env.cli_json("status")["tasks"], what="status")
+    assert [incident["kind"] for incident in task["incidents"]] == ["failing"], task
