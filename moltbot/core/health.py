@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from moltbot import store
 from moltbot.clock import Clock
@@ -105,30 +106,37 @@ class HealthBoard:
         self._set_thread(name, "restarting", error, failures)
 
     def _set_thread(self, name: str, state: str, error: str | None, failures: int) -> None:
-        error = error and redact_urls(error)
-        with self._lock:
-            old = self._threads.get(name)
-            if old is not None and error is None:
-                error = old.error
-            if old is not None and (old.state, old.error, old.failures) == (state, error, failures):
-                return
-            since = old.since if old is not None and old.state == state else self.clock.now()
-            self._threads[name] = ThreadHealth(name, state, since, error, failures)
-        self._changed.set()
+        self._record(self._threads, name, state, error, lambda since, error: ThreadHealth(
+            name, state, since, error, failures))  # fmt: skip
 
     # --- how pings fare (pings.PingWatch) ------------------------------------------------------
 
     def ping_result(self, name: str, url: str, error: str | None) -> None:
         """A ping to ``url`` (masked) got through (``error`` None) or not; recorded when that changes."""
         state = "failed" if error else "ok"
+        self._record(self._pings, name, state, error, lambda since, error: PingHealth(
+            name, url, state, since, error))  # fmt: skip
+
+    def _record(
+        self,
+        table: dict[str, Any],
+        name: str,
+        state: str,
+        error: str | None,
+        make: Callable[[datetime, str | None], Any],
+    ) -> None:
+        """A thread's or a ping's report: a good one keeps the last error to show, ``since`` stays
+        while the state does, and an unchanged report changes nothing (no wake-up, no write)."""
+        error = error and redact_urls(error)
         with self._lock:
-            old = self._pings.get(name)
+            old = table.get(name)
             if old is not None and error is None:
                 error = old.error
-            if old is not None and (old.url, old.state, old.error) == (url, state, error):
-                return
             since = old.since if old is not None and old.state == state else self.clock.now()
-            self._pings[name] = PingHealth(name, url, state, since, error)
+            entry = make(since, error)
+            if entry == old:
+                return
+            table[name] = entry
         self._changed.set()
 
     # --- what the board says ----------------------------------------------------------------
