@@ -77,7 +77,9 @@ def _run_one(core: Core, name: str, announce: bool) -> Run:
     Raises RuntimeError when the run cannot be carried out to its end here.
     """
     if core.daemon_pid() is None:
-        return core.run_in_foreground(name, requested_by=f"cli:{user()}")
+        from moltbot.core.foreground import run_in_foreground  # the runner: only when it runs here
+
+        return run_in_foreground(core, name, requested_by=f"cli:{user()}")
     queued = core.request_run(name, "manual", requested_by=f"cli:{user()}")
     if queued.status == "skipped":
         return queued

@@ -23,6 +23,7 @@ from moltbot.config.home import Home
 from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
+from moltbot.core.lookup import AmbiguousTask, UnknownTask, resolve_task
 from moltbot.core.questions import Questions
 from moltbot.records import HEALTH, Event, HealthReport, Incident, Run, Task, TaskState, Watcher
 
@@ -41,24 +42,6 @@ def database_locked(error: BaseException) -> bool:
     """Whether ``error`` is the database held by another process beyond the busy timeout:
     transient, so the caller tries the same thing again later rather than dropping it."""
     return store.is_locked_error(error)
-
-
-class UnknownTask(LookupError):
-    """No task by that name; ``suggestion`` is the closest one, if any."""
-
-    def __init__(self, name: str, suggestion: str | None) -> None:
-        self.name, self.suggestion = name, suggestion
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        super().__init__(f"unknown task {name!r}{hint}")
-
-
-class AmbiguousTask(UnknownTask):
-    """More than one task of the same rank goes by that name; ``candidates`` are their ids."""
-
-    def __init__(self, name: str, candidates: list[str]) -> None:
-        super().__init__(name, None)
-        self.candidates = candidates
-        self.args = (f"{name!r} names {len(candidates)} tasks: {', '.join(candidates)}; use the id",)
 
 
 class Core:
@@ -121,43 +104,9 @@ class Core:
     # --- looking things up --------------------------------------------------------------------
 
     def resolve(self, name: str) -> Task:
-        """A task by id or (case-insensitive) name, the owner's first, for every front.
-
-        An exact id beats an id in another case, which beats a name; among names,
-        tasks.json's beat the Discord channel's (whoever may post there cannot take
-        over ``run:backup``). Two of the same rank are AmbiguousTask, naming both;
-        none is UnknownTask, suggesting the closest."""
-        import difflib  # only for names that are not found
-
-        from moltbot.config.spec import task_source
-
-        task = store.get_task(name)
-        if task is not None and not task.removed:
-            return task
-        tasks = store.list_tasks()
-        lowered = name.lower()
-        named = [t for t in tasks if t.name.lower() == lowered]
-        ranks = (
-            [t for t in tasks if t.task_id.lower() == lowered],
-            [t for t in named if task_source(t.task_id) == "config"],
-            [t for t in named if task_source(t.task_id) != "config"],
-        )
-        for found in ranks:
-            if len(found) == 1:
-                return found[0]
-            if found:
-                raise AmbiguousTask(name, sorted(t.task_id for t in found))
-        names = [t.task_id for t in tasks] + [t.name for t in tasks]
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        if not close:
-            close = difflib.get_close_matches(lowered, [n.lower() for n in names], n=1, cutoff=0.5)
-        suggestion = None
-        if close:
-            match = next(
-                t for t in tasks if close[0] in (t.task_id, t.name, t.task_id.lower(), t.name.lower())
-            )
-            suggestion = match.task_id
-        raise UnknownTask(name, suggestion)
+        """A task by id or (case-insensitive) name, the owner's first, for every front
+        (UnknownTask suggesting the closest, AmbiguousTask naming both; see core/lookup.py)."""
+        return resolve_task(name)
 
     def task(self, task_id: str) -> Task | None:
         """A task by its exact id (also one removed from its source), or None."""
@@ -331,43 +280,6 @@ class Core:
             if not run.active or self.daemon_pid() is None:
                 return run
             time.sleep(poll)
-
-    def run_in_foreground(self, name: str, requested_by: str) -> Run:
-        """No daemon: claim the task, run it in this process and record it as the daemon would.
-        SIGINT and SIGTERM stop it (recorded as interrupted). RuntimeError when it cannot run here."""
-        import threading
-
-        from moltbot.executor import Executor
-        from moltbot.relay import Relay
-        from moltbot.runner import Supervisor
-
-        task = self.resolve(name)
-        spec = {spec.task_id: spec for spec in self.load_specs()}.get(task.task_id)
-        if spec is None:
-            raise RuntimeError(f"{task.task_id} is not in {self.home.tasks_json}")
-        now = self.clock.now()
-        queued = store.enqueue_run(task.task_id, "manual", requested_by, now)
-        ticket, reason = store.start_queued(queued.id, now)
-        if ticket is None:
-            store.skip_queued(queued.id, now, f"not started: {reason}")
-            raise RuntimeError(f"{task.task_id} is already running")
-        store.on_chained_runs(self._wake_daemon_now)  # one started meanwhile runs the chained runs
-        with Supervisor() as supervisor:
-            relay, stopping = Relay(self), threading.Event()  # relay: the run's notify and ask (task user)
-            executor = Executor(self.home, self.clock, self.settings, stopping, supervisor, relay=relay)
-
-            def stop(signum: int, frame: object) -> None:
-                executor.cancel(task.task_id, f"{signal.Signals(signum).name} received")
-
-            signal.signal(signal.SIGINT, stop)
-            signal.signal(signal.SIGTERM, stop)
-            flight = executor.launch(ticket, spec)
-            executor.drain()
-            relay.stop()
-            executor.pings.stop()  # what the run's ping_url is owed, within its deadline
-        run = store.get_run(flight.ticket.id)
-        assert run is not None
-        return run
 
     # --- what runs report from inside (see moltbot/kinds/base.py: ActionContext) ---------------
 

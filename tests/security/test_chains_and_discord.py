@@ -7,6 +7,7 @@ import dataclasses
 
 from moltbot import store
 from moltbot.core import Core
+from moltbot.core.foreground import run_in_foreground
 from moltbot.discord_tasks.message import parse_message
 from moltbot.discord_tasks.tasks import to_spec
 from tests.conftest import Env
@@ -29,7 +30,7 @@ def test_a_discord_task_asking_to_run_after_the_owners_backup_never_does(env: En
     leaked = dataclasses.replace(posted, task_id="discord-3003", raw={**posted.raw, **planted})
     core.sync([posted, leaked], source="discord")
     assert core.definition("discord-3003")["after"] == ["backup"]
-    assert core.run_in_foreground("backup", "test").status == "success"
+    assert run_in_foreground(core, "backup", "test").status == "success"
     assert [run for name in ("discord-3002", "discord-3003") for run in store.recent_runs(name, 10)] == []
     assert all(not (state.after or state.after_failure) for state in core.task_states())
 
