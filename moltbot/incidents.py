@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from moltbot.records import Incident
+
 __all__ = [
     "FAILING",
     "OVERDUE",
     "AlertPolicy",
-    "overdue_closed_text",
+    "closed_text",
     "overdue_text",
-    "recovered_text",
     "reminder_text",
     "span",
 ]
@@ -65,8 +66,18 @@ def reminder_text(task_id: str, failures: int, since: datetime, now: datetime, z
     )
 
 
-def recovered_text(task_id: str, failures: int, since: datetime, now: datetime) -> str:
-    return f"✅ {task_id} recovered after {_failures(failures)} ({span((now - since).total_seconds())})"
+def closed_text(task_id: str, failing: Incident | None, overdue: Incident | None, now: datetime) -> str:
+    """One message for a success that ends what the admins were told: failing, overdue, or both."""
+    if failing is not None:
+        text = f"✅ {task_id} recovered after {_failures(failing.failures)}"
+        text += f" ({_since(failing.opened_at, now)})"
+        return text + (f"; it had not succeeded for {_since(overdue.opened_at, now)}" if overdue else "")
+    assert overdue is not None
+    return f"✅ {task_id} succeeded again (none for {_since(overdue.opened_at, now)} before)"
+
+
+def _since(instant: datetime, now: datetime) -> str:
+    return span((now - instant).total_seconds())
 
 
 def overdue_text(
@@ -77,7 +88,3 @@ def overdue_text(
         f"⏰ {task_id} has not succeeded for {span((now - since).total_seconds())} ({last}). "
         f"run:{task_id} to try now"
     )
-
-
-def overdue_closed_text(task_id: str, since: datetime, now: datetime) -> str:
-    return f"✅ {task_id} succeeded again (none for {span((now - since).total_seconds())} before)"

@@ -88,3 +88,29 @@ def test_check_names_file_line_and_field_of_each_bad_alert_field(env: Env) -> No
     ):
         line = next(line for line in checked.stderr.splitlines() if f".{field}" in line)
         assert "tasks.json:" in line and message in line, line
+
+
+def test_recovery_is_owed_even_when_the_run_that_recovers_cannot_alert(
+    env: Env, gateway: FakeGateway, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    # The opening alert went out; the success comes from `moltbot run` with no daemon:
+    # the recovery is queued then and delivered when the daemon is back.
+    gateway.accounts = {OWNER: OWNER_UUID}
+    broken = env.home.tasks_dir / "broken"
+    broken.touch()
+    env.script("flaky.sh", f"if [ -e {broken} ]; then exit 3; fi\n")
+    task = {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s", "alert_repeat": "never"}
+    env.write_tasks(task, settings=settings(gateway))
+    daemon = start_daemon()
+
+    def texts() -> list[str]:
+        return gateway.texts_to_person(OWNER_UUID)
+
+    wait_until(lambda: texts(), what="the opening alert")
+    daemon.stop()
+    broken.unlink()
+    env.cli("run", "flaky", check=True)  # in the foreground: nothing can be sent now
+    assert status_task(env, "flaky")["incidents"] == []
+    start_daemon()
+    wait_until(lambda: texts()[-1].startswith("✅"), what="the recovery after the restart")
+    assert texts()[-1].startswith("✅ flaky recovered after ")

@@ -45,3 +45,45 @@ def test_a_task_that_never_succeeds_is_overdue_once_until_it_does(
     # Two seconds later it is overdue again: a new incident, a new alert (not one per check).
     wait_until(lambda: len(texts()) == 3, what="the next incident")
     assert texts()[2].startswith("⏰ backup has not succeeded for ") and "(last success " in texts()[2]
+
+
+def test_overdue_shows_in_status_without_any_chat_channel(
+    env: Env, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    # Nobody can be told, but status still owes the truth: the task is overdue.
+    env.script("job.sh", "exit 0\n")
+    task = {
+        "task_id": "backup",
+        "script_path": "job.sh",
+        "schedule": "every 1d",
+        "expect_success_within": "1s",
+    }
+    env.write_tasks(task)
+    start_daemon()
+    wait_until(lambda: status_task(env, "backup")["overdue"] is True, what="overdue in status")
+    assert "overdue" in env.cli("status", check=True).stdout
+
+
+def test_failing_and_overdue_recover_in_one_message(
+    env: Env, gateway: FakeGateway, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    gateway.accounts = {OWNER: OWNER_UUID}
+    broken = env.home.tasks_dir / "broken"
+    broken.touch()
+    env.script("flaky.sh", f"if [ -e {broken} ]; then exit 3; fi\n")
+    task = {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s",
+            "expect_success_within": "2s", "alert_repeat": "never"}  # fmt: skip
+    env.write_tasks(task, settings=settings(gateway))
+    start_daemon()
+
+    def texts() -> list[str]:
+        return gateway.texts_to_person(OWNER_UUID)
+
+    wait_until(lambda: any(text.startswith("⏰") for text in texts()), what="the overdue alert")
+    assert any(text.startswith("⚠") for text in texts())  # and the failing one
+    broken.unlink()
+    wait_until(lambda: status_task(env, "flaky")["incidents"] == [], what="both incidents closed")
+    wait_until(lambda: any("✅" in text for text in texts()), what="the recovery")
+    (recovery,) = [text for text in texts() if "✅" in text]
+    assert recovery.count("✅") == 1, recovery
+    assert recovery.startswith("✅ flaky recovered after ") and "succeeded" in recovery

@@ -54,10 +54,9 @@ class DeadMan:
                 upcoming = min(upcoming, deadline)
                 continue
             upcoming = min(upcoming, now + timedelta(seconds=seconds))  # a success may start it again
-            if self.can_alert():
-                last = successes.get(task_id)
-                text = incidents.overdue_text(task_id, last, since, now, self.zone)
-                if store.open_overdue(task_id, since, text, now):
-                    log.warning("%s: no success since %s: overdue", task_id, since.isoformat())
+            last = successes.get(task_id)
+            text = incidents.overdue_text(task_id, last, since, now, self.zone)
+            if store.open_overdue(task_id, since, text, now, tell=self.can_alert()):
+                log.warning("%s: no success since %s: overdue", task_id, since.isoformat())
         self._next = upcoming
         return (upcoming - now).total_seconds()

@@ -35,14 +35,15 @@ def run_ended(task_id: str, run_id: int, status: str, now: datetime, policy: Ale
         _alert(None, run_id, now)  # every scheduled end alerts: no incident texts on top
     open_now = {incident.kind: incident for incident in _open(task_id)}
     if status == "success":
+        owed: dict[str, Incident] = {}
         for incident in open_now.values():
             sql("UPDATE incident SET closed_at = ? WHERE id = ?", (to_db(now), incident.id))
-            if incident.alerted and (tell or (incident.kind == OVERDUE and policy.can_alert)):
-                if incident.kind == FAILING:
-                    text = incidents.recovered_text(task_id, incident.failures, incident.opened_at, now)
-                else:
-                    text = incidents.overdue_closed_text(task_id, incident.opened_at, now)
-                _alert(text, None, now)
+            # Owed to whoever heard the opening, whether or not anyone can be told now (a
+            # foreground run, a shutdown): it waits in the outbox like any alert.
+            if incident.alerted and (incident.kind == OVERDUE or policy.notify == "failure"):
+                owed[incident.kind] = incident
+        if owed:
+            _alert(incidents.closed_text(task_id, owed.get(FAILING), owed.get(OVERDUE), now), None, now)
         return
     if status not in FAILED or not policy.scheduled:
         return  # a requested run's failure is its requester's to hear; not an occurrence that failed
@@ -71,16 +72,23 @@ def run_ended(task_id: str, run_id: int, status: str, now: datetime, policy: Ale
         _alert(text, None, now)
 
 
-def open_overdue(task_id: str, since: datetime, text: str, now: datetime) -> bool:
-    """The dead-man check's verdict: an overdue incident opened and told, once (False: already open)."""
+def open_overdue(task_id: str, since: datetime, text: str, now: datetime, tell: bool) -> bool:
+    """The dead-man check's verdict: an overdue incident opened (status shows it), told once when
+    ``tell`` (someone can hear it now; else later, while still open). False: nothing new."""
     with write_transaction():
-        if any(incident.kind == OVERDUE for incident in _open(task_id)):
+        found = next((incident for incident in _open(task_id) if incident.kind == OVERDUE), None)
+        if found is not None and (found.alerted or not tell):
             return False
-        sql(
-            "INSERT INTO incident (task_id, kind, opened_at, alerted, last_alert_at) VALUES (?, ?, ?, 1, ?)",
-            (task_id, OVERDUE, to_db(since), to_db(now)),
-        )
-        _alert(text, None, now)
+        if found is None:
+            sql(
+                "INSERT INTO incident (task_id, kind, opened_at, alerted, last_alert_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (task_id, OVERDUE, to_db(since), int(tell), to_db(now) if tell else None),
+            )
+        else:
+            sql("UPDATE incident SET alerted = 1, last_alert_at = ? WHERE id = ?", (to_db(now), found.id))
+        if tell:
+            _alert(text, None, now)
     return True
 
 
