@@ -100,7 +100,8 @@ class Daemon:
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
         self.health = core.health  # the channels and background threads report to it
         self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
-        self.pings = Pings(self.health)  # to outside monitors: tasks' ping_url, the heartbeat
+        self.pings = Pings(self.health)  # to outside monitors: tasks' ping_url; the heartbeat's own lane
+        self.heartbeats = Pings(self.health, thread="heartbeat", latest_only=True)
         self.relay = Relay(core, self.health)  # notify and ask from runs as the task user
         self.executor = Executor(
             core.home, core.clock, self.settings, self.stopping, self.supervisor,
@@ -114,7 +115,7 @@ class Daemon:
         self.transports: list[Transport] = []
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
-        self.liveness = Liveness(self.notifier, self.pings, self.settings)  # WATCHDOG=1, heartbeats
+        self.liveness = Liveness(self.notifier, self.heartbeats, self.settings)  # WATCHDOG=1, heartbeats
         core.wake_in_process = self._wake_for_requests
         store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
@@ -200,7 +201,8 @@ class Daemon:
         self._ended = []
         self.executor.drain()
         self.relay.stop()
-        self.pings.stop()  # the runs' end pings, within their deadline; no heartbeat after this
+        self.pings.stop()  # the runs' end pings, within their deadline
+        self.heartbeats.stop(timeout=0)  # no heartbeat after this: the monitor is to notice
         for transport in self.transports:
             transport.stop()
         self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)

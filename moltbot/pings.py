@@ -10,8 +10,8 @@ good passes of the daemon's loop (``heartbeat.py``).
 
 Best-effort, on purpose: the pings wait in a bounded queue, in memory, for one supervised
 thread (``threads.py``), so a slow or dead monitor never delays a run nor the loop. A ping a
-crash loses is not sent again: the monitor sees the gap, which is the point. A request has a
-deadline (``retries.PING_TIMEOUT_SECONDS``, connect to answer), reads at most
+crash loses is not sent again: the monitor sees the gap, which is the point. A request has one
+deadline (``retries.PING_TIMEOUT_SECONDS``, name lookup to answer), reads at most
 ``MAX_ANSWER_BYTES`` of the answer (its status line; the rest is ignored) and is tried again
 (``retries.PING_STOP``, ``PING_WAIT``) only when it surely did not reach the monitor (no
 connection) or when repeating it is harmless: a second success ping or heartbeat only says
@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 import uuid
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from moltbot import retries
@@ -88,13 +88,14 @@ def ping(url: str, timeout: float) -> int:
     request = ("\r\n".join([*headers, "Connection: close", "", ""])).encode()
     deadline = time.monotonic() + timeout
     try:
-        sock = socket.create_connection((host, parts.port or (443 if secure else 80)), timeout=timeout)
+        sock = _connect(host, parts.port or (443 if secure else 80), deadline)
     except OSError as exc:
-        raise PingFailed(f"no connection: {describe(exc)}", sent=False) from exc
+        raise PingFailed(f"no connection: {host}: {describe(exc)}", sent=False) from exc
     try:
+        sock.settimeout(_left(deadline))  # CPython bounds a whole handshake, or sendall, by it
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.settimeout(_left(deadline))
         sock.sendall(request)
         answer = _status_line(sock, deadline)
     except (OSError, ssl.SSLError) as exc:
@@ -108,6 +109,51 @@ def ping(url: str, timeout: float) -> int:
     if not 200 <= status < 300:
         raise PingFailed(f"HTTP {status}", sent=True, status=status)
     return status
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the monitor took too long")
+    return left
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    """A connection to ``host`` made before ``deadline``, the name lookup included."""
+    last: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in _lookup(host, port, deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def _lookup(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
+    """getaddrinfo within the deadline. The C library's lookup cannot be interrupted (with a
+    silent DNS server it waits resolv.conf's timeout times its attempts), so it runs in a thread of
+    its own that is left behind, to end on its own, when the deadline comes first."""
+    found: list[list[tuple[Any, ...]]] = []
+    failed: list[OSError] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=lookup, name=f"lookup {host}", daemon=True)
+    worker.start()
+    worker.join(_left(deadline))
+    if failed:
+        raise failed[0]
+    if not found:
+        raise TimeoutError("the name lookup did not end within the deadline")
+    return found[0]
 
 
 def _status_line(sock: socket.socket, deadline: float) -> bytes:
@@ -126,12 +172,20 @@ def _status_line(sock: socket.socket, deadline: float) -> bytes:
 
 
 class Pings:
-    """The queue of pings and the thread that sends them (started at the first one)."""
+    """A queue of pings and the thread that sends them (started at the first one).
 
-    def __init__(self, watch: PingWatch | None = None) -> None:
+    ``latest_only``: only the newest ping waits (the heartbeat's lane: a heartbeat that could
+    not go out in time says nothing a newer one does not). The daemon gives the heartbeat a
+    lane of its own, so a dead task monitor (a minute of retries per ping) never holds it up.
+    """
+
+    def __init__(
+        self, watch: PingWatch | None = None, thread: str = "pings", latest_only: bool = False
+    ) -> None:
         self.watch = watch
-        self._queue: queue.Queue[_Ping | None] = queue.Queue(QUEUE_SIZE)
-        self._thread = Supervised("pings", self._one_pass, watch)
+        self._latest_only = latest_only
+        self._queue: queue.Queue[_Ping | None] = queue.Queue(1 if latest_only else QUEUE_SIZE)
+        self._thread = Supervised(thread, self._one_pass, watch)
         self._started = False
         self._lock = threading.Lock()
         self._dropping = False
@@ -149,7 +203,10 @@ class Pings:
                 self._started = True
                 self._thread.start()
         try:
-            self._queue.put_nowait(item)
+            if self._latest_only:
+                self._replace_waiting(item)
+            else:
+                self._queue.put_nowait(item)
             self._dropping = False
         except queue.Full:
             if not self._dropping:
@@ -157,6 +214,14 @@ class Pings:
                 log.warning(
                     "ping to %s dropped: %d pings wait already (the monitor is slow?)", shown, QUEUE_SIZE
                 )
+
+    def _replace_waiting(self, item: _Ping) -> None:
+        with self._lock:  # one sender at a time: between the get and the put, nobody else puts
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            self._queue.put_nowait(item)
 
     def run_started(self, name: str, base: str, run_id: int) -> None:
         self.send(name, base, "start", _rid(base, run_id))

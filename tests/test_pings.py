@@ -5,12 +5,19 @@ hears the loop while it is healthy, and neither ever delays a run."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from moltbot.pings import PingFailed, ping
 from tests.conftest import Env, wait_until
 from tests.fake_ping import UUID, FakePing
 
@@ -211,3 +218,66 @@ def test_doctor_reports_the_heartbeat_and_failing_task_pings(
     status = env.cli("status", check=True).stdout
     assert "heartbeat" in status and "failed since" in status and UUID not in status
     assert daemon.stop() == 0
+
+
+def test_a_silent_task_monitor_never_holds_up_the_heartbeat(
+    env: Env, monitor: FakePing, start_daemon
+) -> None:  # type: ignore[no-untyped-def]
+    silent = FakePing().start()
+    silent.mode = "silent"  # each task ping waits out its deadline (1 s under test), tried three times
+    try:
+        env.script("tick.sh", "true\n")
+        env.write_tasks(
+            {"task_id": "tick", "script_path": "tick.sh", "schedule": "every 1s", "ping_url": silent.url()},
+            settings=heartbeat_toml(monitor),
+        )
+        daemon = start_daemon()
+        wait_until(lambda: len(silent.paths()) >= 2, what="the task's pings waiting on the silent monitor")
+        begun = len(monitor.paths())
+        time.sleep(2.0)  # the fault's duration: ten heartbeat intervals, two runs
+        assert len(monitor.paths()) >= begun + 5, "heartbeats queued behind the task's pings"
+        assert daemon.stop() == 0
+    finally:
+        silent.stop()
+
+
+# A ping's deadline covers the name lookup too: run in a mount namespace whose resolv.conf names
+# a DNS server on 127.0.0.1 that never answers (and a resolver that would wait 20 s for it).
+SILENT_DNS = "127.0.0.77"
+LOOKUP = """
+import sys, time
+from moltbot.pings import PingFailed, ping
+began = time.monotonic()
+try:
+    ping(sys.argv[1], 1.0)
+except PingFailed as failed:
+    print(failed)
+print(round(time.monotonic() - began, 2))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_a_ping_deadline_covers_a_name_lookup_that_never_ends(tmp_path: Path) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((SILENT_DNS, 53))  # receives the queries, answers none
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {SILENT_DNS}\noptions timeout:20 attempts:1\n")
+    inside = f'mount --bind {resolv} /etc/resolv.conf && exec {sys.executable} -c "$0" "$1"'
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "sh", "-c", inside, LOOKUP, "http://monitor.example.com/check"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    finally:
+        silent.close()
+    failure, seconds = done.stdout.strip().splitlines()
+    assert "no connection" in failure and "monitor.example.com" in failure
+    assert float(seconds) < 2.0, f"the lookup took {seconds} s past a 1 s deadline"
+
+
+def test_a_ping_deadline_covers_a_tls_handshake_that_never_ends(monitor: FakePing) -> None:
+    monitor.mode = "silent"  # accepts the connection, never says a word of TLS
+    began = time.monotonic()
+    with pytest.raises(PingFailed, match="no answer"):
+        ping(monitor.url().replace("http://", "https://"), 0.5)
+    assert time.monotonic() - began < 1.0
