@@ -147,11 +147,7 @@ class OutboxWorker:
         if not alerts:
             return
         texts = [self.channel.render(message, _run_of(message)) for message in alerts]
-        merged = (
-            texts[0]
-            if len(texts) == 1
-            else f"⚠ {len(texts)} alerts\n" + "\n".join(t.splitlines()[0] for t in texts)
-        )
+        merged = texts[0] if len(texts) == 1 else f"⚠ {len(texts)} alerts\n" + "\n".join(map(_gist, texts))
         recipients = self.channel.alert_recipients()
         if not recipients:
             log.warning("%s: no one to alert; dropped: %s", self.channel.name, merged)
@@ -199,6 +195,13 @@ class OutboxWorker:
             log.exception("%s: outbox message %d given up after an internal error", name, message.id)
         else:
             store.mark_sent(message.id, self.clock.now())
+
+
+def _gist(alert: str) -> str:
+    """An alert in a merged message: its first line (what happened) and its last, which says what
+    to do next (``logs:backup …``, a question's answers); what is between waits for ``logs``."""
+    lines = alert.strip().splitlines() or [""]
+    return "\n".join(lines[:1] + lines[-1:]) if len(lines) > 1 else lines[0]
 
 
 def _run_of(message: OutboxMessage) -> Run | None:
