@@ -98,6 +98,28 @@ def test_run_from_an_admin_is_the_approval(env: Env, gateway: FakeGateway, bot: 
     assert "waiting for approval" not in env.cli("status", check=True).stdout
 
 
+def test_moltbot_run_on_the_host_is_the_approval_too(env: Env, gateway: FakeGateway, bot: Bot) -> None:
+    bot(patch_all(env))
+    wait_until(lambda: asked(gateway), what="the question")
+    result = env.cli_json("run", "patch-all")
+    assert result["success"] is True
+    env.db()
+    (run,) = store.recent_runs("patch-all", 10)  # the occurrence, once: not a second, manual run
+    assert (run.trigger, run.requested_by.startswith("cli:")) == ("approved", True)  # type: ignore[union-attr]
+    assert env.cli_json("status")["questions"] == []
+
+
+def test_a_yes_after_the_task_was_paused_does_not_run_it(env: Env, gateway: FakeGateway, bot: Bot) -> None:
+    bot(patch_all(env))
+    wait_until(lambda: asked(gateway), what="the question")
+    env.cli("pause", "patch-all", check=True)
+    say(gateway, "yes")
+    env.db()
+    (run,) = wait_until(lambda: store.recent_runs("patch-all", 10), what="the occurrence recorded")
+    assert run.status == "skipped" and "paused" in (run.message or "")
+    assert any(text.startswith("⏭ patch-all") and "resume:patch-all" in text for text in replies(gateway, 2))
+
+
 def test_check_reports_approval_fields_with_file_line_and_field(env: Env) -> None:
     env.script("patch-all.sh", "echo patched\n")
     env.write_tasks(

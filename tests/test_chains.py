@@ -102,6 +102,18 @@ def test_a_paused_chained_task_records_its_chained_run_as_skipped(env: Env, star
     assert daemon.stop() == 0
 
 
+def test_a_chained_run_queued_before_a_pause_is_skipped_when_it_would_start(env: Env, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    chained_tasks(env, "echo backed up\n", schedule="daily at 03:00")
+    assert env.cli("run", "backup").returncode == 0  # no daemon: upload waits, queued
+    env.cli("pause", "upload", check=True)  # the owner pauses it before the daemon is back
+    daemon = start_daemon()
+    env.db()
+    wait_until(lambda: runs("upload", "skipped"), what="the queued upload to be recorded as skipped")
+    assert daemon.stop() == 0
+    (upload,) = runs("upload")
+    assert "paused" in (upload.message or "") and upload.started_at is None
+
+
 def test_next_tasks_and_status_show_the_chain_in_the_cli_and_json(env: Env) -> None:
     chained_tasks(env, "echo backed up\n", schedule="daily at 03:00")
     env.write_tasks(

@@ -76,11 +76,18 @@ def _run_one(core: Core, name: str, announce: bool) -> Run:
 
     Raises RuntimeError when the run cannot be carried out to its end here.
     """
+    by = f"cli:{user()}"
+    # An occurrence waiting for the admins' approval: the owner running it here is the yes.
+    approved = core.questions.approve_by_run(core.resolve(name).task_id, by, None)
     if core.daemon_pid() is None:
         from moltbot.core.foreground import run_in_foreground  # the runner: only when it runs here
 
-        return run_in_foreground(core, name, requested_by=f"cli:{user()}")
-    queued = core.request_run(name, "manual", requested_by=f"cli:{user()}")
+        return run_in_foreground(core, name, by, approved.run_id if approved else None)
+    if approved is not None and approved.run_id is not None:
+        queued = core.run(approved.run_id)
+        assert queued is not None
+    else:
+        queued = core.request_run(name, "manual", requested_by=by)
     if queued.status == "skipped":
         return queued
     try:  # from the announcement on: a Ctrl-C as soon as it is read must get the answer below

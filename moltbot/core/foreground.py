@@ -15,15 +15,20 @@ from moltbot.runner import Supervisor
 __all__ = ["run_in_foreground"]
 
 
-def run_in_foreground(core: Core, name: str, requested_by: str) -> Run:
-    """No daemon: claim the task, run it in this process and record it as the daemon would.
+def run_in_foreground(core: Core, name: str, requested_by: str, queued_id: int | None = None) -> Run:
+    """No daemon: claim the task, run it in this process and record it as the daemon would
+    (``queued_id``: a run queued already, an approved occurrence; else a manual run).
     SIGINT and SIGTERM stop it (recorded as interrupted). RuntimeError when it cannot run here."""
     task = core.resolve(name)
     spec = {spec.task_id: spec for spec in core.load_specs()}.get(task.task_id)
     if spec is None:
         raise RuntimeError(f"{task.task_id} is not in {core.home.tasks_json}")
     now = core.clock.now()
-    queued = store.enqueue_run(task.task_id, "manual", requested_by, now)
+    queued = store.get_run(queued_id) if queued_id is not None else None
+    if queued is None:
+        queued = store.enqueue_run(task.task_id, "manual", requested_by, now)
+    elif queued.status != "queued":
+        return queued  # refused already (skipped): nothing to run
     ticket, reason = store.start_queued(queued.id, now)
     if ticket is None:
         store.skip_queued(queued.id, now, f"not started: {reason}")

@@ -139,10 +139,13 @@ class Questions:
             return Answered(f"⏭ {question.task_id}: {run.message}")
         return Answered(f"▶ {question.task_id} started (run {run.id}), approved by you", run.id)
 
-    def approve_by_run(self, task_id: str, by: str, watcher: Watcher) -> Answered | None:
-        """``run:TASK`` from an admin while TASK waits for approval: that counts as the yes."""
+    def approve_by_run(self, task_id: str, by: str, watcher: Watcher | None) -> Answered | None:
+        """``run:TASK`` from an admin (or ``moltbot run TASK`` on the host) while TASK waits for
+        approval: that counts as the yes. None: nothing waits (or the task is paused: then it is a
+        plain run, and the occurrence stays the pause's)."""
         waiting = [q for q in store.open_questions() if q.origin == "approval" and q.task_id == task_id]
-        if not waiting:
+        task = store.get_task(task_id)
+        if not waiting or task is None or task.paused_by not in (None, "shutdown"):
             return None
         return self.answer(waiting[0], waiting[0].choices[0], by, watcher)
 
@@ -186,6 +189,10 @@ class Questions:
         refusal = None
         if task is None or task.removed:
             refusal = "the task is no longer configured"
+        elif task.paused_by not in (None, "shutdown") or not task.enabled:
+            # The owner stopped it after the question went out: that wins over an older yes.
+            state = "paused" if task.enabled else "disabled"
+            refusal = f"not run: {state} since it was asked; resume:{task.task_id}, then run:{task.task_id}"
         elif task.current_run_id is not None and task.overlap == "skip":
             refusal = f"already running (run {task.current_run_id}); overlap policy: skip"
         run = store.enqueue_run(

@@ -83,16 +83,27 @@ def queued_runs(limit: int) -> list[Run]:
     return [run_from_row(row) for row in rows]
 
 
+ASKED_FOR = ("manual", "remote")  # the triggers of a run a person asked for (CLI, chat)
+
+
 def start_queued(run_id: int, now: datetime) -> tuple[RunTicket | None, str | None]:
     """Start a queued run; its ticket, or None and why it was not started."""
     with write_transaction():
         run = get_run(run_id)
         if run is None or run.status != "queued":
             return None, f"run {run_id} is {run.status if run else 'gone'}"
-        row = sql("SELECT removed, current_run_id FROM task WHERE task_id = ?", (run.task_id,)).fetchone()
+        row = sql(
+            "SELECT removed, current_run_id, paused_by, enabled FROM task WHERE task_id = ?", (run.task_id,)
+        ).fetchone()
         if row is None or row[0]:
             _finish_unstarted(run.id, run.task_id, "skipped", now, "task no longer exists")
             return None, "task no longer exists"
+        if run.trigger not in ASKED_FOR and (row[2] not in (None, "shutdown") or not row[3]):
+            # Paused or disabled after it was queued (a chained run, a catch-up, an approval):
+            # the owner's latest word wins. A run a person asked for runs anyway, as it would have.
+            reason = f"not run: {run.task_id} was {'paused' if row[3] else 'disabled'} before it could start"
+            _finish_unstarted(run.id, run.task_id, "skipped", now, reason)
+            return None, reason
         if row[1] is not None:
             # Callers only see queued runs of idle tasks, so this is a race
             # with a concurrent claim; leave it queued for the next pass.
