@@ -26,6 +26,7 @@ from moltbot.config.home import Home
 from moltbot.config.spec import TaskSpec
 from moltbot.processes import kill_processes_of_run, kill_runs_as
 from moltbot.records import Watcher
+from moltbot.relay import unanswered_notifications
 from moltbot.task_users import UnknownUser, identity_of, users_of
 
 __all__ = ["recover"]
@@ -50,7 +51,7 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
         for run in abandoned:
             spec = specs.get(run.task_id)
             if run.id in left and spec is not None:
-                _keep_checkpoint(run.id, spec, left[run.id], task_user, now)
+                _take_leftovers(run.id, spec, left[run.id], task_user, now)
             orphans = kill_processes_of_run(home.root, run.id)
             log.warning(
                 "run %d of %s was left running by a crashed daemon: interrupted, %d processes killed",
@@ -82,8 +83,9 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
         run_dirs.remove(folder)
 
 
-def _keep_checkpoint(run_id: int, spec: TaskSpec, folder: Path, task_user: str, now: datetime) -> None:
-    """The checkpoint a run as the task user saved before the crash (its end never came to take it)."""
+def _take_leftovers(run_id: int, spec: TaskSpec, folder: Path, task_user: str, now: datetime) -> None:
+    """What a run as the task user left before the crash, which its end never came to take: its
+    checkpoint, and the notifications for the admins the daemon had not taken yet."""
     try:
         who = identity_of(str(spec.raw.get("user") or task_user))
     except UnknownUser:
@@ -93,3 +95,6 @@ def _keep_checkpoint(run_id: int, spec: TaskSpec, folder: Path, task_user: str, 
         store.save_checkpoint(spec.task_id, leftovers.checkpoint, run_id, now)
     elif leftovers.cleared:
         store.clear_checkpoint(spec.task_id)
+    for text in unanswered_notifications(folder, who.uid):
+        admins = Watcher(store.ALERTS, store.ADMINS)
+        store.enqueue_message(admins, f"{spec.task_id}: {text} (run {run_id})", now)

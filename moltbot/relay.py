@@ -15,7 +15,8 @@ outlive the daemon: a shutdown interrupts them, recovery after a crash kills
 them). A run gets at most ``MAX_REQUESTS`` requests taken; the folder is
 looked at no further. At the attempt's end, notifications it left are still
 taken, and its questions still open are closed, as ``moltbot ask`` closes its
-own when it ends.
+own when it ends. After a crash, recovery takes the notifications nobody took
+(``unanswered_notifications``).
 """
 
 from __future__ import annotations
@@ -160,16 +161,7 @@ class Relay:
         return sorted(names)
 
     def _body(self, watched: _Folder, name: str) -> dict[str, Any]:
-        text = run_dirs.read(watched.path / name, watched.uid, MAX_REQUEST_BYTES)
-        if text is None:  # a link, another's file, too big: logged by read
-            raise talk_rules.Invalid("not a file of the run's own under the size allowed")
-        try:
-            body = bounded_json.loads(text, MAX_REQUEST_BYTES, max_depth=2)
-        except ValueError as exc:
-            raise talk_rules.Invalid(f"not JSON moltbot wrote: {exc}") from exc
-        if not isinstance(body, dict):
-            raise talk_rules.Invalid("not JSON moltbot wrote")
-        return body
+        return _request_body(watched.path / name, watched.uid)
 
     def _notify(self, watched: _Folder, token: str, body: dict[str, Any]) -> None:
         text = talk_rules.notify(body.get("text"))
@@ -198,3 +190,40 @@ class Relay:
             answer = question.answer if question is not None else None
             run_dirs.answer(watched.path, token, {"status": status, "answer": answer})
             del watched.asked[token]
+
+
+def _request_body(path: Path, uid: int) -> dict[str, Any]:
+    text = run_dirs.read(path, uid, MAX_REQUEST_BYTES)
+    if text is None:  # a link, another's file, too big: logged by read
+        raise talk_rules.Invalid("not a file of the run's own under the size allowed")
+    try:
+        body = bounded_json.loads(text, MAX_REQUEST_BYTES, max_depth=2)
+    except ValueError as exc:
+        raise talk_rules.Invalid(f"not JSON moltbot wrote: {exc}") from exc
+    if not isinstance(body, dict):
+        raise talk_rules.Invalid("not JSON moltbot wrote")
+    return body
+
+
+def unanswered_notifications(folder: Path, uid: int) -> list[str]:
+    """The notifications a run (as ``uid``) left that a crashed daemon never took (no answer file),
+    oldest first, read and checked as the relay does: recovery queues them, so none is lost.
+    Questions are not: the run that waited for the answer is gone."""
+    texts = []
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(entry.name for count, entry in enumerate(entries) if count < MAX_ENTRIES)
+    except OSError as exc:
+        log.warning("%s: not looked in: %s", folder, exc.strerror or exc)
+        return []
+    for name in names:
+        found = _REQUEST.fullmatch(name)
+        if found is None or found[1] != "notify" or f"answer-{found[2]}.json" in names:
+            continue
+        try:
+            texts.append(talk_rules.notify(_request_body(folder / name, uid).get("text")))
+        except talk_rules.Invalid as refusal:
+            log.warning("%s: refused: %s", folder / name, refusal)
+        if len(texts) >= MAX_REQUESTS:
+            break
+    return texts

@@ -25,6 +25,10 @@ __all__ = ["EXIT_NO_ANSWER", "cmd_ask", "cmd_notify"]
 
 EXIT_NO_ANSWER = 4  # nobody answered within the timeout (a contract, issue #13)
 ASK_POLL_SECONDS = 0.5  # how often the waiting `ask` looks for its answer: it shows within this
+# As the task user, the daemon's verdict decides: it settles the question at its expiry and hands
+# the verdict on within a poll or two, so `ask` waits that much past its own timeout. Else an
+# answer in the last instant, acknowledged to the admin with ✓, would find the script gone (exit 4).
+VERDICT_GRACE_SECONDS = 5.0
 NOTIFY_ACK_SECONDS = 30.0  # how long a run's `notify` waits for the daemon to queue its message
 
 
@@ -109,11 +113,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def _ask_through_folder(args: argparse.Namespace, asked: talk_rules.Asked) -> int:
     """As the task user: the daemon asks, and closes the question when the run ends; this waits for
-    its answer file, on its own clock (no daemon to take the request: no answer)."""
+    its answer file, the daemon's verdict (or, with no daemon to take the request, its own timeout
+    and a grace: no answer)."""
     token = run_dirs.request(
         "ask", {"question": asked.question, "choices": args.choices, "timeout": args.timeout}
     )
-    deadline = time.monotonic() + asked.timeout.total_seconds()
+    deadline = time.monotonic() + asked.timeout.total_seconds() + VERDICT_GRACE_SECONDS
     while True:
         reply = run_dirs.reply(token)
         if reply is not None:

@@ -164,3 +164,37 @@ def test_what_a_run_leaves_instead_of_a_request_is_refused_without_harm(
     assert box.cli("status", check=True).returncode == 0  # and the daemon still answers
     assert os.stat(box.home.runs_dir).st_uid == box.users.daemon.uid
     assert list(box.home.runs_dir.iterdir()) == []
+
+
+def test_a_notification_a_crash_left_untaken_reaches_the_admins_after_the_restart(
+    sandbox: Boxes, gateway: FakeGateway
+) -> None:
+    box = sandbox()
+    go = box.home.tasks_dir / "go"  # where the task user can look for it
+    body = (
+        'touch "$MOLTBOT_RUN_DIR/started"\n'
+        f"while [ ! -e {go} ]; do sleep 0.05; done\nmoltbot notify 'half way' &\nsleep 60\n"
+    )
+    once = task(box.script, "backup", body, missed="skip")  # not run again after the crash
+    box.write_tasks(once, settings=box.settings + signal_toml(gateway))
+    daemon = box.start()
+    wait_until(gateway.connected, what="the daemon's websocket")
+    run = run_in_background(box, "backup")
+    try:
+        (folder,) = wait_until(
+            lambda: [path for path in box.home.runs_dir.iterdir() if (path / "started").exists()],
+            what="the run's folder",
+        )
+        daemon.signal(signal.SIGSTOP)  # frozen: the relay cannot take the request
+        try:
+            go.touch()
+            wait_until(lambda: list(folder.glob("notify-*.json")), what="the notification request")
+        finally:
+            daemon.kill()  # SIGKILL: the request stays unanswered
+        box.start()
+        wait_until(lambda: texts(gateway, "backup: half way"), what="the notification, after the restart")
+        run_id = folder.name.split("-")[0]
+        assert texts(gateway, "backup: half way") == [f"backup: half way (run {run_id})"]
+    finally:
+        run.kill()
+        run.communicate()
