@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import BOT, FakeGateway
@@ -27,16 +28,24 @@ def status_task(env: Env, task_id: str) -> dict[str, object]:
     return task
 
 
-def test_a_task_failing_every_second_is_one_incident(
-    env: Env, gateway: FakeGateway, start_daemon: Callable[..., DaemonProcess]
-) -> None:
+def failing_task(env: Env, gateway: FakeGateway, **fields: object) -> Path:
+    """``flaky``, due every second, failing (``disk full``, exit 3) while the file returned exists;
+    moltbot.toml with the owner on Signal."""
     gateway.accounts = {OWNER: OWNER_UUID}
     broken = env.home.tasks_dir / "broken"
     broken.touch()
     env.script("flaky.sh", f"if [ -e {broken} ]; then echo disk full >&2; exit 3; fi\n")
-    task = {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s", "alert_after": 2,
-            "alert_repeat": "3s"}  # fmt: skip
-    env.write_tasks(task, settings=settings(gateway))
+    env.write_tasks(
+        {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s", **fields},
+        settings=settings(gateway),
+    )
+    return broken
+
+
+def test_a_task_failing_every_second_is_one_incident(
+    env: Env, gateway: FakeGateway, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    broken = failing_task(env, gateway, alert_after=2, alert_repeat="3s")
     assert env.cli("check").returncode == 0
     listed = json.loads(env.cli("tasks", "--json", check=True).stdout)[0]
     assert (listed["alert_after"], listed["alert_repeat"]) == (2, "3s")
@@ -95,12 +104,7 @@ def test_recovery_is_owed_even_when_the_run_that_recovers_cannot_alert(
 ) -> None:
     # The opening alert went out; the success comes from `moltbot run` with no daemon:
     # the recovery is queued then and delivered when the daemon is back.
-    gateway.accounts = {OWNER: OWNER_UUID}
-    broken = env.home.tasks_dir / "broken"
-    broken.touch()
-    env.script("flaky.sh", f"if [ -e {broken} ]; then exit 3; fi\n")
-    task = {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s", "alert_repeat": "never"}
-    env.write_tasks(task, settings=settings(gateway))
+    broken = failing_task(env, gateway, alert_repeat="never")
     daemon = start_daemon()
 
     def texts() -> list[str]:

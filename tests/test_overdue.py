@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway
-from tests.test_incidents import settings, status_task
+from tests.test_incidents import failing_task, settings, status_task
 from tests.test_signal import OWNER, OWNER_UUID
 
 
@@ -67,13 +67,7 @@ def test_overdue_shows_in_status_without_any_chat_channel(
 def test_failing_and_overdue_recover_in_one_message(
     env: Env, gateway: FakeGateway, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    gateway.accounts = {OWNER: OWNER_UUID}
-    broken = env.home.tasks_dir / "broken"
-    broken.touch()
-    env.script("flaky.sh", f"if [ -e {broken} ]; then exit 3; fi\n")
-    task = {"task_id": "flaky", "script_path": "flaky.sh", "schedule": "every 1s",
-            "expect_success_within": "2s", "alert_repeat": "never"}  # fmt: skip
-    env.write_tasks(task, settings=settings(gateway))
+    broken = failing_task(env, gateway, expect_success_within="2s", alert_repeat="never")
     start_daemon()
 
     def texts() -> list[str]:
