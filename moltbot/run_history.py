@@ -5,7 +5,6 @@ show the same lines."""
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -105,6 +104,8 @@ class RunHistory(NamedTuple):
 
     @property
     def median_duration(self) -> float | None:
+        import statistics  # 5 ms to import: not for every command line that builds its parser
+
         durations = self.durations
         return statistics.median(durations) if durations else None
 
@@ -119,7 +120,8 @@ class RunHistory(NamedTuple):
         said = [line.strip() for line in (run.stderr_tail or "").splitlines() if line.strip()]
         if said and with_output:
             reason += f" · {said[-1]}"
-        reason = " ".join(reason.split())  # one line, whatever the message held
+        # One printable line, whatever the task wrote: no escape sequence reaches a terminal.
+        reason = "".join(char for char in " ".join(reason.split()) if char.isprintable())
         return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
 
     def as_json(self) -> dict[str, Any]:

@@ -209,7 +209,8 @@ def test_a_stopped_run_is_the_tasks_last_result_everywhere(
     env.db()
     wait_until(lambda: (task := store.get_task("long")) and task.current_run_id, what="run 2 to start")
     assert "stopping run" in env.cli("stop", "long", check=True).stdout
-    wait_until(lambda: any(t.startswith("⏹ long interrupted") for t in gateway.texts_to(OWNER)), what="stop")
+    stopped = "⏹ long stopped after "
+    wait_until(lambda: any(t.startswith(stopped) for t in gateway.texts_to(OWNER)), what="stop")
 
     (entry,) = env.cli_json("status")["tasks"]
     assert (entry["last_result"], entry["status"]) == ("interrupted", "idle")

@@ -194,7 +194,7 @@ class Core:
 
     def history(self, name: str, limit: int | None = None) -> RunHistory:
         """A task's last ``limit`` runs (default ``DEFAULT_RUNS``) at a glance (``history``)."""
-        from moltbot.run_history import DEFAULT_RUNS, RunHistory  # statistics: not for `status`
+        from moltbot.run_history import DEFAULT_RUNS, RunHistory
 
         task_id = self.resolve(name).task_id
         limit = DEFAULT_RUNS if limit is None else limit
