@@ -2,7 +2,7 @@
 
 The grammar is the original bot's (``status``, ``run:TASK``, ``pause:TASK``,
 ``resume:TASK``, ``logs``, ``logs:TASK``) plus ``stop``, ``tasks``,
-``next``, ``output`` and ``help``. Case does not matter; ``/run backup``,
+``next``, ``output``, ``history`` and ``help``. Case does not matter; ``/run backup``,
 ``!run: backup`` and ``RUN backup`` all mean ``run:backup``. Everything is
 done through the core API (``moltbot.core.Core``), so a command works on a
 task whatever its kind. A text over ``MAX_TEXT_CHARS`` is refused unread
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from handlers import format as fmt
 from moltbot.core import AmbiguousTask, Core, Reply, Request, UnknownTask
-from moltbot.local_times import done, with_weekday
+from moltbot.local_times import clock_time, done, with_weekday
+from moltbot.run_history import summary_lines
 
 __all__ = [
     "COMMANDS",
@@ -252,10 +253,10 @@ def _run(core: Core, request: Request, argument: str | None) -> Reply:
 @command("stop", "stop a task's running run", role="admin", argument="TASK")
 def _stop(core: Core, request: Request, argument: str | None) -> Reply:
     assert argument is not None
-    run = core.request_stop(argument)
+    run = core.request_stop(argument, watcher=request.watcher)
     if run is None:
         return Reply(f"{core.resolve(argument).task_id} is not running")
-    return Reply(f"⏹ stopping {run.task_id} (run {run.id})")
+    return Reply(f"⏹ stopping {run.task_id} (run {run.id})", run_id=run.id)
 
 
 @command("pause", "pause a task's schedule", role="admin", argument="TASK")
@@ -278,9 +279,12 @@ def _resume(core: Core, request: Request, argument: str | None) -> Reply:
 
 @command("logs", "recent events, of all tasks or one", argument="TASK", required=False)
 def _logs(core: Core, request: Request, argument: str | None) -> Reply:
-    now = core.clock.now()
+    now, zone = core.clock.now(), core.local_zone()
     events = core.logs(argument, 10)
-    lines = [f"{fmt.ago(e.timestamp, now)} {e.task_id} {e.action}: {e.message}" for e in reversed(events)]
+    lines = [
+        f"{clock_time(e.timestamp, zone, now)} {e.task_id}: {fmt.named(e.text, request.requester)}"
+        for e in reversed(events)
+    ]
     return Reply("\n".join(lines) or "no events yet")
 
 
@@ -304,13 +308,25 @@ def _next(core: Core, request: Request, argument: str | None) -> Reply:
     )
 
 
-@command("output", "the last run's output", role="admin", argument="TASK")
+@command("output", "the last run's result, stdout and stderr", role="admin", argument="TASK")
 def _output(core: Core, request: Request, argument: str | None) -> Reply:
     assert argument is not None
     run = core.last_output(argument)
     if run is None:
         return Reply(f"{core.resolve(argument).task_id} has not run yet")
-    return Reply(fmt.finished_run(run))
+    return Reply(fmt.output(run))
+
+
+@command(
+    "history",
+    "the last 20 runs at a glance: ✅ ok ❌ failed ⏱ timed out ⏹ stopped ⏭ skipped 💤 missed ⏳ running",
+    argument="TASK",
+)
+def _history(core: Core, request: Request, argument: str | None) -> Reply:
+    assert argument is not None
+    # A viewer may not read a run's output (output: is for admins): the reason without stderr's line.
+    with_output = allowed(request.role, COMMANDS["output"].role)
+    return Reply("\n".join(summary_lines(core.history(argument), core.clock.now(), with_output)))
 
 
 @command("help", "the commands, or one in detail", argument="COMMAND", required=False)

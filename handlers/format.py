@@ -1,4 +1,4 @@
-"""Phone-sized texts: status lines, run results, relative times.
+"""Phone-sized texts: status lines, run results (each thing said once), a run's output.
 
 Pure functions of the core's data, so every transport shows the same thing;
 clock times come from ``moltbot.local_times``, as the CLI's do.
@@ -6,18 +6,25 @@ clock times come from ``moltbot.local_times``, as the CLI's do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
+from moltbot.durations import lasted
+from moltbot.local_times import relative
+from moltbot.run_history import why
 
 __all__ = [
     "ago",
     "finished_run",
     "in_",
+    "named",
     "outbox_text",
+    "output",
     "playbook_finished",
     "run_finished",
+    "run_head",
     "status",
     "symbol",
     "tail",
@@ -34,25 +41,25 @@ OUTCOME = {
 }
 
 
-def _span(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours:.0f}h{rest // 60:02.0f}" if hours < 10 and rest >= 60 else f"{hours:.0f}h"
-    return f"{seconds // 86400:.0f}d"
-
-
 def ago(moment: datetime, now: datetime) -> str:
-    return f"{_span((now - moment).total_seconds())} ago"
+    return relative(moment, now)
 
 
 def in_(moment: datetime, now: datetime) -> str:
-    seconds = (moment - now).total_seconds()
-    return "now" if seconds <= 0 else f"in {_span(seconds)}"
+    """Relative, and ``now`` for a moment already past (a run about to be claimed)."""
+    return relative(moment, now) if moment > now else "now"
+
+
+# A person as the store records who asked (a run's requested_by): "signal:<ACI UUID or number>",
+# "discord:<user id>". A CLI user ("cli:alice") is a login on the server, shown as it is.
+_PERSON = re.compile(r"\b(?:signal|discord):(\+?[0-9A-Za-z][0-9A-Za-z-]{5,})")
+
+
+def named(text: str, asker: str) -> str:
+    """``text`` with each person in it named for a chat: "you" for the one asking (``asker``, as
+    ``Request.requester``), anyone else by the last 4 characters of their id (``…4f2a``, as ping
+    URLs are shown): enough to tell people apart, never a whole number or UUID to copy."""
+    return _PERSON.sub(lambda match: "you" if match[0] == asker else f"…{match[1][-4:]}", text)
 
 
 def symbol(task: TaskState) -> str:
@@ -108,6 +115,29 @@ def _mark(status: str) -> str:
     return "✅" if status == "success" else "⏹" if status == "interrupted" else "❌"
 
 
+VERBS = {"success": "finished", "failed": "failed", "timeout": "timed out", "interrupted": "interrupted"}
+STOPPED_ON_REQUEST = "stopped on request"
+
+
+def run_head(
+    task_id: str, run_id: int, status: str, message: str | None, exit_code: int | None, duration: float | None
+) -> str:
+    """``✅ backup finished in 2.1 s (run 42)``, ``❌ backup failed after 2.0 s (run 42): exit code 1``,
+    ``⏹ backup stopped after 29.5 s (run 23)``: the status, the duration and the reason, each once.
+
+    Success leaves the exit code out (✅ says it was 0); a stop leaves out the SIGTERM it caused."""
+    verb, reason = VERBS.get(status, status), why(status, message)
+    if status == "interrupted" and reason == STOPPED_ON_REQUEST:
+        verb, reason = "stopped", ""
+    took = "" if duration is None else f" {'in' if status == 'success' else 'after'} {lasted(duration)}"
+    head = f"{_mark(status)} {task_id} {verb}{took} (run {run_id})"
+    if reason:
+        head += f": {reason}"
+    if status == "failed" and exit_code and exit_code > 0 and f"exit code {exit_code}" not in reason:
+        head += f", exit code {exit_code}"
+    return head
+
+
 def run_finished(
     task_id: str,
     run_id: int,
@@ -118,17 +148,27 @@ def run_finished(
     stdout: str | None,
     stderr: str | None,
 ) -> str:
-    """✅/❌, duration, exit code and the last lines of output."""
-    mark = _mark(status)
-    took = f" in {duration:.1f}s" if duration is not None else ""
-    if status == "success":
-        head = f"{mark} {task_id} finished{took} (run {run_id})"
-    else:
-        head = f"{mark} {task_id} {status}{took} (run {run_id}): {message or ''}".rstrip(": ")
-        if exit_code is not None and f"exit code {exit_code}" not in (message or ""):
-            head += f", exit code {exit_code}"
+    """The head (``run_head``), then the last lines of output: stderr's when it failed and said
+    something there, else stdout's."""
+    head = run_head(task_id, run_id, status, message, exit_code, duration)
     body = tail(stderr if status != "success" and tail(stderr) else stdout)
     return f"{head}\n{body}" if body else head
+
+
+def output(run: Run) -> str:
+    """``output:TASK``: the run's result, then the tails of stdout and stderr, each labelled (as
+    ``moltbot run`` prints them), each bounded by ``tail``."""
+    if run.hosts:
+        lines = [playbook_finished(run.task_id, run.id, run.status, run.duration, run.hosts)]
+    else:
+        lines = [run_head(run.task_id, run.id, run.status, run.message, run.exit_code, run.duration)]
+    for label, text in (("stdout", run.stdout_tail), ("stderr", run.stderr_tail)):
+        shown = tail(text)
+        if shown:
+            lines += [f"{label}:", shown]
+    if len(lines) == 1:
+        lines.append("(no output)")
+    return "\n".join(lines)
 
 
 HOST_MARKS = {"ok": "✓", "changed": "✓", "failed": "✗", "unreachable": "⚠"}
@@ -148,7 +188,7 @@ def playbook_finished(
     """``patch-all ✅ 4 hosts: 3 ok, 1 changed``, then a line per host (why, for failed ones)."""
     mark = _mark(status)
     counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(hosts).items())
-    took = f", {duration:.1f}s" if duration is not None else ""
+    took = f", {lasted(duration)}" if duration is not None else ""
     plural = "" if len(hosts) == 1 else "s"
     lines = [f"{task_id} {mark} {len(hosts)} host{plural}: {counts} (run {run_id}{took})"]
     for host in hosts[:HOST_LINES]:
@@ -187,5 +227,5 @@ def outbox_text(message: OutboxMessage, run: Run | None) -> str:
     if not message.is_alert:
         return text
     if run.status in ("failed", "timeout"):  # what to do next, on a line of its own
-        return f"⚠ scheduled run: {text}\nlogs:{run.task_id} for the output, run:{run.task_id} to try again"
+        return f"⚠ scheduled run: {text}\noutput:{run.task_id} for the output, run:{run.task_id} to try again"
     return f"⚠ scheduled run: {text}"

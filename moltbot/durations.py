@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["MAX_DURATION", "NEVER", "parse_duration", "spoken"]
+__all__ = ["MAX_DURATION", "NEVER", "lasted", "parse_duration", "span", "spoken"]
 
 NEVER = "never"
 _PART = re.compile(r"(\d{1,6})([smhd])")
@@ -51,3 +51,19 @@ def spoken(duration: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or "0s"
+
+
+def span(seconds: float) -> str:
+    """A stretch of time as a phone says it, to the two largest units: ``59 s``, ``5 h 50 min``,
+    ``2 d 3 h`` (rounded down: "in 59 min" is never really an hour away)."""
+    whole = int(abs(seconds))
+    for unit, size, smaller, smaller_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+        if whole >= size:
+            rest = (whole % size) // smaller_size
+            return f"{whole // size} {unit}" + (f" {rest} {smaller}" if rest else "")
+    return f"{whole // 60} min" if whole >= 60 else f"{whole} s"
+
+
+def lasted(seconds: float) -> str:
+    """How long a run took: ``29.5 s`` under a minute (tenths matter there), else as ``span``."""
+    return f"{seconds:.1f} s" if seconds < 60 else span(seconds)

@@ -62,7 +62,7 @@ def _failures(count: int) -> str:
 def reminder_text(task_id: str, failures: int, since: datetime, now: datetime, zone: tzinfo) -> str:
     return (
         f"🔁 {task_id} still failing: {_failures(failures)} since {_hhmm(since, zone, now)}. "
-        f"logs:{task_id} for the output, pause:{task_id} to silence it"
+        f"output:{task_id} for the output, pause:{task_id} to silence it"
     )
 
 

@@ -247,6 +247,10 @@ class Question(NamedTuple):
     answered_at: datetime | None
 
 
+# How an event's message words its action, where the two differ.
+_ACTION_WORDS = {"completed": "succeeded", "timeout": "timed out", "stop_requested": "stop requested"}
+
+
 class Event(NamedTuple):
     """A line of the task log (``moltbot logs``)."""
 
@@ -256,6 +260,18 @@ class Event(NamedTuple):
     action: str
     message: str
     duration: float | None
+
+    @property
+    def text(self) -> str:
+        """The message with its action said once: ``run 20 started (remote)`` as it is; a run's
+        end, ``run 7: exit code 1 after 2.0s``, as ``run 7 failed: exit code 1 after 2.0s``."""
+        word = _ACTION_WORDS.get(self.action, self.action.replace("_", " "))
+        head, colon, rest = self.message.partition(": ")
+        if colon and head.startswith("run ") and head[4:].isdigit():
+            if rest.startswith(f"{word}: "):
+                return f"{head} {rest}"
+            return f"{head} {rest}" if rest.startswith(word) else f"{head} {word}: {rest}"
+        return self.message if word in self.message else f"{word}: {self.message}"
 
 
 class OutboxMessage(NamedTuple):

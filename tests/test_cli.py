@@ -83,3 +83,30 @@ def test_check_says_when_moltbot_toml_is_not_there(env: Env) -> None:
     assert env.cli("check", check=True).stdout.endswith(f"{env.home.settings_toml}: not present (defaults)\n")
     env.home.settings_toml.write_text("[daemon]\nworkers = 2\n")
     assert env.cli("check", check=True).stdout.endswith(f"{env.home.settings_toml}: OK\n")
+
+
+def test_history_shows_the_last_runs_at_a_glance(env: Env) -> None:
+    counter = env.home.root / "attempts"
+    env.script(
+        "job.sh",
+        f"n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}\n"
+        '[ $n -eq 2 ] && { echo "disk full" >&2; exit 4; }\nexit 0\n',
+    )
+    env.write_tasks({"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"})
+    for expected in (0, 1, 0, 0):
+        assert env.cli("run", "job").returncode == expected
+    lines = env.cli("history", "JOB", "-n", "3", check=True).stdout.splitlines()
+    assert lines[:2] == ["job: the last 3 runs, oldest first", "❌✅✅"], lines
+    assert lines[3] == "2 of 3 succeeded (67%)", lines
+    assert lines[4].startswith("last failure "), lines
+    assert lines[4].endswith("(run 2): exit code 4 · disk full"), lines
+    summary = env.cli_json("history", "job")
+    assert [run["status"] for run in summary["runs"]] == ["success", "failed", "success", "success"]
+    assert (summary["succeeded"], summary["counted"], summary["success_rate"]) == (3, 4, 0.75)
+    failure = summary["last_failure"]
+    assert (failure["run_id"], failure["reason"]) == (2, "exit code 4 · disk full")
+    unknown = env.cli("history", "jbo")
+    assert unknown.returncode == 2 and "did you mean 'job'?" in unknown.stderr
+    logs = env.cli("logs", "job", "-n", "2", check=True).stdout.splitlines()
+    assert "] job: run 4 succeeded in " in logs[0], logs  # the event's kind ("completed") not said again
+    assert logs[1].endswith("] job: run 4 started (manual)"), logs

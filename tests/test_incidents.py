@@ -58,13 +58,13 @@ def test_a_task_failing_every_second_is_one_incident(
     wait_until(lambda: texts(), what="the opening alert")
     (opening,) = texts()
     assert opening.startswith("⚠ scheduled run: ❌ flaky failed") and "disk full" in opening
-    assert opening.endswith("logs:flaky for the output, run:flaky to try again")
+    assert opening.endswith("output:flaky for the output, run:flaky to try again")
     incident = status_task(env, "flaky")["incidents"][0]  # type: ignore[index]
     assert incident["kind"] == "failing" and incident["failures"] >= 2 and incident["alerted"]
     wait_until(lambda: len(texts()) >= 2, what="a reminder")
     reminder = texts()[1]
     assert reminder.startswith("🔁 flaky still failing: ") and " failures since " in reminder
-    assert "logs:flaky" in reminder
+    assert "output:flaky" in reminder
 
     daemon.stop()  # the incident survives a restart: no second opening alert
     failures_before = status_task(env, "flaky")["error_count"]

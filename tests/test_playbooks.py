@@ -173,7 +173,7 @@ def test_a_hung_playbook_times_out_and_leaves_no_process_behind(env: Env) -> Non
     (env.home.tasks_dir / "patch.yml").write_text(PLAYBOOK + hang)
     result, run = run_now(env, task)
     assert result["status"] == "timeout", result
-    assert run.recap is None and fmt.finished_run(run).startswith("❌ patch-all timeout")
+    assert run.recap is None and fmt.finished_run(run).startswith("❌ patch-all timed out after ")
     leftovers = subprocess.run(["pgrep", "-f", "moltbot-hang-marker"], capture_output=True, text=True)
     assert leftovers.stdout == "", "the run's whole process group is gone"
 

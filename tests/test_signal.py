@@ -7,6 +7,8 @@ daemon answers through POST /v2/send; nothing of moltbot is mocked.
 from __future__ import annotations
 
 import base64
+import re
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -121,7 +123,8 @@ def test_every_command_answers(env: Env, gateway: FakeGateway, bot) -> None:  # 
         ("stop:slow", "⏹ stopping slow"),
         ("logs", "job"),
         ("logs:job", "resumed by user"),
-        ("output:slow", "slow interrupted"),
+        ("output:slow", "⏹ slow stopped after"),
+        ("history:slow", "slow: the last 1 run, oldest first\n⏹"),
         ("help", "run:TASK: run a task now"),
         ("help:pause", "pause:TASK: pause a task's schedule (admins)"),
         ("stauts", "did you mean status?"),
@@ -134,13 +137,44 @@ def test_every_command_answers(env: Env, gateway: FakeGateway, bot) -> None:  # 
         expected += 1
         if command == "stop:slow":
             expected += 1  # the stopped run's result follows
-            wait_until(lambda: any(t.startswith("⏹ slow interrupted") for t in gateway.texts_to(OWNER)),
+            wait_until(lambda: any(t.startswith("⏹ slow stopped after") for t in gateway.texts_to(OWNER)),
                        what="the stopped run's result")  # fmt: skip
         if command == "output:slow":
             assert needle in replies(gateway, expected)[-1]
             continue
         texts = replies(gateway, expected)
         assert any(needle in text for text in texts[-2:]), (command, texts[-2:])
+    # The chat that started the run and stopped it watches it once: one result.
+    results = [t for t in gateway.texts_to(OWNER) if t.startswith("⏹ slow stopped") and "\n" not in t]
+    assert len(results) == 1, results  # output:slow's answer has its "(no output)" line
+
+
+def test_stop_answers_with_the_result_of_a_run_someone_else_started(
+    env: Env, gateway: FakeGateway, bot
+) -> None:  # type: ignore[no-untyped-def]
+    bot(echo_task(env, "slow", "echo begun\nsleep 30\n"))
+    cli = subprocess.Popen(
+        env.cli_argv("run", "slow"), env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        env.db()
+        wait_until(lambda: (task := store.get_task("slow")) and task.current_run_id, what="the CLI's run")
+        wait_until(lambda: (env.home.root / "logs" / "slow").exists(), what="its first output")
+        say(gateway, "stop:slow")
+        ack, result = replies(gateway, 2)
+        assert re.fullmatch(r"⏹ stopping slow \(run \d+\)", ack), ack
+        assert re.fullmatch(r"⏹ slow stopped after \d+\.\d s \(run \d+\)\nbegun", result), result
+        say(gateway, "logs:slow")
+        lines = replies(gateway, 3)[2].splitlines()
+        assert re.fullmatch(
+            r"\d\d:\d\d slow: run \d+ interrupted: stopped on request after \S+", lines[-1]
+        ), lines
+        assert re.fullmatch(r"\d\d:\d\d slow: run \d+ started \(manual\)", lines[-3]), lines
+        assert all(
+            f"{word}:" not in line for line in lines for word in ("started", "queued", "stop_requested")
+        )
+    finally:
+        cli.communicate(timeout=30)
 
 
 def test_strangers_get_no_reply_and_admins_a_rate_limited_alert(env: Env, gateway: FakeGateway, bot) -> None:  # type: ignore[no-untyped-def]
@@ -165,7 +199,7 @@ def test_viewers_may_read_but_not_act(env: Env, gateway: FakeGateway, bot) -> No
     bot(echo_task(env))
     say(gateway, "run:job", sender=VIEWER_UUID, number=None)
     (refusal,) = replies(gateway, 1, recipient=VIEWER_UUID)
-    assert refusal.startswith("⛔ run is for admins; you may use: status, tasks, logs, next, help")
+    assert refusal.startswith("⛔ run is for admins; you may use: status, tasks, logs, next, history, help")
     say(gateway, "status", sender=VIEWER_UUID, number=None)
     assert replies(gateway, 2, recipient=VIEWER_UUID)[1].startswith("moltbot:")
     env.db()
@@ -314,7 +348,7 @@ def test_scheduled_failures_alert_the_admins(env: Env, gateway: FakeGateway, bot
     assert (
         alert.startswith("⚠ scheduled run: ❌ bad failed")
         and "exit code 3" in alert
-        and alert.endswith("broken\nlogs:bad for the output, run:bad to try again")
+        and alert.endswith("broken\noutput:bad for the output, run:bad to try again")
     )
 
 
@@ -393,6 +427,7 @@ def test_free_text_goes_to_the_agent_with_the_commands_as_its_only_tools(
             "logs",
             "next",
             "output",
+            "history",
             "help",
         }
         say(gateway, "stauts")  # a typo is still a typo, not a question for the model

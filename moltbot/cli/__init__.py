@@ -2,7 +2,7 @@
 
 | module | commands |
 |---|---|
-| ``commands`` | run, run-all, logs, pause, resume, stop, next |
+| ``commands`` | run, run-all, logs, history, pause, resume, stop, next |
 | ``overview`` | status, tasks |
 | ``admin`` | daemon, check, reload, checkpoint, outbox, doctor |
 | ``talk`` | notify, ask |
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from moltbot.cli.actions import action_command
 from moltbot.cli.admin import cmd_check, cmd_checkpoint, cmd_daemon, cmd_doctor, cmd_outbox, cmd_reload
 from moltbot.cli.commands import (
+    cmd_history,
     cmd_logs,
     cmd_next,
     cmd_pause,
@@ -37,6 +38,7 @@ from moltbot.cli.talk import cmd_ask, cmd_notify
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError
 from moltbot.file_modes import go_private
+from moltbot.run_history import DEFAULT_RUNS, MAX_RUNS
 
 __all__ = ["build_parser", "main"]
 
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "show the daemon and every task", json_flag=True)
     logs = add("logs", cmd_logs, "show recent task events", "optional", True)
     logs.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
+    history = add("history", cmd_history, "a task's last runs at a glance", "required", True)
+    history.add_argument(
+        "-n", "--count", type=_runs_count, default=DEFAULT_RUNS, help=f"how many (default {DEFAULT_RUNS})"
+    )
     add("pause", cmd_pause, "stop scheduling a task (a current run continues)", "required")
     add("resume", cmd_resume, "schedule a paused task again", "required")
     add("stop", cmd_stop, "terminate a task's current run", "required")
@@ -118,6 +124,14 @@ def _at_least_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
     if count < 1:
         raise argparse.ArgumentTypeError(f"at least 1, not {count}")
+    return count
+
+
+def _runs_count(text: str) -> int:
+    """``history -n``: 1 to ``MAX_RUNS``; past that the marks fill no screen at a glance."""
+    count = _at_least_one(text)
+    if count > MAX_RUNS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_RUNS}, not {count}")
     return count
 
 

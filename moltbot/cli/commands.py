@@ -1,4 +1,4 @@
-"""The task commands: run, run-all, logs, pause, resume, stop, next (status and tasks: ``overview``).
+"""The task commands: run, run-all, logs, history, pause, resume, stop, next (status and tasks: ``overview``).
 
 Their JSON shapes are the original scheduler's (supersets of them). Imports
 are deferred to the command that needs them: ``moltbot status`` must answer
@@ -17,6 +17,7 @@ from moltbot.core import Core, Run, Task, UnknownTask
 from moltbot.local_times import done, stamped
 
 __all__ = [
+    "cmd_history",
     "cmd_logs",
     "cmd_next",
     "cmd_pause",
@@ -150,7 +151,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return EXIT_OK
     zone = zone_for_people(core)
     for event in events:
-        print(f"[{stamped(event.timestamp, zone)}] {event.task_id}: {event.action} - {event.message}")
+        print(f"[{stamped(event.timestamp, zone)}] {event.task_id}: {event.text}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """A task's last runs at a glance, the lines the phone gets (``--json``: each run, and the sums)."""
+    from moltbot.run_history import summary_lines
+
+    core = ready_core(args)
+    try:
+        history = core.history(args.task, args.count)
+    except UnknownTask as exc:
+        return fail(exc)
+    if args.json:
+        print_json(history.as_json())
+    else:
+        print("\n".join(summary_lines(history, core.clock.now())))
     return EXIT_OK
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from moltbot.config.settings import Settings
     from moltbot.config.spec import TaskSpec
     from moltbot.core.health import HealthBoard
+    from moltbot.run_history import RunHistory
     from moltbot.schedules import Schedule
 
 __all__ = ["AmbiguousTask", "Core", "UnknownTask", "database_locked"]
@@ -191,6 +192,14 @@ class Core:
         """A task's latest runs, newest first."""
         return store.recent_runs(self.resolve(name).task_id, limit)
 
+    def history(self, name: str, limit: int | None = None) -> RunHistory:
+        """A task's last ``limit`` runs (default ``DEFAULT_RUNS``) at a glance (``history``)."""
+        from moltbot.run_history import DEFAULT_RUNS, RunHistory
+
+        task_id = self.resolve(name).task_id
+        limit = DEFAULT_RUNS if limit is None else limit
+        return RunHistory.of(task_id, store.recent_runs(task_id, limit))
+
     def last_output(self, name: str) -> Run | None:
         """The task's last finished run (its output tails)."""
         return store.last_finished_run(self.resolve(name).task_id)
@@ -239,9 +248,10 @@ class Core:
         self.wake_daemon()
         return run
 
-    def request_stop(self, name: str) -> Run | None:
+    def request_stop(self, name: str, watcher: Watcher | None = None) -> Run | None:
+        """Stop the task's current run; a ``watcher`` gets its result (once) when it ends."""
         task = self.resolve(name)
-        run = store.request_stop(task.task_id, self.clock.now())
+        run = store.request_stop(task.task_id, self.clock.now(), watcher)
         if run is None:
             return None
         if self.daemon_pid() is None:

@@ -36,7 +36,7 @@ class Reply(NamedTuple):
     """A handler's answer."""
 
     text: str
-    run_id: int | None = None  # a run was started: its result follows when it ends
+    run_id: int | None = None  # a run started or stopped: its result follows when it ends
 
 
 class ReceivedCommand(NamedTuple):

@@ -135,14 +135,24 @@ def _finish_unstarted(run_id: int, task_id: str, status: str, now: datetime, mes
     add_event(now, task_id, status, f"run {run_id}: {message}")
 
 
-def request_stop(task_id: str, now: datetime) -> Run | None:
-    """Mark the task's current run to be stopped (whoever supervises it stops it)."""
+def request_stop(task_id: str, now: datetime, watcher: Watcher | None = None) -> Run | None:
+    """Mark the task's current run to be stopped (whoever supervises it stops it); a ``watcher``
+    (the chat that asked) gets the run's result when it ends, once even if it watched already."""
     with write_transaction():
         run = current_run(task_id)
         if run is None:
             return None
         sql("UPDATE run SET stop_requested = 1 WHERE id = ?", (run.id,))
         add_event(now, task_id, "stop_requested", f"stop requested for run {run.id}")
+        watching = (
+            watcher is not None
+            and sql(
+                "SELECT 1 FROM run_watch WHERE run_id = ? AND channel = ? AND address = ?",
+                (run.id, watcher.channel, watcher.address),
+            ).fetchone()
+        )
+        if watcher is not None and not watching:
+            watch_run(run.id, watcher)
         return get_run(run.id)
 
 
