@@ -109,7 +109,7 @@ def test_a_very_long_text_travels_as_an_attachment(delivery: tuple[OutboxWorker,
 
 def test_merged_alerts_keep_what_to_do_next(delivery: tuple[OutboxWorker, FakeGateway, Core]) -> None:
     sender, fake, core = delivery
-    core.alert("❌ backup failed (exit 3)\n  disk full\nlogs:backup for the output, run:backup to try again")
+    core.alert("❌ backup failed (exit 3)\n  disk full\noutput:backup for the output, run:backup to retry")
     core.alert("❓ sync: wipe the old snapshots?\nthey are 2 TB\nyes / no (until 10:00)")
     core.alert("✅ scrub recovered after 3 failures (2 h)")
     alerts = Delivery(core.clock, core.health)
@@ -120,7 +120,7 @@ def test_merged_alerts_keep_what_to_do_next(delivery: tuple[OutboxWorker, FakeGa
     (text,) = fake.texts_to(ADMINS[0])
     lines = text.splitlines()
     assert lines[0] == "⚠ 3 alerts"
-    assert "logs:backup for the output, run:backup to try again" in lines  # the hint of each
+    assert "output:backup for the output, run:backup to retry" in lines  # the hint of each
     assert "yes / no (until 10:00)" in lines  # a question's answers
     assert "✅ scrub recovered after 3 failures (2 h)" in lines
     assert "  disk full" not in lines and len(lines) <= 1 + 2 * 3  # still phone-sized
