@@ -14,6 +14,7 @@ from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
 from moltbot.durations import lasted
 from moltbot.local_times import relative
 from moltbot.run_history import why
+from moltbot.text import shown_output
 
 __all__ = [
     "ago",
@@ -106,7 +107,7 @@ def tail(text: str | None, lines: int = 8, width: int = 600) -> str:
     """The last lines of some output, short enough for a chat bubble."""
     if not text or not text.strip():
         return ""
-    kept = text.rstrip().splitlines()[-lines:]
+    kept = shown_output(text).rstrip().splitlines()[-lines:]
     joined = "\n".join(kept)
     return joined[-width:]
 

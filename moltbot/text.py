@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["quoted", "split_text"]
+__all__ = ["quoted", "shown_output", "split_text"]
 
 _SPACES = re.compile(r"\s+")
+_ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")  # CSI, OSC, or ESC x
 QUOTE_LIMIT = 120  # characters of someone else's text in one of moltbot's messages
 
 
@@ -26,6 +27,14 @@ def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
     return f"“{flat}”"
+
+
+def shown_output(text: str) -> str:
+    """A task's output as a phone may show it: its lines kept, but no terminal escape sequence
+    (colours, titles) and no control or format character (a right-to-left override would
+    reorder what the reader sees; a carriage return hides what came before it)."""
+    plain = _ESCAPES.sub("", text).replace("\r\n", "\n")
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else "" for ch in plain)
 
 
 def split_text(text: str, limit: int, in_bytes: bool = False) -> list[str]:

@@ -121,3 +121,18 @@ def test_a_message_with_lone_surrogates_is_ignored_without_a_traceback(
 def store_runs_of_job(env: Env) -> int:
     env.db()
     return len(store.recent_runs("job", 5))
+
+
+def test_a_tasks_output_reaches_the_phone_without_escape_or_control_characters(
+    env: Env, gateway: FakeGateway, bot: Bot
+) -> None:
+    # Colours, a window title, a carriage return that hides a line, a right-to-left override.
+    printed = r"printf '\033[31mdisk\033[0m full\n\033]0;pwned\007ok\rfake\n\342\200\256evil\n'"
+    env.script("noisy.sh", printed + "\n")
+    bot({"task_id": "noisy", "script_path": "noisy.sh", "schedule": "daily at 03:00"})
+    env.cli("run", "noisy", check=True)
+    say(gateway, "output:noisy")
+    (reply,) = [text for text in replies(gateway, 1) if "stdout" in text]
+    assert "disk full" in reply and "fake" in reply and "evil" in reply
+    assert not any(ch in reply for ch in "\x1b\x07\r\u202e"), repr(reply)
+    assert "pwned" not in reply
