@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from moltbot.bridges import Transport
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
-from moltbot.daemon import Transport
 
 __all__ = ["configured_transports"]
 
