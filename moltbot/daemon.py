@@ -3,7 +3,7 @@
 One thread does it all. It sleeps in the supervisor's epoll (runner.py) until
 the earliest ``next_run`` (one indexed query), a retry's backoff or a run's
 deadline, or until something wakes it: a run's process exiting or writing
-output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload) or
+output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload: ``reloads.py``) or
 SIGTERM/SIGINT (shut down). Signal handlers only set flags; the wake-up
 itself comes through ``signal.set_wakeup_fd``, so no signal is lost between
 checking the flags and going to sleep. ``workers`` bounds how many runs are
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import schedule as housekeeping_schedule
 
-from moltbot import approvals, store
+from moltbot import approvals, reloads, store
 from moltbot.bridges import Bridges, TransportFactory
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
@@ -138,7 +138,7 @@ class Daemon:
         self.health.start(alert_after, self.settings.timezone)
         self._checkpointer.start()
         self.startup()
-        self.bridges.start()
+        self.bridges.start(self.settings)
         log.info(
             "moltbot daemon started (pid %d, %d tasks, %d workers)",
             os.getpid(),
@@ -268,7 +268,8 @@ class Daemon:
             self._requests_pending = True  # a run queued behind one of them may start
 
     def reload(self) -> None:
-        self.sources.reload()
+        """moltbot.toml and tasks.json, read again and applied (or, broken, kept): ``reloads.py``."""
+        self.settings = reloads.reload(self.core, self.sources, self.bridges, self.settings)
 
     def offer_specs(self, source: str, specs: list[TaskSpec]) -> None:
         """From another thread (a channel sync): the loop applies them on its next pass."""
