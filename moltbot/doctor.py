@@ -141,8 +141,13 @@ def _ansible(checks: list[Check]) -> None:
 def _database(home: Home, checks: list[Check]) -> None:
     from moltbot.core import Core
 
+    core = Core(home)
+    split = core.database_split()  # before opening: a path deleted under the daemon is not made again
+    if split is not None:
+        detail, fix = split.split(". Restart it: ", 1)
+        checks.append(Check("database", False, detail, fix))
+        return
     try:
-        core = Core(home)
         core.open(create_home=False)
         version = core.check_database()
     except Exception as exc:
@@ -156,6 +161,8 @@ def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:
     from moltbot.core import Core
 
     core = Core(home)
+    if core.database_split() is not None:
+        return  # the database check said so
     try:
         core.open(create_home=False)
     except Exception:

@@ -23,6 +23,7 @@ __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbo
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.cli.logs import daemon_logger
+    from moltbot.core import database_identity
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
     from moltbot.privileges import keep_capabilities_to_self, undumpable
@@ -48,6 +49,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return EXIT_FAILED
     try:
+        database_identity.record(opened.home, os.getpid())  # a CLI opening another file says so
         try:
             specs = opened.load_specs()
         except ConfigError as error:
@@ -61,6 +63,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         daemon.executor.checked_users = checked
         return daemon.serve()
     finally:
+        database_identity.forget(opened.home)
         lock.release()
 
 

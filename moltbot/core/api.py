@@ -179,6 +179,14 @@ class Core:
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
 
+    def database_split(self) -> str | None:
+        """Why the running daemon's database is not the file this home's path names (deleted or
+        replaced under it); None when it is, or no daemon runs."""
+        from moltbot.core.database_identity import split
+
+        pid = self.daemon_pid()
+        return split(self.home, pid) if pid and pid > 0 else None
+
     def health_report(self) -> HealthReport | None:
         """The running daemon's channels and threads, as it last recorded them (None: no daemon)."""
         recorded = store.get_meta(HEALTH) if self.daemon_pid() is not None else None
