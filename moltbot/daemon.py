@@ -3,14 +3,14 @@
 One thread does it all. It sleeps in the supervisor's epoll (runner.py) until
 the earliest ``next_run`` (one indexed query), a retry's backoff or a run's
 deadline, or until something wakes it: a run's process exiting or writing
-output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload) or
+output, SIGUSR1 from the CLI after it changed something, SIGHUP (reload: ``reloads.py``) or
 SIGTERM/SIGINT (shut down). Signal handlers only set flags; the wake-up
 itself comes through ``signal.set_wakeup_fd``, so no signal is lost between
 checking the flags and going to sleep. ``workers`` bounds how many runs are
 in flight at once; no thread is spent per run (``executor.py`` carries them).
 
-The chat transports are handed in already built (``moltbot/transports.py``):
-the daemon starts and stops them, and knows nothing of Signal or Discord.
+The chat transports are built by ``moltbot/transports.py`` and started by ``bridges.py``:
+the daemon knows nothing of Signal or Discord.
 How they and the background threads are (``core/health.py``) is in the
 sd_notify ``STATUS=`` line, sent again whenever it changes.
 """
@@ -23,16 +23,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import schedule as housekeeping_schedule
 
-from moltbot import approvals, store
+from moltbot import approvals, reloads, store
+from moltbot.bridges import Bridges, TransportFactory
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
@@ -51,7 +51,7 @@ from moltbot.systemd import Notifier
 from moltbot.task_sources import TaskSources
 from moltbot.wal_checkpoints import WalCheckpointer
 
-__all__ = ["CLAIM_AHEAD", "Daemon", "Transport"]
+__all__ = ["CLAIM_AHEAD", "Daemon"]
 
 log = logging.getLogger(__name__)
 # A run due within CLAIM_AHEAD is claimed (recorded) that much early, so at
@@ -59,20 +59,6 @@ log = logging.getLogger(__name__)
 # claims ran while the previous run's process was still starting and slowed
 # it down (p99 lateness 3.3 -> 2.8 ms at 1 ms; benchmarks/bench_firing.py).
 CLAIM_AHEAD = timedelta(milliseconds=1)
-
-
-class Transport(Protocol):
-    """A chat transport the daemon starts, stops (receiving) and, once delivery stopped, closes."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-# Builds the transports the settings configure; ``offer`` hands a source's task specs to the loop.
-TransportFactory = Callable[[Core, Delivery, Callable[[str, list[TaskSpec]], None]], list[Transport]]
 
 
 class _Claim(NamedTuple):
@@ -111,8 +97,7 @@ class Daemon:
         self._checkpointer = WalCheckpointer(watch=self.health)
         self.deadman = DeadMan(core.clock, self.settings.timezone, lambda: bool(self.delivery.alert_channels))
         self.housekeeping = housekeeping_schedule.Scheduler()
-        self._build_transports = transports
-        self.transports: list[Transport] = []
+        self.bridges = Bridges(core, self.delivery, transports, self.offer_specs)  # the chat transports
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self.liveness = Liveness(self.notifier, self.heartbeats, self.settings)  # WATCHDOG=1, heartbeats
@@ -154,7 +139,7 @@ class Daemon:
         self.health.start(alert_after, self.settings.timezone)
         self._checkpointer.start()
         self.startup()
-        self.start_transports()
+        self.bridges.start(self.settings)
         log.info(
             "moltbot daemon started (pid %d, %d tasks, %d workers)",
             os.getpid(),
@@ -182,14 +167,6 @@ class Daemon:
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 
-    def start_transports(self) -> None:
-        """The chat transports, then delivery (their channels are known by then)."""
-        if self._build_transports is not None:
-            self.transports = self._build_transports(self.core, self.delivery, self.offer_specs)
-        for transport in self.transports:
-            transport.start()
-        self.delivery.start()
-
     def shutdown(self) -> None:
         signame = signal.Signals(self._stop_signal).name if self._stop_signal else "request"
         log.info("shutting down (%s): stopping runs, their tasks resume on the next start", signame)
@@ -203,11 +180,9 @@ class Daemon:
         self.relay.stop()
         self.pings.stop()  # the runs' end pings, within their deadline
         self.heartbeats.stop(timeout=0)  # no heartbeat after this: the monitor is to notice
-        for transport in self.transports:
-            transport.stop()
+        self.bridges.stop()
         self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)
-        for transport in self.transports:
-            transport.close()
+        self.bridges.close()
         self._checkpointer.stop()
         self.health.stop()
         self.supervisor.close()
@@ -295,7 +270,8 @@ class Daemon:
             self._requests_pending = True  # a run queued behind one of them may start
 
     def reload(self) -> None:
-        self.sources.reload()
+        """moltbot.toml and tasks.json, read again and applied (or, broken, kept): ``reloads.py``."""
+        self.settings = reloads.reload(self.core, self.sources, self.bridges, self.settings)
 
     def offer_specs(self, source: str, specs: list[TaskSpec]) -> None:
         """From another thread (a channel sync): the loop applies them on its next pass."""

@@ -141,8 +141,13 @@ def _ansible(checks: list[Check]) -> None:
 def _database(home: Home, checks: list[Check]) -> None:
     from moltbot.core import Core
 
+    core = Core(home)
+    split = core.database_split()  # before opening: a path deleted under the daemon is not made again
+    if split is not None:
+        detail, fix = split.split(". Restart it: ", 1)
+        checks.append(Check("database", False, detail, fix))
+        return
     try:
-        core = Core(home)
         core.open(create_home=False)
         version = core.check_database()
     except Exception as exc:
@@ -156,6 +161,8 @@ def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:
     from moltbot.core import Core
 
     core = Core(home)
+    if core.database_split() is not None:
+        return  # the database check said so
     try:
         core.open(create_home=False)
     except Exception:
@@ -174,14 +181,14 @@ def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:
         since = f"since {channel.since.astimezone(settings.timezone):%Y-%m-%d %H:%M:%S %Z}"
         detail = f"connected {since}" if channel.up else f"{channel.state} {since}: {channel.error}"
         checks.append(Check(f"{channel.name} channel", channel.up, detail, "" if channel.up else why))
-    # A chat section added after the daemon started (a reload re-reads tasks.json only): the service
-    # answers, the checks above are green, and the daemon is deaf to it.
+    # A chat section added since the daemon's last (re)load: the service answers, the checks above
+    # are green, and the daemon is deaf to it until it reloads.
     started = {channel.name for channel in report.channels}
     configured = {"signal": settings.signal is not None}
     configured["discord"] = settings.discord is not None and bool(settings.discord.token)
     for name in sorted(name for name, wanted in configured.items() if wanted and name not in started):
         detail = "configured, but the running daemon has not started it"
-        fix = "systemctl restart moltbot (or restart moltbot daemon): the daemon reads moltbot.toml at start"
+        fix = "moltbot reload (or systemctl reload moltbot): the daemon reads moltbot.toml then"
         checks.append(Check(f"{name} channel", False, detail, fix))
     restarting = [thread for thread in report.threads if thread.state == "restarting"]
     detail = "; ".join(f"{t.name} restarting after {t.failures} failure(s): {t.error}" for t in restarting)

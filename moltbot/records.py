@@ -22,6 +22,7 @@ __all__ = [
     "HEALTH",
     "HEARTBEAT",
     "RAN_RUN_STATES",
+    "RELOAD",
     "TERMINAL_RUN_STATES",
     "ChannelHealth",
     "Event",
@@ -32,6 +33,7 @@ __all__ = [
     "PingHealth",
     "Plan",
     "Question",
+    "ReloadOutcome",
     "Run",
     "Task",
     "TaskState",
@@ -47,6 +49,7 @@ ALERTS = "alerts"  # the outbox channel of alerts not yet handed to the chat cha
 ADMINS = "admins"  # the outbox address of whoever gets a channel's alerts
 HEALTH = "health"  # the meta row where the daemon keeps its HealthReport
 HEARTBEAT = "heartbeat"  # the daemon's heartbeat, among the pings of a HealthReport
+RELOAD = "reload"  # the meta row where the daemon keeps the outcome of its last reload
 
 
 class Incident(NamedTuple):
@@ -333,6 +336,15 @@ class PingHealth(NamedTuple):
     state: str  # ok | failed (the last ping)
     since: datetime  # the first ping that fared so, in a row
     error: str | None  # the last failure (still shown once pings get through again)
+
+
+class ReloadOutcome(NamedTuple):
+    """What the daemon's last reload did, numbered: ``moltbot reload`` waits for a newer one."""
+
+    number: int
+    at: datetime
+    ok: bool  # False: nothing was changed (``text`` says why)
+    text: str  # "reloaded: tasks.json (added b); [signal] restarted; needs a restart: …"
 
 
 class HealthReport(NamedTuple):

@@ -1,6 +1,6 @@
 """The task definitions the daemon schedules, by source: tasks.json, and the Discord Tasks Channel.
 
-tasks.json is read at start and on reload (SIGHUP, ``moltbot reload``); a channel
+tasks.json is read at start and on reload (SIGHUP, ``moltbot reload``: ``reloads.py``); a channel
 sync, on a thread of its own, offers its source's tasks, which the daemon's loop
 applies on its next pass. Each source replaces only its own tasks, in the daemon
 and in the store, so one never removes the other's.
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from moltbot.config.errors import ConfigError
 from moltbot.config.spec import TaskSpec, task_source
 from moltbot.core.api import Core
+
+if TYPE_CHECKING:
+    from moltbot.store import SyncResult
 
 __all__ = ["TaskSources"]
 
@@ -27,13 +30,8 @@ class TaskSources:
         self._offered: dict[str, list[TaskSpec]] = {}  # specs from other sources, applied by the loop
         self._lock = threading.Lock()
 
-    def reload(self) -> None:
-        """Read tasks.json again; a broken one is logged and the last good one kept."""
-        try:
-            specs = self.core.load_specs()
-        except ConfigError as error:
-            log.error("config reload failed; keeping the last good config:\n%s", error)
-            return
+    def apply_config(self, specs: list[TaskSpec]) -> SyncResult:
+        """tasks.json read again (``reloads.py`` read and checked it): the daemon's and the store's."""
         self.set("config", specs)
         result = self.core.sync(specs)
         log.info(
@@ -43,6 +41,7 @@ class TaskSources:
             ", ".join(result.changed) or "none",
             ", ".join(result.removed) or "none",
         )
+        return result
 
     def offer(self, source: str, specs: list[TaskSpec]) -> None:
         """From another thread (a channel sync): applied by ``apply_offers`` on the loop."""

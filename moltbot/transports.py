@@ -6,36 +6,27 @@ not. Each transport adds its outbox channel to the daemon's ``Delivery``.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
-from moltbot.config.spec import TaskSpec
+from moltbot.bridges import CannotStart, OfferSpecs, Transport
+from moltbot.config.settings import Settings
 from moltbot.core.api import Core
 from moltbot.core.delivery import Delivery
-from moltbot.daemon import Transport
 
-__all__ = ["configured_transports"]
-
-log = logging.getLogger(__name__)
+__all__ = ["build_transport"]
 
 
-def configured_transports(
-    core: Core, delivery: Delivery, offer_specs: Callable[[str, list[TaskSpec]], None]
-) -> list[Transport]:
-    settings = core.settings
-    transports: list[Transport] = []
-    if settings.signal is not None:
+def build_transport(
+    section: str, settings: Settings, core: Core, delivery: Delivery, offer_specs: OfferSpecs
+) -> Transport:
+    """The transport of ``section`` ("signal", "discord"), configured in ``settings``; CannotStart
+    says why it cannot be built."""
+    if section == "signal" and settings.signal is not None:
         from moltbot.signal_chat.bridge import SignalBridge
 
-        transports.append(SignalBridge(core, settings.signal, delivery))
-    if settings.discord is not None and not settings.discord.token:
-        log.error(
-            "[discord] is configured but DISCORD_BOT_TOKEN is not given (README: Security model): no Discord"
-        )
-    elif settings.discord is not None:
+        return SignalBridge(core, settings.signal, delivery, settings.ollama)
+    if section == "discord" and settings.discord is not None:
+        if not settings.discord.token:
+            raise CannotStart("DISCORD_BOT_TOKEN is not given (README: Security model)")
         from moltbot.discord_tasks.bridge import DiscordBridge
 
-        transports.append(
-            DiscordBridge(core, settings.discord, delivery, lambda specs: offer_specs("discord", specs))
-        )
-    return transports
+        return DiscordBridge(core, settings.discord, delivery, lambda specs: offer_specs("discord", specs))
+    raise CannotStart(f"[{section}] is not configured")

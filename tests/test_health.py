@@ -216,19 +216,20 @@ def test_a_channel_down_too_long_is_told_once_through_the_other_and_on_itself_on
 def test_doctor_fails_a_channel_configured_after_the_daemon_started_and_a_stopped_daemon(
     env: Env, start_daemon: Callable[..., DaemonProcess]
 ) -> None:
-    # The newcomer's hour (#14): [signal] added and `moltbot reload` sent, the gateway answers, and
-    # the daemon, which reads [signal] at start only, is still deaf: doctor must say so.
+    # The newcomer's hour (#14): [signal] added, the gateway answers, and the daemon, which has not
+    # reloaded, is still deaf: doctor must say so, and what makes it hear.
     gateway = FakeGateway().start()
     try:
         daemon = start_daemon()
         env.write_tasks(settings=signal_settings(gateway))
-        env.cli("reload", check=True)
         result = env.cli("doctor", "--json")
         checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
         assert checks["signal gateway"]["ok"] and checks["daemon"]["ok"]
         assert result.returncode == 1 and not checks["signal channel"]["ok"], checks.get("signal channel")
         assert checks["signal channel"]["detail"] == "configured, but the running daemon has not started it"
-        assert "restart" in checks["signal channel"]["fix"]
+        assert checks["signal channel"]["fix"].startswith("moltbot reload")
+        env.cli("reload", check=True)
+        wait_until(lambda: channel(env, "signal").get("state") == "connected", what="the reloaded channel")
         daemon.stop()
         result = env.cli("doctor", "--json")
         checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}

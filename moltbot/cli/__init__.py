@@ -32,11 +32,12 @@ from moltbot.cli.commands import (
     cmd_run_all,
     cmd_stop,
 )
-from moltbot.cli.common import EXIT_CONFIG
+from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED
 from moltbot.cli.overview import cmd_status, cmd_tasks
 from moltbot.cli.talk import cmd_ask, cmd_notify
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError
+from moltbot.core.database_identity import DatabaseSplit
 from moltbot.file_modes import go_private
 from moltbot.run_history import DEFAULT_RUNS, MAX_RUNS
 
@@ -161,4 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HomeError as exc:  # MOLTBOT_HOME cannot be laid out: as bad as a broken config
         print(f"moltbot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except DatabaseSplit as exc:  # it would silently talk to another database than the daemon's
+        print(f"moltbot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return code

@@ -13,18 +13,21 @@ from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home, HomeError
 
 if TYPE_CHECKING:
+    from moltbot.config.settings import Settings
     from moltbot.config.spec import TaskSpec
     from moltbot.core import Core
+    from moltbot.records import ReloadOutcome
 
 __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbox", "cmd_reload"]
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.cli.logs import daemon_logger
+    from moltbot.core import database_identity
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
     from moltbot.privileges import keep_capabilities_to_self, undumpable
-    from moltbot.transports import configured_transports
+    from moltbot.transports import build_transport
 
     # First, before any thread or child exists (capabilities are per thread, inherited by both):
     # no same-user process may read our environment (the secrets) or memory, and no child inherits
@@ -46,6 +49,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return EXIT_FAILED
     try:
+        database_identity.record(opened.home, os.getpid())  # a CLI opening another file says so
         try:
             specs = opened.load_specs()
         except ConfigError as error:
@@ -55,10 +59,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         if checked is None:
             return EXIT_CONFIG
         opened.sync(specs)
-        daemon = Daemon(opened, specs, configured_transports)
+        daemon = Daemon(opened, specs, build_transport)
         daemon.executor.checked_users = checked
         return daemon.serve()
     finally:
+        database_identity.forget(opened.home)
         lock.release()
 
 
@@ -86,6 +91,20 @@ def _keep_tasks_apart(opened: Core, specs: list[TaskSpec]) -> set[str] | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    home = Home.from_env(args.home)
+    checked = _validate(args)
+    if isinstance(checked, int):
+        return checked
+    settings, specs = checked
+    for warning in settings.signal.warnings if settings.signal else ():
+        print(warning, file=sys.stderr)
+    settings_state = "OK" if home.settings_toml.exists() else "not present (defaults)"
+    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: {settings_state}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> tuple[Settings, list[TaskSpec]] | int:
+    """moltbot.toml and tasks.json read and checked; the exit code (problems on stderr) if broken."""
     from moltbot.config.settings import load_settings
     from moltbot.config.tasks import load_tasks
 
@@ -99,30 +118,51 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
         return EXIT_CONFIG
-    for warning in settings.signal.warnings if settings.signal else ():
-        print(warning, file=sys.stderr)
-    settings_state = "OK" if home.settings_toml.exists() else "not present (defaults)"
-    print(f"{home.tasks_json}: {len(specs)} tasks OK; {home.settings_toml}: {settings_state}")
-    return EXIT_OK
+    return settings, specs
+
+
+# How long `moltbot reload` waits for the daemon to say what its reload did: both files are read
+# and each changed chat bridge stopped (a send under way may take its gateway timeout) and started.
+RELOAD_ANSWER_SECONDS = 30.0
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    """Validate, then have the daemon pick up tasks.json (SIGHUP); without one, sync the store."""
+    """Validate, then have the daemon reload (SIGHUP) and print what it did; without one, sync."""
     import signal
 
-    code = cmd_check(args)
-    if code != EXIT_OK:
-        return code
+    checked = _validate(args)
+    if isinstance(checked, int):
+        return checked
     opened = core(args)
     pid = opened.daemon_pid()
-    if pid and pid > 0:
-        os.kill(pid, signal.SIGHUP)
-        print(f"reload sent to the daemon (pid {pid})")
-    else:
+    if not pid or pid < 0:
         result = opened.sync(opened.load_specs())
         print(f"no daemon running; store synced (added {len(result.added)}, changed {len(result.changed)}, "
               f"removed {len(result.removed)})")  # fmt: skip
-    return EXIT_OK
+        return EXIT_OK
+    last = opened.last_reload()
+    os.kill(pid, signal.SIGHUP)
+    outcome = _newer_reload(opened, last.number if last else 0)
+    if outcome is None:
+        waited = f"{RELOAD_ANSWER_SECONDS:g} s"
+        print(f"moltbot: the daemon (pid {pid}) did not answer the reload within {waited}; its log says "
+              "what it did (journalctl -u moltbot)", file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    print(outcome.text, file=sys.stdout if outcome.ok else sys.stderr)
+    return EXIT_OK if outcome.ok else EXIT_CONFIG
+
+
+def _newer_reload(opened: Core, after: int) -> ReloadOutcome | None:
+    """The daemon's reload outcome numbered after ``after``, once it is recorded (None: not in time)."""
+    import time
+
+    deadline = time.monotonic() + RELOAD_ANSWER_SECONDS
+    while time.monotonic() < deadline:
+        outcome = opened.last_reload()
+        if outcome is not None and outcome.number > after:
+            return outcome
+        time.sleep(0.05)
+    return None
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:

@@ -29,7 +29,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
 
 
 def core(args: argparse.Namespace) -> Core:
+    """The core for ``--home``, its store open; DatabaseSplit (before the path is opened, so nothing
+    is created there) when a running daemon has another database file open."""
+    from moltbot.core.database_identity import DatabaseSplit
+
     opened = Core(Home.from_env(args.home))
+    why = opened.database_split()
+    if why is not None:
+        raise DatabaseSplit(why)
     opened.open()
     return opened
 

@@ -25,7 +25,18 @@ from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.core.lookup import AmbiguousTask, UnknownTask, resolve_task
 from moltbot.core.questions import Questions
-from moltbot.records import HEALTH, Event, HealthReport, Incident, Run, Task, TaskState, Watcher
+from moltbot.records import (
+    HEALTH,
+    RELOAD,
+    Event,
+    HealthReport,
+    Incident,
+    ReloadOutcome,
+    Run,
+    Task,
+    TaskState,
+    Watcher,
+)
 
 # Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
 # health board's thread machinery).
@@ -67,6 +78,10 @@ class Core:
 
             self._settings = load_settings(self.home.settings_toml)
         return self._settings
+
+    def use_settings(self, settings: Settings) -> None:
+        """A reload's settings, from now on (the daemon's, after ``reloads.py`` applied them)."""
+        self._settings = settings
 
     @property
     def health(self) -> HealthBoard:
@@ -165,10 +180,37 @@ class Core:
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
 
+    def database_split(self) -> str | None:
+        """Why the running daemon's database is not the file this home's path names (deleted or
+        replaced under it); None when it is, or no daemon runs."""
+        from moltbot.core.database_identity import split
+
+        pid = self.daemon_pid()
+        return split(self.home, pid) if pid and pid > 0 else None
+
     def health_report(self) -> HealthReport | None:
         """The running daemon's channels and threads, as it last recorded them (None: no daemon)."""
         recorded = store.get_meta(HEALTH) if self.daemon_pid() is not None else None
         return HealthReport.from_json(recorded) if recorded else None
+
+    def record_reload(self, ok: bool, text: str) -> ReloadOutcome:
+        """The daemon says what its reload did, numbered after the last one."""
+        last = self.last_reload()
+        outcome = ReloadOutcome((last.number if last else 0) + 1, self.clock.now(), ok, text)
+        store.set_meta(RELOAD, json.dumps({**outcome._asdict(), "at": outcome.at.isoformat()}))
+        return outcome
+
+    def last_reload(self) -> ReloadOutcome | None:
+        """The outcome of the daemon's last reload (None: none recorded, or not readable)."""
+        recorded = store.get_meta(RELOAD)
+        try:
+            value = json.loads(recorded) if recorded else None
+            if value is None:
+                return None
+            at = datetime.fromisoformat(value["at"])
+            return ReloadOutcome(int(value["number"]), at, bool(value["ok"]), str(value["text"]))
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def logs(self, name: str | None = None, limit: int = 20) -> list[Event]:
         task_id = self.resolve(name).task_id if name else None

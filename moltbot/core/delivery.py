@@ -40,10 +40,30 @@ class Delivery:
     def add(self, channel: DeliveryChannel) -> OutboxWorker:
         """Deliver ``channel``'s messages (and, if it has alert recipients, the admins' alerts)."""
         worker = OutboxWorker(channel, self.clock, self.health)
-        self.workers[channel.name] = worker
+        replaced = self.workers.get(channel.name)
+        if replaced is not None:
+            replaced.stop()
+        # A new dict, in one step: the alerts' thread may be reading the old one (a reload), and the
+        # channel's messages are never without a route meanwhile.
+        self.workers = {**self.workers, channel.name: worker}
         if self._started:
             worker.start()
         return worker
+
+    def pause(self, name: str) -> None:
+        """A channel being restarted (reload): its sending stops, its messages wait in the outbox,
+        still routed (never given up meanwhile), for the worker its new channel brings (``add``)."""
+        worker = self.workers.get(name)
+        if worker is not None:
+            worker.stop()
+
+    def remove(self, name: str) -> None:
+        """A channel taken out of moltbot.toml: from now on its messages are given up, as at a start
+        without it."""
+        worker = self.workers.get(name)
+        self.workers = {other: kept for other, kept in self.workers.items() if other != name}
+        if worker is not None:
+            worker.stop()
 
     @property
     def alert_channels(self) -> list[str]:

@@ -84,6 +84,15 @@ class HealthBoard:
         """Not connected, and it stops trying until moltbot is fixed and restarted."""
         self._set_channel(name, "down", error)
 
+    def forget_channel(self, name: str) -> None:
+        """A channel taken out of moltbot.toml (reload): it and its threads leave the board."""
+        with self._lock:
+            self._channels.pop(name, None)
+            self._told_down.pop(name, None)
+            for thread in [thread for thread in self._threads if thread.startswith(f"{name}-")]:
+                del self._threads[thread]
+        self._changed.set()
+
     def _set_channel(self, name: str, state: str, error: str | None) -> None:
         error = error and redact_urls(error)  # shown by status, doctor, STATUS= and alerts
         with self._lock:

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import httpx
 
 from moltbot.config.integrations import DiscordSettings
+from moltbot.config.settings import Settings
 from moltbot.config.spec import TaskSpec
 from moltbot.core import Core
 from moltbot.core.delivery import Delivery
@@ -100,6 +101,9 @@ class DiscordBridge:
 
     def close(self) -> None:
         self.client.close()
+
+    def settings_changed(self, settings: Settings) -> None:
+        """Nothing to take up: a Discord task's run reads ``[letta]`` and ``[ollama]`` at its start."""
 
     # --- sync ---------------------------------------------------------------------------
 

@@ -21,13 +21,14 @@ import queue
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from handlers.agent import Interpreter, answers_a_proposal, is_free_text
 from handlers.answers import NO_SUCH_QUESTION, parse_answer, settle
 from handlers.commands import MAX_TEXT_CHARS, handle, too_long
 from moltbot import retries
-from moltbot.config.integrations import SignalSettings
+from moltbot.config.integrations import OllamaSettings, SignalSettings
+from moltbot.config.settings import Settings
 from moltbot.core import Core, Question, ReceivedCommand, Reply, Request, Watcher, database_locked
 from moltbot.core.delivery import Delivery
 from moltbot.signal_chat.delivery import CHANNEL, SignalChannel
@@ -46,8 +47,16 @@ EDITS_IGNORED = "edits are ignored; send the command again"
 _STOP = object()
 
 
+class _UseAgent(NamedTuple):
+    """For the command worker: free text goes to this model from now on (None: to none)."""
+
+    ollama: OllamaSettings | None
+
+
 class SignalBridge:
-    def __init__(self, core: Core, settings: SignalSettings, delivery: Delivery) -> None:
+    def __init__(
+        self, core: Core, settings: SignalSettings, delivery: Delivery, ollama: OllamaSettings | None = None
+    ) -> None:
         self.core = core
         self.settings = settings
         self.gateway = Gateway(settings)
@@ -61,7 +70,8 @@ class SignalBridge:
         self._refused = 0
         self._refusal_alerted: datetime | None = None
         self._worker = Supervised("signal-commands", self._one_frame, core.health)
-        self.interpreter = _interpreter(core)  # free text, when an agent is configured
+        self._ollama = ollama
+        self.interpreter = _interpreter(core, ollama)  # free text, when an agent is configured
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -81,6 +91,13 @@ class SignalBridge:
     def close(self) -> None:
         self.gateway.close()
 
+    def settings_changed(self, settings: Settings) -> None:
+        """A reload changed ``[ollama]``: the model is swapped by the command worker, between two
+        messages, so no message is read by half of each."""
+        if settings.ollama != self._ollama:
+            self._ollama = settings.ollama
+            self.frames.put(_UseAgent(settings.ollama))
+
     # --- commands ----------------------------------------------------------------------
 
     def _one_frame(self) -> None:
@@ -89,6 +106,9 @@ class SignalBridge:
         except queue.Empty:
             frame = None
         if frame is _STOP:
+            return
+        if isinstance(frame, _UseAgent):
+            self.interpreter = _interpreter(self.core, frame.ollama, self.interpreter)
             return
         if frame is not None:
             self._handle_until_stored(frame)
@@ -243,11 +263,17 @@ class SignalBridge:
         self.core.alert(f"moltbot is back online; resend anything you sent since {local}")
 
 
-def _interpreter(core: Core) -> Interpreter | None:
-    settings = core.settings.ollama
+def _interpreter(
+    core: Core, settings: OllamaSettings | None, kept: Interpreter | None = None
+) -> Interpreter | None:
+    """The free-text interpreter for ``settings``; ``kept``'s proposals waiting for a yes stay."""
     if settings is None:
         return None
     from moltbot.agents.ollama import OllamaClient
 
     client = OllamaClient(settings.host, settings.model, settings.timeout_seconds)
-    return Interpreter(core, lambda messages, tools: client.chat(messages, tools))
+    ask = lambda messages, tools: client.chat(messages, tools)  # noqa: E731
+    if kept is None:
+        return Interpreter(core, ask)
+    kept.chat = ask  # the proposals waiting for a yes stay: made by the model the sender saw
+    return kept
