@@ -50,7 +50,7 @@ def _all_checks(home: Home) -> list[Check]:
     if any(spec.kind == "playbook" for spec in specs):
         _ansible(checks)
     if settings.signal is not None:
-        _signal(settings, checks)
+        _signal(settings, checks, _paired_people(home))
     if settings.discord is not None:
         _discord(settings, checks)
     if settings.ollama is not None:
@@ -224,7 +224,21 @@ def _pings(settings: Settings, report: HealthReport, checks: list[Check]) -> Non
         checks.append(Check("task pings", False, detail, fix, required=False))
 
 
-def _signal(settings: Settings, checks: list[Check]) -> None:
+def _paired_people(home: Home) -> int:
+    """How many people `moltbot pair` added (0 when the database cannot say: its check tells why)."""
+    from moltbot.core import Core
+
+    core = Core(home)
+    if core.database_split() is not None or not home.db_path.exists():
+        return 0  # nothing opened (or made again) where the daemon's database is not
+    try:
+        core.open(create_home=False)
+        return len(core.people.paired())
+    except Exception:
+        return 0
+
+
+def _signal(settings: Settings, checks: list[Check], paired: int) -> None:
     from moltbot.signal_chat.gateway import Gateway, GatewayError
 
     signal = settings.signal
@@ -258,13 +272,12 @@ def _signal(settings: Settings, checks: list[Check]) -> None:
         )
     finally:
         gateway.close()
-    if signal.allowed or signal.linked_device:
-        checks.append(
-            Check("signal senders", True, f"{len(signal.allowed)} allowed, {len(signal.viewers)} viewers")
-        )
+    if signal.allowed or signal.linked_device or paired:
+        counts = f"{len(signal.allowed)} allowed, {len(signal.viewers)} viewers, {paired} paired"
+        checks.append(Check("signal senders", True, counts))
     else:
         checks.append(
-            Check("signal senders", False, "nobody may command the bot", "list your UUID in allowed")
+            Check("signal senders", False, "nobody may command the bot", "moltbot pair (or list your UUID)")
         )
 
 

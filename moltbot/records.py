@@ -64,6 +64,30 @@ class Incident(NamedTuple):
     last_alert_at: datetime | None
 
 
+class PairedPerson(NamedTuple):
+    """Someone paired with ``moltbot pair``: an admin, kept in the database (``person``)."""
+
+    id: int
+    uuid: str  # the account (ACI): what identifies them
+    number: str | None  # None when their number is hidden
+    paired_at: datetime
+
+
+class Pairing(NamedTuple):
+    """A one-time pairing code (only its salted hash is kept)."""
+
+    id: int
+    salt: str
+    code_hash: str
+    created_at: datetime
+    expires_at: datetime
+    created_by: str  # who ran `moltbot pair`
+    wrong: int  # wrong codes received while it was open
+    closed_at: datetime | None
+    outcome: str | None  # paired | expired | cancelled | too many wrong codes
+    person_id: int | None
+
+
 class Watcher(NamedTuple):
     """A chat that asked for something: where its answers go."""
 

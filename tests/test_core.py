@@ -166,14 +166,25 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     conn.execute("DROP TABLE question")  # what schemas 1 to 5 lacked
     conn.execute("DROP TABLE incident")  # what schemas 1 to 6 lacked
     conn.execute("DROP TABLE task_chain")  # what schemas 1 to 7 lacked (chains)
+    conn.execute("DROP TABLE person")  # what schemas 1 to 8 lacked (pairing)
+    conn.execute("DROP TABLE pairing")
     conn.execute("PRAGMA user_version = 1")
     store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
     store.open_db(path)
-    assert store.schema_version() == store.SCHEMA_VERSION == 8
+    assert store.schema_version() == store.SCHEMA_VERSION == 9
     tables = {
         row[0] for row in store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
-    assert {"inbox", "outbox", "run_watch", "question", "incident", "task_chain"} <= tables
+    assert {
+        "inbox",
+        "outbox",
+        "run_watch",
+        "question",
+        "incident",
+        "task_chain",
+        "person",
+        "pairing",
+    } <= tables
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
     assert "recap" in {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}

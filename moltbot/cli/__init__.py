@@ -6,6 +6,7 @@
 | ``overview`` | status, tasks |
 | ``admin`` | daemon, check, reload, checkpoint, outbox, doctor |
 | ``talk`` | notify, ask |
+| ``people`` | pair, people |
 | ``actions`` | the internal ``<kind>-action`` commands a run's process is |
 
 Everything goes through the core API (``moltbot.core``). Imports are
@@ -34,6 +35,7 @@ from moltbot.cli.commands import (
 )
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED
 from moltbot.cli.overview import cmd_status, cmd_tasks
+from moltbot.cli.people import cmd_pair, cmd_people
 from moltbot.cli.talk import cmd_ask, cmd_notify
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import HomeError
@@ -109,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question")
     ask.add_argument("--timeout", default="10m", help="how long to wait (default 10m; e.g. 90s, 1h)")
     ask.add_argument("--choices", default="yes,no", help="the answers, the first is yes (default yes,no)")
+    pair = add("pair", cmd_pair, "show a one-time code; whoever sends it to the bot becomes an admin")
+    pair.add_argument("--no-wait", action="store_true", help="print the code and return")
+    people_help = "list who may command moltbot (remove: unpair someone)"
+    people = add("people", cmd_people, people_help, json_flag=True)
+    people.add_argument("action", nargs="?", choices=["remove"], help="remove a paired person")
+    people.add_argument("who", nargs="?", help="their number, UUID, or the UUID's first characters")
     # The processes runs of moltbot's own kinds are: not for people, so not in --help (argparse lists
     # every command that has a help text, and shows "==SUPPRESS==" for one marked hidden).
     for kind in ("discord", "llm", "playbook"):

@@ -99,7 +99,9 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
         section.problem("url", f"expected an http(s) URL, got {url!r}")
     values["url"] = url.rstrip("/")
     if not values.get("allowed") and not values.get("linked_device"):
-        section.problem("allowed", "nobody may command the bot: list your number or UUID")
+        # Not an error: `moltbot pair` is how the first person gets in (their UUID is hard to know).
+        note = "nobody listed may command the bot: pair your phone with `moltbot pair`, or list your number"
+        values["warnings"] = (*values["warnings"], section.note("allowed", note))
     return SignalSettings(**values)
 
 

@@ -24,6 +24,7 @@ from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
 from moltbot.core.lookup import AmbiguousTask, UnknownTask, resolve_task
+from moltbot.core.people import People
 from moltbot.core.questions import Questions
 from moltbot.records import (
     HEALTH,
@@ -64,7 +65,8 @@ class Core:
         self.clock: Clock = clock or SystemClock()
         self._settings = settings
         self.chat = Chat(self.clock)
-        self.questions = Questions(self.clock, lambda: self.settings, self.local_zone, self.wake_daemon)
+        self.people = People(self.clock, lambda: self.settings)  # paired with `moltbot pair`
+        self.questions = Questions(self.clock, self.people.signal_settings, self.local_zone, self.wake_daemon)
         # Set by a daemon in this process: chat handlers wake its loop directly.
         self.wake_in_process: Callable[[], None] | None = None
         self._health: HealthBoard | None = None

@@ -23,7 +23,7 @@ from moltbot.durations import spoken
 from moltbot.records import ADMINS, ALERTS, Question, Run, Watcher
 
 if TYPE_CHECKING:
-    from moltbot.config.settings import Settings
+    from moltbot.config.integrations import SignalSettings
 
 __all__ = ["Answered", "Questions"]
 
@@ -42,12 +42,12 @@ class Questions:
     def __init__(
         self,
         clock: Clock,
-        settings: Callable[[], Settings],
+        signal: Callable[[], SignalSettings | None],
         zone: Callable[[], ZoneInfo],
         wake: Callable[[], None],
     ) -> None:
         self.clock = clock
-        self._settings = settings
+        self._signal = signal  # [signal] with the paired people (core/people.py)
         self._zone = zone
         self._wake = wake
 
@@ -56,7 +56,7 @@ class Questions:
     def _recipients(self) -> tuple[str, ...]:
         """The conversations a question goes to, and the only ones its answer may come from: each
         admin's own chat on Signal (the alert recipients)."""
-        signal = self._settings().signal
+        signal = self._signal()
         return tuple(f"signal:{address}" for address in signal.alert_recipients) if signal else ()
 
     def ask(

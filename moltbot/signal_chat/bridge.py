@@ -62,7 +62,7 @@ class SignalBridge:
         self.gateway = Gateway(settings)
         self.frames: queue.Queue[Any] = queue.Queue()
         self.receiver = Receiver(self.gateway, self.frames, core.health, self._back_online)
-        delivery.add(SignalChannel(self.gateway, settings, self._sent))
+        delivery.add(SignalChannel(self.gateway, settings, self._sent, core.people.with_paired))
         # Echo protection (linked device): what we sent comes back as the account's own sync messages.
         self._own_sends: deque[int] = deque(maxlen=1000)  # their timestamps
         self._own_texts: deque[str] = deque(maxlen=100)  # and texts: the echo may beat the send's answer
@@ -141,7 +141,8 @@ class SignalBridge:
             return
         role, why = self._role(found)
         if role is None:
-            self._refuse(found, why)
+            if not self._paired(found):
+                self._refuse(found, why)
             return
         age = self.core.clock.now().timestamp() - found.timestamp / 1000
         if age > self.settings.max_command_age_seconds:
@@ -226,7 +227,19 @@ class SignalBridge:
     def _role(self, found: Inbound) -> Verdict:
         if self.settings.linked_device:
             return Verdict("admin")  # envelopes.classify let only the account's own sends through
-        return judge(self.settings, found.sender_uuid, found.sender_number)
+        return judge(self.core.people.with_paired(self.settings), found.sender_uuid, found.sender_number)
+
+    def _paired(self, found: Inbound) -> bool:
+        """A stranger's message that is an open pairing code (1:1 only): they are paired and told.
+        A wrong code is refused like any stranger's message: nothing says a pairing is open."""
+        if found.group_id is not None or found.edit:
+            return False
+        watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
+        person = self.core.people.pair(found.text, found.sender_uuid, found.sender_number, watcher)
+        if person is None:
+            return False
+        log.info("signal: paired %s (%s) with a pairing code", person.uuid, person.number or "number hidden")
+        return True
 
     def _refuse(self, found: Inbound, why: str) -> None:
         """No reply, nothing runs; a log line (never the content) and, now and then, an alert."""

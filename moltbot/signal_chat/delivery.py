@@ -38,13 +38,21 @@ def split_message(text: str, limit: int = MAX_BYTES) -> list[str]:
 class SignalChannel:
     name = CHANNEL
 
-    def __init__(self, gateway: Gateway, settings: SignalSettings, sent: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        settings: SignalSettings,
+        sent: Callable[[int, str], None],
+        people: Callable[[SignalSettings], SignalSettings] | None = None,
+    ) -> None:
         self.gateway = gateway
         self.settings = settings
         self.on_sent = sent  # told each sent message's timestamp (0: before the request) and text
+        self._people = people  # the section with the paired people (core/people.py: with_paired)
 
     def alert_recipients(self) -> tuple[str, ...]:
-        return self.settings.alert_recipients
+        settings = self._people(self.settings) if self._people else self.settings
+        return settings.alert_recipients
 
     def render(self, message: OutboxMessage, run: Run | None) -> str:
         return fmt.outbox_text(message, run)

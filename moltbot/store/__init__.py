@@ -56,6 +56,16 @@ from moltbot.store.messages import (
     seen,
 )
 from moltbot.store.notes import clear_checkpoint, get_meta, load_checkpoint, save_checkpoint, set_meta
+from moltbot.store.people import (
+    add_pairing,
+    close_pairing,
+    get_pairing,
+    open_pairings,
+    pair_person,
+    paired_people,
+    remove_person,
+    wrong_code,
+)
 from moltbot.store.questions import (
     answer_question,
     expired_questions,
@@ -110,6 +120,7 @@ __all__ = [
     "TaskDefinition",
     "accept_inbound",
     "add_event",
+    "add_pairing",
     "after_commit",
     "answer_question",
     "apply_plan",
@@ -117,6 +128,7 @@ __all__ = [
     "begin_retry",
     "checkpoint_wal",
     "clear_checkpoint",
+    "close_pairing",
     "connection",
     "due_outbox",
     "due_tasks",
@@ -128,6 +140,7 @@ __all__ = [
     "finish_run",
     "from_db",
     "get_meta",
+    "get_pairing",
     "get_question",
     "get_run",
     "get_task",
@@ -152,8 +165,11 @@ __all__ = [
     "open_db",
     "open_incidents",
     "open_overdue",
+    "open_pairings",
     "open_questions",
     "outbox_may_have_changed",
+    "pair_person",
+    "paired_people",
     "pause_task",
     "pending_outbox",
     "postpone",
@@ -163,6 +179,7 @@ __all__ = [
     "recent_runs",
     "recover_abandoned_runs",
     "recover_sending",
+    "remove_person",
     "request_stop",
     "restart_wal",
     "resume_task",
@@ -182,4 +199,5 @@ __all__ = [
     "to_db",
     "wal_bytes",
     "write_transaction",
+    "wrong_code",
 ]

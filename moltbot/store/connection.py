@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # The schema version this code writes (store/schema.py has one migration per version).
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # SQLite's busy timeout: how long a write waits for another process's lock before
 # it fails with "database is locked" (the daemon's loop then backs off: database_outage.py).

@@ -301,6 +301,14 @@ def _migrate_8(db: DatabaseProxy) -> None:
     rebuild_chains()
 
 
+def _migrate_9(db: DatabaseProxy) -> None:
+    """Pairing (#14): people paired with `moltbot pair`, and the codes' hashes (store/people.py)."""
+    from moltbot.store.people import CREATE_PEOPLE
+
+    for statement in CREATE_PEOPLE:
+        connection().execute(statement)
+
+
 MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_1,
     _migrate_2,
@@ -310,6 +318,7 @@ MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_6,
     _migrate_7,
     _migrate_8,
+    _migrate_9,
 ]
 
 
