@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 from collections.abc import Callable
@@ -110,3 +111,16 @@ def test_history_shows_the_last_runs_at_a_glance(env: Env) -> None:
     logs = env.cli("logs", "job", "-n", "2", check=True).stdout.splitlines()
     assert "] job: run 4 succeeded in " in logs[0], logs  # the event's kind ("completed") not said again
     assert logs[1].endswith("] job: run 4 started (manual)"), logs
+
+
+def test_run_says_each_thing_once(env: Env) -> None:
+    env.script("disk.sh", "echo disk full >&2\nexit 3\n")
+    env.script("fine.sh", "echo fine\n")
+    env.write_tasks(
+        {"task_id": "disk", "script_path": "disk.sh", "schedule": "daily at 03:00"},
+        {"task_id": "fine", "script_path": "fine.sh", "schedule": "daily at 03:00"},
+    )
+    failed = env.cli("run", "disk").stdout.splitlines()[0]
+    assert re.fullmatch(r"✗ disk \(run 1\): failed after \d+\.\d s: exit code 3", failed), failed
+    succeeded = env.cli("run", "fine", check=True).stdout.splitlines()[0]
+    assert re.fullmatch(r"✓ fine \(run 2\): succeeded in \d+\.\d s", succeeded), succeeded

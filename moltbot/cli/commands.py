@@ -63,9 +63,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result["success"] else EXIT_FAILED
 
 
+_ENDED = {"success": "succeeded in", "failed": "failed after", "timeout": "timed out after",
+          "interrupted": "interrupted after"}  # fmt: skip
+
+
 def _print_run(result: dict[str, Any]) -> None:
+    """``✗ backup (run 2): interrupted after 4.6 s: stopped on request``: each thing once."""
+    from moltbot.durations import lasted
+    from moltbot.run_history import why
+
     mark = "✓" if result["success"] else "✗"
-    print(f"{mark} {result['task_id']} (run {result['run_id']}): {result['status']} - {result['message']}")
+    status = result["status"]
+    ended = f"{_ENDED[status]} {lasted(result['duration'])}" if status in _ENDED else status
+    reason = why(status, result["message"])
+    print(f"{mark} {result['task_id']} (run {result['run_id']}): {ended}" + (f": {reason}" if reason else ""))
     for stream in ("stdout", "stderr"):
         if result[stream].strip():
             print(f"--- {stream} (last lines) ---")
