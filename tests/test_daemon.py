@@ -70,7 +70,7 @@ def test_cli_run_reports_a_daemon_that_stops_or_dies_first(env: Env, start_daemo
     env.write_tasks({"task_id": "long", "script_path": "long.sh", "schedule": "daily at 03:00"})
     env.db()
     for end, expected_stream, expected in (
-        ("stop", "stdout", "interrupted: the daemon is shutting down"),
+        ("stop", "stdout", "the daemon is shutting down"),
         ("kill", "stderr", "the daemon stopped before run"),
     ):
         daemon = start_daemon()
