@@ -92,9 +92,12 @@ class People:
     def cancel(self, pairing_id: int, outcome: str = "cancelled") -> bool:
         return store.close_pairing(pairing_id, self.clock.now(), outcome)
 
-    def pair(self, text: str, uuid: str, number: str | None, reply_to: Watcher) -> PairedPerson | None:
+    def pair(
+        self, text: str, uuid: str, number: str | None, reply_to: Watcher, in_group: bool = False
+    ) -> PairedPerson | None:
         """A message from someone not allowed: if it is an open code, they are paired (once), told
-        so, and the admins hear of it, in one transaction. None: not a code, or a wrong one (counted)."""
+        so, and the admins hear of it, in one transaction. None: not a code, or a wrong one (counted).
+        A right code sent to a group pairs nobody, and is spent: everyone in the group has read it."""
         code = code_in(text)
         now = self.clock.now()
         pairings = store.open_pairings(now) if code else []
@@ -104,6 +107,9 @@ class People:
         if match is None:
             for pairing in pairings:
                 store.wrong_code(pairing.id, now, MOST_WRONG)
+            return None
+        if in_group:
+            store.close_pairing(match.id, now, "sent in a group")
             return None
         with store.write_transaction():
             person = store.pair_person(match.id, uuid, number, now)

@@ -230,12 +230,14 @@ class SignalBridge:
         return judge(self.core.people.with_paired(self.settings), found.sender_uuid, found.sender_number)
 
     def _paired(self, found: Inbound) -> bool:
-        """A stranger's message that is an open pairing code (1:1 only): they are paired and told.
-        A wrong code is refused like any stranger's message: nothing says a pairing is open."""
-        if found.group_id is not None or found.edit:
+        """A stranger's message that is an open pairing code (1:1 only: one sent to a group is spent
+        unused): they are paired and told. A wrong code is refused like any stranger's message:
+        nothing says a pairing is open."""
+        if found.edit:
             return False
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
-        person = self.core.people.pair(found.text, found.sender_uuid, found.sender_number, watcher)
+        in_group = found.group_id is not None
+        person = self.core.people.pair(found.text, found.sender_uuid, found.sender_number, watcher, in_group)
         if person is None:
             return False
         log.info("signal: paired %s (%s) with a pairing code", person.uuid, person.number or "number hidden")

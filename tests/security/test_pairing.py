@@ -86,5 +86,9 @@ def test_a_code_from_a_group_pairs_nobody(
     say(gateway, "status")  # answered after the group message was handled
     replies(gateway, 1)
     assert not any(person["uuid"] == STRANGER_UUID for person in env.cli_json("people"))
+    say(gateway, f"pair {code[1]}", sender=STRANGER_UUID, number=STRANGER)  # 1:1 now: spent already
+    say(gateway, "status")
+    replies(gateway, 2)
+    assert gateway.texts_to(STRANGER) == []
     refused = "refused a message from " + STRANGER_UUID
     wait_until(lambda: refused in daemon.output(), what="the refusal logged")
