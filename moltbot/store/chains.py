@@ -43,12 +43,13 @@ def rebuild_chains() -> None:
     sql("DELETE FROM task_chain")
     for field in ("after", "after_failure"):
         sql(
-            "INSERT OR IGNORE INTO task_chain (upstream, on_end, downstream) "
+            "INSERT INTO task_chain (upstream, on_end, downstream) "
             f"SELECT edge.value, '{field}', task.task_id "
             f"FROM task, json_each(task.definition, '$.{field}') AS edge "
-            "WHERE task.removed = 0 AND task.task_id NOT LIKE 'discord-%' AND json_valid(task.definition) "
+            "WHERE task.removed = FALSE AND task.task_id NOT LIKE 'discord-%' "
+            "AND json_valid(task.definition) "
             f"AND json_type(task.definition, '$.{field}') = 'array' AND edge.type = 'text' "
-            "AND edge.value NOT LIKE 'discord-%'"
+            "AND edge.value NOT LIKE 'discord-%' ON CONFLICT DO NOTHING"
         )
 
 
@@ -63,7 +64,8 @@ def queue_follow_ups(upstream: str, run_id: int, status: str, now: datetime) -> 
     rows = sql(
         "SELECT task.task_id, task.paused_by, task.enabled, task.current_run_id, task.overlap "
         "FROM task_chain JOIN task ON task.task_id = task_chain.downstream "
-        "WHERE task_chain.upstream = ? AND task_chain.on_end = ? AND task.removed = 0 ORDER BY task.task_id",
+        "WHERE task_chain.upstream = ? AND task_chain.on_end = ? AND task.removed = FALSE "
+        "ORDER BY task.task_id",
         (upstream, field),
     ).fetchall()
     trigger, stamp, queued = f"{field}:{upstream}", to_db(now), 0
@@ -78,7 +80,7 @@ def queue_follow_ups(upstream: str, run_id: int, status: str, now: datetime) -> 
         status_now = "queued" if refusal is None else "skipped"
         cursor = sql(
             "INSERT INTO run (task_id, status, trigger, attempt, queued_at, finished_at, message, "
-            "stop_requested) VALUES (?, ?, ?, 1, ?, ?, ?, 0)",
+            "stop_requested) VALUES (?, ?, ?, 1, ?, ?, ?, FALSE)",
             (task_id, status_now, trigger, stamp, None if refusal is None else stamp, refusal),
         )
         add_event(now, task_id, "queued", f"run {cursor.lastrowid} queued ({trigger}, run {run_id})")

@@ -61,8 +61,8 @@ def accept_inbound(channel: str, sender: str, sent_at: int, chat: str, text: str
     Inside the caller's transaction: the command, what it did and its answer commit together.
     """
     cursor = sql(
-        "INSERT OR IGNORE INTO inbox (channel, sender, sent_at, chat, text, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO inbox (channel, sender, sent_at, chat, text, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (channel, sender, sent_at, chat, text, to_db(now)),
     )
     return cursor.rowcount == 1

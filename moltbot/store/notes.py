@@ -15,7 +15,11 @@ def set_meta(key: str, value: str | None) -> None:
         if value is None:
             sql("DELETE FROM meta WHERE key = ?", (key,))
         else:
-            sql("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            sql(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
 
 def get_meta(key: str) -> str | None:
@@ -26,7 +30,9 @@ def get_meta(key: str) -> str | None:
 def save_checkpoint(task_id: str, data: str, run_id: int | None, now: datetime) -> None:
     with write_transaction():
         sql(
-            "INSERT OR REPLACE INTO checkpoint (task_id, data, run_id, updated_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO checkpoint (task_id, data, run_id, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (task_id) DO UPDATE SET data = excluded.data, run_id = excluded.run_id, "
+            "updated_at = excluded.updated_at",
             (task_id, data, run_id, to_db(now)),
         )
 

@@ -57,9 +57,9 @@ def insert_question(
         taken = {row[0] for row in sql("SELECT number FROM question WHERE status = 'open'")}
         number = next(n for n in range(1, len(taken) + 2) if n not in taken)
         cursor = sql(
-            "INSERT OR IGNORE INTO question (number, asked_at, expires_at, text, choices, asked_of, sent_to, "
+            "INSERT INTO question (number, asked_at, expires_at, text, choices, asked_of, sent_to, "
             "origin, task_id, scheduled_for, run_id, status) VALUES (?, ?, ?, ?, ?, 'admins', ?, ?, ?, ?, ?, "
-            "'open')",
+            "'open') ON CONFLICT DO NOTHING",
             (
                 number, to_db(now), to_db(expires_at), text, json.dumps(list(choices)),
                 json.dumps(list(sent_to)), origin, task_id, to_db(scheduled_for), run_id,

@@ -142,7 +142,7 @@ def request_stop(task_id: str, now: datetime, watcher: Watcher | None = None) ->
         run = current_run(task_id)
         if run is None:
             return None
-        sql("UPDATE run SET stop_requested = 1 WHERE id = ?", (run.id,))
+        sql("UPDATE run SET stop_requested = TRUE WHERE id = ?", (run.id,))
         add_event(now, task_id, "stop_requested", f"stop requested for run {run.id}")
         watching = (
             watcher is not None
@@ -157,5 +157,5 @@ def request_stop(task_id: str, now: datetime, watcher: Watcher | None = None) ->
 
 
 def runs_with_stop_requested() -> list[Run]:
-    rows = sql(f"SELECT {RUN_COLUMNS} FROM run WHERE status = 'running' AND stop_requested = 1")
+    rows = sql(f"SELECT {RUN_COLUMNS} FROM run WHERE status = 'running' AND stop_requested = TRUE")
     return [run_from_row(row) for row in rows]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
@@ -91,15 +90,16 @@ def insert_run(
         message,
         os.getpid() if started_at else None,
     )
-    try:
-        cursor = sql(
-            "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
-            "started_at, finished_at, message, owner_pid, stop_requested) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            values,
-        )
-    except sqlite3.IntegrityError as exc:
-        raise OccurrenceTaken(task_id, scheduled_for, attempt) from exc
+    # ON CONFLICT rather than catching the error: the same text will serve PostgreSQL, where an
+    # error aborts the whole transaction (#15). The conflict is the occurrence's unique key.
+    cursor = sql(
+        "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
+        "started_at, finished_at, message, owner_pid, stop_requested) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE) ON CONFLICT DO NOTHING",
+        values,
+    )
+    if cursor.rowcount != 1:
+        raise OccurrenceTaken(task_id, scheduled_for, attempt)
     assert cursor.lastrowid is not None
     return cursor.lastrowid
 

@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from peewee import (
-    AutoField,
+    BigAutoField,
+    BigIntegerField,
     BooleanField,
     DatabaseProxy,
+    DoubleField,
     Field,
-    FloatField,
     IntegerField,
     Model,
     SqliteDatabase,
@@ -83,13 +84,13 @@ class Task(BaseModel):
     error_count = IntegerField(default=0)
     last_error = TextField(null=True)
     paused_by = TextField(null=True)  # None | "user" | "shutdown" | "discord"
-    current_run_id = IntegerField(null=True)
+    current_run_id = BigIntegerField(null=True)
 
 
 class Run(BaseModel):
     """One attempt (or one recorded non-attempt: skipped, missed)."""
 
-    id = AutoField()
+    id = BigAutoField()
     task_id = TextField()
     status = TextField(index=True)
     trigger = TextField()
@@ -115,19 +116,19 @@ class Run(BaseModel):
 class Checkpoint(BaseModel):
     task_id = TextField(primary_key=True)
     data = TextField()
-    run_id = IntegerField(null=True)
+    run_id = BigIntegerField(null=True)
     updated_at = UTCDateTimeField()
 
 
 class Event(BaseModel):
     """The original scheduler's task_log: what happened, for ``moltbot logs``."""
 
-    id = AutoField()
+    id = BigAutoField()
     timestamp = UTCDateTimeField(index=True)
     task_id = TextField()
     action = TextField()
     message = TextField()
-    duration = FloatField(null=True)
+    duration = DoubleField(null=True)
 
     class Meta:
         indexes = ((("task_id", "id"), False),)
@@ -141,10 +142,10 @@ class Meta(BaseModel):
 class Inbox(BaseModel):
     """A command as received; (channel, sender, sent_at) is its identity."""
 
-    id = AutoField()
+    id = BigAutoField()
     channel = TextField()
     sender = TextField()
-    sent_at = IntegerField()
+    sent_at = BigIntegerField()
     chat = TextField()
     text = TextField()
     received_at = UTCDateTimeField()
@@ -156,13 +157,13 @@ class Inbox(BaseModel):
 class Outbox(BaseModel):
     """A message to deliver: written first, then sent, then marked."""
 
-    id = AutoField()
+    id = BigAutoField()
     channel = TextField()
     address = TextField()
     kind = TextField()
     text = TextField(null=True)
-    run_id = IntegerField(null=True)
-    reply_to = IntegerField(null=True)
+    run_id = BigIntegerField(null=True)
+    reply_to = BigIntegerField(null=True)
     reply_author = TextField(null=True)
     created_at = UTCDateTimeField()
     due_at = UTCDateTimeField()
@@ -178,18 +179,18 @@ class Outbox(BaseModel):
 class RunWatch(BaseModel):
     """A chat waiting for a run's end; its outbox row is queued in the transaction that ends it."""
 
-    id = AutoField()
-    run_id = IntegerField(index=True)
+    id = BigAutoField()
+    run_id = BigIntegerField(index=True)
     channel = TextField()
     address = TextField()
-    reply_to = IntegerField(null=True)
+    reply_to = BigIntegerField(null=True)
     reply_author = TextField(null=True)
 
 
 class Question(BaseModel):
     """A question for the admins (an approval, ``moltbot ask``): asked, then answered or expired."""
 
-    id = AutoField()
+    id = BigAutoField()
     number = IntegerField()  # as shown ("yes 2"): the smallest not used by another open question
     asked_at = UTCDateTimeField()
     expires_at = UTCDateTimeField()
@@ -200,7 +201,7 @@ class Question(BaseModel):
     origin = TextField()  # approval | ask
     task_id = TextField(null=True)  # approval: the task; ask: the run's task, if any
     scheduled_for = UTCDateTimeField(null=True)  # approval: the occurrence
-    run_id = IntegerField(null=True)  # ask: the run that asks; approval: the run it started
+    run_id = BigIntegerField(null=True)  # ask: the run that asks; approval: the run it started
     status = TextField(default="open")  # open | answered | expired
     answer = TextField(null=True)
     answered_by = TextField(null=True)

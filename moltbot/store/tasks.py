@@ -83,7 +83,8 @@ def get_task(task_id: str) -> Task | None:
 
 def list_tasks() -> list[Task]:
     """The tasks still defined somewhere, highest priority first."""
-    rows = sql(f"SELECT {_TASK_COLUMNS} FROM task WHERE removed = 0 ORDER BY priority, task_id").fetchall()
+    query = f"SELECT {_TASK_COLUMNS} FROM task WHERE removed = FALSE ORDER BY priority, task_id"
+    rows = sql(query).fetchall()
     return [_task(row) for row in rows]
 
 
@@ -95,7 +96,7 @@ def tasks_paused_by(by: str) -> list[Task]:
 def task_states() -> list[TaskState]:
     rows = sql(
         "SELECT task_id, name, status, last_run, next_run, run_count, error_count, last_status, last_error, "
-        "paused_by, priority, enabled, current_run_id, schedule_key FROM task WHERE removed = 0 "
+        "paused_by, priority, enabled, current_run_id, schedule_key FROM task WHERE removed = FALSE "
         "ORDER BY priority, task_id"
     ).fetchall()
     chains = chains_by_task()
@@ -170,7 +171,7 @@ def sync_tasks(
                 result.changed.append(item.task_id)
         for task_id, task in existing.items():  # the ones no longer defined
             if not task.removed and scope(task_id):
-                sql("UPDATE task SET removed = 1, next_run = NULL WHERE task_id = ?", (task_id,))
+                sql("UPDATE task SET removed = TRUE, next_run = NULL WHERE task_id = ?", (task_id,))
                 add_event(now, task_id, "removed", "task removed from config (history kept)")
                 result.removed.append(task_id)
         rebuild_chains()
@@ -181,7 +182,7 @@ def _insert(item: TaskDefinition, now: datetime, next_run: datetime | None) -> N
     sql(
         "INSERT INTO task (task_id, name, definition, schedule_key, anchor, priority, overlap, enabled, "
         "removed, status, next_run, run_count, error_count) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 'idle', ?, 0, 0)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, FALSE, 'idle', ?, 0, 0)",
         (
             item.task_id,
             item.name,
@@ -216,7 +217,7 @@ def _update(
         next_run = None
     sql(
         "UPDATE task SET name = ?, definition = ?, priority = ?, overlap = ?, anchor = ?, schedule_key = ?, "
-        "next_run = ?, enabled = ?, removed = 0, status = ? WHERE task_id = ?",
+        "next_run = ?, enabled = ?, removed = FALSE, status = ? WHERE task_id = ?",
         (
             item.name,
             item.definition,
@@ -273,7 +274,7 @@ def _existing(task_id: str) -> Task:
 # in the config, and either idle or allowed to come due while running
 # (overlap = skip, so the occurrence can be recorded as skipped).
 SCHEDULABLE = (
-    "next_run IS NOT NULL AND paused_by IS NULL AND enabled = 1 AND removed = 0 "
+    "next_run IS NOT NULL AND paused_by IS NULL AND enabled = TRUE AND removed = FALSE "
     "AND (current_run_id IS NULL OR overlap = 'skip')"
 )
 DUE_COLUMNS = (
