@@ -16,10 +16,24 @@ from __future__ import annotations
 
 from moltbot.core import Core, Question, Reply, Request
 
-__all__ = ["MAX_ANSWER_CHARS", "NO_SUCH_QUESTION", "parse_answer", "settle"]
+__all__ = [
+    "BARE_ANSWERS",
+    "MAX_ANSWER_CHARS",
+    "NOTHING_WAITING",
+    "NO_SUCH_QUESTION",
+    "parse_answer",
+    "settle",
+]
 
 MAX_ANSWER_CHARS = 40  # "delete 12" is ten; a choice is at most 20 characters
 NO_SUCH_QUESTION = "no open question #{number} for you (answered, expired, or not asked of you)"
+# A bare yes or no that finds nothing open (another admin answered first, or the host ran it):
+# said so, rather than "unknown command 'yes'", which leaves the second admin guessing.
+BARE_ANSWERS = ("yes", "no")
+NOTHING_WAITING = (
+    "no question waits for your {word}: answered already (status shows what ran), expired, "
+    "or not asked of you"
+)
 
 
 def parse_answer(text: str) -> tuple[str, int | None] | None:

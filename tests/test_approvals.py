@@ -96,6 +96,10 @@ def test_run_from_an_admin_is_the_approval(env: Env, gateway: FakeGateway, bot: 
     (run,) = store.recent_runs("patch-all", 10)
     assert run.trigger == "approved" and run.scheduled_for is not None
     assert "waiting for approval" not in env.cli("status", check=True).stdout
+    answered = len(gateway.texts_to(OWNER))
+    say(gateway, "yes")  # as a second admin would, after the first one's run:
+    late = replies(gateway, answered + 1)[answered:]
+    assert any(text.startswith("no question waits for your yes: answered already") for text in late), late
 
 
 def test_moltbot_run_on_the_host_is_the_approval_too(env: Env, gateway: FakeGateway, bot: Bot) -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from handlers.agent import Interpreter, answers_a_proposal, is_free_text
-from handlers.answers import NO_SUCH_QUESTION, parse_answer, settle
+from handlers.answers import BARE_ANSWERS, NO_SUCH_QUESTION, NOTHING_WAITING, parse_answer, settle
 from handlers.commands import MAX_TEXT_CHARS, handle, too_long
 from moltbot import retries
 from moltbot.config.integrations import OllamaSettings, SignalSettings
@@ -192,14 +192,16 @@ class SignalBridge:
         conversations = {f"signal:{found.sender_uuid}", f"signal:{found.sender_number or found.sender_uuid}"}
         sent_at = datetime.fromtimestamp(found.timestamp / 1000, UTC)
         question = self.core.questions.match(word, number, conversations, sent_at)
-        if question is None and number is None:
-            return None
+        if question is None and number is None and (word not in BARE_ANSWERS or self.interpreter is not None):
+            return None  # a one-word command (or a bare yes the model's front says is for nothing)
         return question, word
 
     def _settle(self, answering: tuple[Question | None, str], found: Inbound, request: Request) -> Reply:
         question, word = answering
         if question is None:
             answer = parse_answer(found.text)
+            if answer is not None and answer[1] is None:
+                return Reply(NOTHING_WAITING.format(word=word))
             return Reply(NO_SUCH_QUESTION.format(number=answer[1] if answer else "?"))
         return settle(self.core, question, word, found.sender_number or found.sender_uuid, request)
 
