@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers import format as fmt
-from moltbot.core import AmbiguousTask, Core, Reply, Request, UnknownTask
+from moltbot.core import UNREAD, AmbiguousTask, Core, Reply, Request, UnknownTask
 from moltbot.local_times import clock_time, done, with_weekday
 from moltbot.run_history import summary_lines
 
@@ -196,7 +196,8 @@ def handle(core: Core, request: Request) -> Reply:
         return Reply(str(error))
     except UnknownTask as error:
         hint = f"; did you mean {error.suggestion}?" if error.suggestion else ""
-        return Reply(f"unknown task {error.name!r}{hint} (tasks: list them)")
+        unread = f"; {UNREAD}" if error.unread else ""
+        return Reply(f"unknown task {error.name!r}{hint}{unread} (tasks: list them)")
 
 
 def _commands_for(role: str) -> list[str]:

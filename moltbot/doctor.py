@@ -224,21 +224,21 @@ def _pings(settings: Settings, report: HealthReport, checks: list[Check]) -> Non
         checks.append(Check("task pings", False, detail, fix, required=False))
 
 
-def _paired_people(home: Home) -> int:
-    """How many people `moltbot pair` added (0 when the database cannot say: its check tells why)."""
+def _paired_people(home: Home) -> int | None:
+    """How many people `moltbot pair` added; None when the database cannot say (its check tells why)."""
     from moltbot.core import Core
 
     core = Core(home)
     if core.database_split() is not None or not home.db_path.exists():
-        return 0  # nothing opened (or made again) where the daemon's database is not
+        return None  # nothing opened (or made again) where the daemon's database is not
     try:
         core.open(create_home=False)
         return len(core.people.paired())
     except Exception:
-        return 0
+        return None
 
 
-def _signal(settings: Settings, checks: list[Check], paired: int) -> None:
+def _signal(settings: Settings, checks: list[Check], paired: int | None) -> None:
     from moltbot.signal_chat.gateway import Gateway, GatewayError
 
     signal = settings.signal
@@ -272,8 +272,9 @@ def _signal(settings: Settings, checks: list[Check], paired: int) -> None:
         )
     finally:
         gateway.close()
-    if signal.allowed or signal.linked_device or paired:
-        counts = f"{len(signal.allowed)} allowed, {len(signal.viewers)} viewers, {paired} paired"
+    if signal.allowed or signal.linked_device or paired or paired is None:
+        known = "? paired (see the database check)" if paired is None else f"{paired} paired"
+        counts = f"{len(signal.allowed)} allowed, {len(signal.viewers)} viewers, {known}"
         checks.append(Check("signal senders", True, counts))
     else:
         checks.append(

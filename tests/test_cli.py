@@ -124,3 +124,24 @@ def test_run_says_each_thing_once(env: Env) -> None:
     assert re.fullmatch(r"✗ disk \(run 1\): failed after \d+\.\d s: exit code 3", failed), failed
     succeeded = env.cli("run", "fine", check=True).stdout.splitlines()[0]
     assert re.fullmatch(r"✓ fine \(run 2\): succeeded in \d+\.\d s", succeeded), succeeded
+
+
+def test_a_task_added_but_not_reloaded_says_to_reload(
+    env: Env, start_daemon: Callable[..., DaemonProcess]
+) -> None:
+    env.script("old.sh", "true\n")
+    env.write_tasks({"task_id": "old", "script_path": "old.sh", "schedule": "daily at 03:00"})
+    start_daemon()
+    env.script("new.sh", "true\n")
+    env.write_tasks(
+        {"task_id": "old", "script_path": "old.sh", "schedule": "daily at 03:00"},
+        {"task_id": "new", "script_path": "new.sh", "schedule": "daily at 03:00"},
+    )
+    unread = env.cli("run", "new")
+    assert (
+        unread.returncode == 2
+        and "tasks.json changed since the daemon read it: moltbot reload" in unread.stderr
+    )
+    env.cli("reload", check=True)
+    assert env.cli("run", "new").returncode == 0
+    assert "moltbot reload" not in env.cli("run", "nothing").stderr  # no change pending: a plain unknown

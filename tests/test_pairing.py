@@ -43,6 +43,8 @@ def test_a_code_sent_from_a_phone_pairs_it_until_removed(env: Env, gateway: Fake
     assert welcome.startswith("paired ✓ +49…0042 / 7a7a…") and "send help" in welcome
     told = "🔗 paired: +49…0042 / 7a7a… (by moltbot pair)"  # merged with the refusal alert, maybe
     wait_until(lambda: any(told in text for text in gateway.texts_to(OWNER)), what="the admins told")
+    newcomer_got = gateway.texts_to(NEWCOMER) + gateway.texts_to(NEWCOMER_UUID)
+    assert not any("🔗" in text for text in newcomer_got), newcomer_got  # told once, in their own words
 
     say(gateway, "status", sender=NEWCOMER_UUID, number=NEWCOMER)  # now an admin: answered
     assert replies(gateway, 2, recipient=NEWCOMER)[1].startswith("moltbot")

@@ -100,7 +100,7 @@ def _signal(section: Section, environ: Mapping[str, str]) -> SignalSettings:
     values["url"] = url.rstrip("/")
     if not values.get("allowed") and not values.get("linked_device"):
         # Not an error: `moltbot pair` is how the first person gets in (their UUID is hard to know).
-        note = "nobody listed may command the bot: pair your phone with `moltbot pair`, or list your number"
+        note = "empty: only people paired with `moltbot pair` may command the bot (see `moltbot people`)"
         values["warnings"] = (*values["warnings"], section.note("allowed", note))
     return SignalSettings(**values)
 

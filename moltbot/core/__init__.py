@@ -10,6 +10,7 @@ store. The rest is imported by module where it is used: ``core/outbox.py``
 
 from moltbot.core.api import AmbiguousTask, Core, UnknownTask, database_locked
 from moltbot.core.chat import ReceivedCommand, Reply, Request
+from moltbot.core.lookup import UNREAD
 from moltbot.records import (
     ChannelHealth,
     Event,
@@ -26,6 +27,7 @@ from moltbot.records import (
 )
 
 __all__ = [
+    "UNREAD",
     "AmbiguousTask",
     "ChannelHealth",
     "Core",

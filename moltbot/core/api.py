@@ -124,7 +124,14 @@ class Core:
     def resolve(self, name: str) -> Task:
         """A task by id or (case-insensitive) name, the owner's first, for every front
         (UnknownTask suggesting the closest, AmbiguousTask naming both; see core/lookup.py)."""
-        return resolve_task(name)
+        try:
+            return resolve_task(name)
+        except AmbiguousTask:
+            raise
+        except UnknownTask as unknown:
+            if self.daemon_pid() is None or not registration.config_changed(self.home):
+                raise
+            raise UnknownTask(name, unknown.suggestion, unread=True) from None
 
     def task(self, task_id: str) -> Task | None:
         """A task by its exact id (also one removed from its source), or None."""

@@ -7,15 +7,21 @@ import difflib
 from moltbot import store
 from moltbot.records import Task
 
-__all__ = ["AmbiguousTask", "UnknownTask", "resolve_task"]
+__all__ = ["UNREAD", "AmbiguousTask", "UnknownTask", "resolve_task"]
+
+UNREAD = "tasks.json changed since the daemon read it: moltbot reload"
 
 
 class UnknownTask(LookupError):
     """No task by that name; ``suggestion`` is the closest one, if any."""
 
-    def __init__(self, name: str, suggestion: str | None) -> None:
+    def __init__(self, name: str, suggestion: str | None, unread: bool = False) -> None:
         self.name, self.suggestion = name, suggestion
+        # tasks.json changed since the daemon read it: a task just added is not known before a reload.
+        self.unread = unread
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        if unread:
+            hint += f"; {UNREAD}"
         super().__init__(f"unknown task {name!r}{hint}")
 
 

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from moltbot import store
 from moltbot.clock import Clock
-from moltbot.records import ADMINS, ALERTS, PairedPerson, Pairing, Watcher
+from moltbot.records import PairedPerson, Pairing, Watcher
 
 if TYPE_CHECKING:
     from moltbot.config.integrations import SignalSettings
@@ -93,11 +93,18 @@ class People:
         return store.close_pairing(pairing_id, self.clock.now(), outcome)
 
     def pair(
-        self, text: str, uuid: str, number: str | None, reply_to: Watcher, in_group: bool = False
+        self,
+        text: str,
+        uuid: str,
+        number: str | None,
+        reply_to: Watcher,
+        in_group: bool = False,
+        admins: Sequence[Watcher] = (),
     ) -> PairedPerson | None:
         """A message from someone not allowed: if it is an open code, they are paired (once), told
         so, and the admins hear of it, in one transaction. None: not a code, or a wrong one (counted).
-        A right code sent to a group pairs nobody, and is spent: everyone in the group has read it."""
+        A right code sent to a group pairs nobody, and is spent: everyone in the group has read it.
+        ``admins``: who hears of it, as they were before (an alert would reach the newcomer too)."""
         code = code_in(text)
         now = self.clock.now()
         pairings = store.open_pairings(now) if code else []
@@ -117,7 +124,8 @@ class People:
                 who = shown(number, uuid)
                 welcome = f"paired ✓ {who}. You can now command moltbot; send help."
                 store.enqueue_message(reply_to, welcome, now)
-                store.enqueue_message(Watcher(ALERTS, ADMINS), f"🔗 paired: {who} (by moltbot pair)", now)
+                for admin in admins:
+                    store.enqueue_message(admin, f"🔗 paired: {who} (by moltbot pair)", now)
         return person
 
     # --- who is who -------------------------------------------------------------------------

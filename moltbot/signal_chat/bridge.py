@@ -239,7 +239,10 @@ class SignalBridge:
             return False
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
         in_group = found.group_id is not None
-        person = self.core.people.pair(found.text, found.sender_uuid, found.sender_number, watcher, in_group)
+        admins = [Watcher(CHANNEL, a) for a in self.core.people.with_paired(self.settings).alert_recipients]
+        person = self.core.people.pair(
+            found.text, found.sender_uuid, found.sender_number, watcher, in_group, admins
+        )
         if person is None:
             return False
         log.info("signal: paired %s (%s) with a pairing code", person.uuid, person.number or "number hidden")
