@@ -229,4 +229,4 @@ def outbox_text(message: OutboxMessage, run: Run | None) -> str:
         return text
     if run.status in ("failed", "timeout"):  # what to do next, on a line of its own
         return f"⚠ scheduled run: {text}\noutput:{run.task_id} for the output, run:{run.task_id} to try again"
-    return f"⚠ scheduled run: {text}"
+    return f"scheduled run: {text}"  # notify "always": a success is news, not a warning

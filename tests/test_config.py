@@ -358,3 +358,14 @@ def test_a_huge_duration_and_approve_with_a_chain_are_refused(env: Env) -> None:
     text = str(caught.value)
     assert "tasks[0].expect_success_within (a): " in text and "at most 3660d" in text
     assert "tasks[1].approve (b): cannot be combined with after/after_failure" in text
+
+
+def test_check_prints_the_problems_in_file_order(env: Env) -> None:
+    # The problems were sorted, but the message printed was made from the list as found.
+    env.home.tasks_json.write_text(
+        '{\n  "tasks": [\n    {"task_id": "a", "script_path": "nope.sh",\n     "schdule": "every 1h"},\n'
+        '    {"task_id": "b", "script_path": "nope.sh", "schedule": "every 1h",\n     "colour": 1}\n  ]\n}\n'
+    )
+    checked = env.cli("check")
+    lines = [int(line.split(":")[1]) for line in checked.stderr.splitlines() if "tasks.json:" in line]
+    assert len(lines) >= 4 and lines == sorted(lines), checked.stderr

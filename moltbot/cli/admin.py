@@ -263,7 +263,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print_json({"ok": not failed, "checks": [check.__dict__ for check in checks]})
     else:
         for check in checks:
-            print(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+            mark = "✓" if check.ok else "✗" if check.required else "!"  # !: a warning, doctor still exits 0
+            print(f"{mark} {check.name}: {check.detail}")
             if not check.ok and check.fix:
                 print(f"    fix: {check.fix}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -32,7 +32,7 @@ class ConfigError(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         # In file order, whichever check found them first (a file's own problems before its lines').
         self.problems = sorted(problems, key=lambda problem: (str(problem.file), problem.line or 0))
-        super().__init__("\n".join(str(problem) for problem in problems))
+        super().__init__("\n".join(str(problem) for problem in self.problems))
 
 
 def unknown_name(name: str, known: Iterable[str], what: str = "field") -> str:
