@@ -161,7 +161,9 @@ def _help_hint(name: str | None, sentence: bool = False) -> str:
     if not name:
         return f"send a command.\n{short_help()}"
     shown = repr(name if len(name) <= 40 else name[:40] + "…")  # the reply stays phone-sized
-    close = closest_command(name, 0.5)
+    # Words follow: a typo must be a near one ("pase backup"), or it is a sentence ("please check
+    # the disk" is no `pause`), the same bound the model's front uses (agent.py: is_free_text).
+    close = closest_command(name, 0.75 if sentence else 0.5)
     if sentence and close is None:
         return (
             "I understand commands, not sentences (free text needs a local model: [ollama] in "

@@ -186,7 +186,13 @@ def test_punctuation_does_not_hide_an_unknown_task(core: Core) -> None:
     assert reply.startswith("unknown task 'bakup'; did you mean backup?"), reply
 
 
-def test_free_text_without_a_model_gets_a_sentence_and_the_short_help(core: Core) -> None:
-    reply = handle(core, Request("what is going on with the backup?", "admin", "t", WATCHER)).text
-    assert reply.startswith("I understand commands, not sentences"), reply
+@pytest.mark.parametrize("text", ["what is going on with the backup?", "please check the disk"])
+def test_free_text_without_a_model_gets_a_sentence_and_the_short_help(core: Core, text: str) -> None:
+    reply = handle(core, Request(text, "admin", "t", WATCHER)).text
+    assert reply.startswith("I understand commands, not sentences"), reply  # "please" is no `pause`
     assert "[ollama]" in reply and "commands: status" in reply
+
+
+def test_a_near_typo_before_words_still_gets_did_you_mean(core: Core) -> None:
+    reply = handle(core, Request("pase backup", "admin", "t", WATCHER)).text
+    assert reply.startswith("unknown command 'pase'; did you mean pause?"), reply
