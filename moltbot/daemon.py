@@ -35,6 +35,7 @@ from moltbot import approvals, reloads, store
 from moltbot.bridges import Bridges, TransportFactory
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
+from moltbot.core.database_identity import OpenedDatabase
 from moltbot.core.delivery import Delivery
 from moltbot.core.overdue import DeadMan
 from moltbot.core.planning import plan_claim
@@ -100,6 +101,7 @@ class Daemon:
         self.bridges = Bridges(core, self.delivery, transports, self.offer_specs)  # the chat transports
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STOPPING, STATUS
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
+        self.database_file = OpenedDatabase(core.home)  # deleted or replaced under us: stop
         self.liveness = Liveness(self.notifier, self.heartbeats, self.settings)  # WATCHDOG=1, heartbeats
         core.wake_in_process = self._wake_for_requests
         store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
@@ -148,7 +150,11 @@ class Daemon:
         )
         self.notifier.ready(self._summary())
         self.notifier.status(self._summary())  # a change while READY went out
+        exit_code = 0
         while not self.stopping.is_set():
+            if self.database_file.replaced():
+                exit_code = 1  # systemd restarts the unit (Restart=always): the new start opens the path
+                break
             try:
                 timeout = self.step()
                 self.database_outage.over(self.core.alert)
@@ -159,7 +165,7 @@ class Daemon:
                 timeout = self.database_outage.failed(error)
             self.wait(timeout)
         self.shutdown()
-        return 0
+        return exit_code
 
     def startup(self) -> None:
         """Settle what the last daemon left behind (``recovery.py``), before scheduling anything."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from collections.abc import Callable
 
 from tests.conftest import DaemonProcess, Env
@@ -37,6 +38,10 @@ def test_a_database_moved_away_is_named_and_not_made_again(
     assert doctor.returncode == 1 and not checks["database"]["ok"]
     assert SPLIT in checks["database"]["detail"] and checks["database"]["fix"].startswith("systemctl restart")
     assert not env.home.db_path.exists()
+    # The daemon itself stops at its next pass rather than split its threads across two files.
+    daemon.signal(signal.SIGUSR1)  # a wake-up, as the CLI gives: a pass of the loop
+    assert daemon.process.wait(15) == 1
+    assert "was deleted or replaced under the running daemon: stopping (exit 1)" in daemon.output()
 
 
 def test_a_database_replaced_by_a_copy_is_named_until_the_daemon_restarts(

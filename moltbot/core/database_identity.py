@@ -9,13 +9,15 @@ file they would open, and say so when they differ.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from moltbot.config.home import Home
 
-__all__ = ["DatabaseSplit", "forget", "record", "split"]
+__all__ = ["DatabaseSplit", "OpenedDatabase", "forget", "record", "split"]
 
+log = logging.getLogger(__name__)
 _MAX_BYTES = 128  # "pid dev inode": what else is there was not written by a daemon
 
 
@@ -25,6 +27,31 @@ class DatabaseSplit(Exception):
 
 def _path(home: Home) -> Path:
     return home.data_dir / "daemon.db-id"
+
+
+class OpenedDatabase:
+    """The daemon's own side: the file it opened, and whether the path still leads to it. When
+    not (deleted, or replaced by a copy), going on would split the daemon itself: a thread that
+    connects anew opens the file at the path, the others keep the old one. So its loop stops
+    (exit 1; systemd restarts the unit, and the new start opens the file now there). One stat."""
+
+    def __init__(self, home: Home) -> None:
+        self.path = home.db_path
+        opened = os.stat(self.path)
+        self._identity = (opened.st_dev, opened.st_ino)
+
+    def replaced(self) -> bool:
+        try:
+            found = os.stat(self.path)
+            same = (found.st_dev, found.st_ino) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            log.critical(
+                "%s was deleted or replaced under the running daemon: stopping (exit 1), so that the next "
+                "start opens the file now there (systemd restarts the unit)", self.path,
+            )  # fmt: skip
+        return not same
 
 
 def record(home: Home, pid: int) -> None:
