@@ -262,3 +262,41 @@ def test_a_daemon_started_inside_the_repeated_hour_runs_that_days_occurrence_onc
     finally:
         daemon.stopping.set()
         daemon.shutdown()
+
+
+PROBING = """
+import sys, time
+from pathlib import Path
+from moltbot.core.lock import daemon_pid
+path, end = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+print("probing", flush=True)
+while time.monotonic() < end:
+    daemon_pid(path)
+"""
+
+
+def test_a_cli_looking_for_the_daemon_never_keeps_it_from_starting(tmp_path: Path) -> None:
+    # CI caught it: `moltbot status` probes the lock (a shared flock, for microseconds); a daemon
+    # starting in that instant found it taken and exited "another daemon (pid ?) is running".
+    import subprocess
+    import sys
+
+    from moltbot.core.lock import DaemonLock
+
+    path = tmp_path / "daemon.lock"
+    path.touch()
+    probes = [
+        subprocess.Popen([sys.executable, "-c", PROBING, str(path), "4"], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for probe in probes:
+            assert probe.stdout is not None and probe.stdout.readline() == "probing\n"
+        for _ in range(2000):
+            lock = DaemonLock(path)
+            lock.acquire()  # raised AlreadyRunning now and then
+            lock.release()
+    finally:
+        for probe in probes:
+            probe.kill()
+            probe.communicate()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 __all__ = ["AlreadyRunning", "DaemonLock", "daemon_pid"]
+
+PROBE_GRACE_SECONDS = 1.0  # far longer than any probe holds it; a second daemon is refused after it
 
 
 class AlreadyRunning(RuntimeError):
@@ -25,14 +28,22 @@ class DaemonLock:
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode().strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another moltbot daemon (pid {holder}) is already running for {self.path.parent.parent}"
-            ) from None
+        # A CLI looking for the daemon (``daemon_pid``) holds a shared lock for microseconds: taken
+        # in that instant, the lock is tried again. A daemon holds it for good: after PROBE_GRACE.
+        give_up = time.monotonic() + PROBE_GRACE_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < give_up:
+                    time.sleep(0.005)
+                    continue
+                holder = os.pread(fd, 32, 0).decode().strip() or "?"
+                os.close(fd)
+                raise AlreadyRunning(
+                    f"another moltbot daemon (pid {holder}) is already running for {self.path.parent.parent}"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
