@@ -234,7 +234,8 @@ def test_the_bundled_checkpoint_demo_runs_and_resumes(tmp_path: Path) -> None:
     assert result["success"], result
     assert result["stdout"].startswith("resuming from checkpoint at item 2\n")
     assert result["stdout"].endswith("done: 2 items this run\n")
-    assert env.cli("checkpoint", "load", "--task", "checkpoint-demo").returncode == 1  # cleared
+    cleared = env.cli("checkpoint", "load", "--task", "checkpoint-demo")
+    assert cleared.returncode == 1 and "no checkpoint saved for checkpoint-demo" in cleared.stderr
 
 
 def test_a_daemon_started_inside_the_repeated_hour_runs_that_days_occurrence_once(env: Env) -> None:

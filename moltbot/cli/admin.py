@@ -181,7 +181,8 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         opened.save_checkpoint(task_id, data, int(run_id) if run_id and run_id.isdigit() else None)
     elif args.action == "load":
         data = opened.load_checkpoint(task_id)
-        if data is None:
+        if data is None:  # exit 1 lets a script tell "none" from a saved null; stderr tells a person
+            print(f"moltbot checkpoint: no checkpoint saved for {task_id}", file=sys.stderr)
             return EXIT_FAILED
         print(json.dumps(data))
     else:
