@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from handlers import format as fmt
 from moltbot.core import UNREAD, AmbiguousTask, Core, Reply, Request, UnknownTask
@@ -224,7 +225,11 @@ def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
             " (disabled)" if not task.enabled else f" (paused: {task.paused_by})" if task.paused_by else ""
         )
         ran = f" · {done(task.done_at, zone)}" if task.done_at else ""
-        schedule = spec.get("schedule") or _interval(spec)
+        schedule = (
+            (spec.get("schedule") and _one_shot_at(core, task.task_id, zone))
+            or spec.get("schedule")
+            or _interval(spec)
+        )
         when = (
             task.chain
             if schedule == "?" and task.chain
@@ -232,6 +237,18 @@ def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
         )
         lines.append(f"{fmt.symbol(task)} {task.task_id}: {when}{state}{ran}")
     return Reply("\n".join(lines) or "no tasks")
+
+
+def _one_shot_at(core: Core, task_id: str, zone: ZoneInfo) -> str | None:
+    """A one-shot by its instant (``once, Thu 26 Nov 14:03:00 CET``): its text (``in 10s``) was
+    about the moment it was registered, and reads as still to come long after."""
+    from moltbot.schedules.forms import Once
+
+    task = core.task(task_id)
+    schedule = core.schedule_of(task) if task is not None else None
+    if task is None or not isinstance(schedule, Once):
+        return None
+    return f"once, {with_weekday(schedule.fire_time(task.anchor), zone)}"
 
 
 def _interval(spec: dict[str, object]) -> str:

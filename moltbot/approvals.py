@@ -24,7 +24,7 @@ def hold(core: Core, spec: TaskSpec, plan: Plan) -> Plan:
     occurrences = [*([plan.run_for] if plan.run_for is not None else []), *plan.queue]
     for occurrence in occurrences:
         core.questions.ask(
-            f"{spec.task_id} is due ({spec.schedule_text}).",
+            f"{spec.task_id} is due ({'one-shot' if spec.schedule.one_shot else spec.schedule_text}).",
             timeout=spec.approve_timeout,
             origin="approval",
             task_id=spec.task_id,

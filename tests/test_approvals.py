@@ -15,7 +15,7 @@ from tests.test_signal import OWNER, OWNER_UUID, bot, now_ms, replies, say
 
 __all__ = ["bot"]  # the Signal fixture (gateway: conftest.py)
 Bot = Callable[..., DaemonProcess]
-QUESTION = "🔐 patch-all is due (in 1s). Run it? yes / no"
+QUESTION = "🔐 patch-all is due (one-shot). Run it? yes / no"  # "in 1s" was about its registration
 
 
 def patch_all(env: Env, **fields: object) -> dict[str, object]:

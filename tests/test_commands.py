@@ -196,3 +196,13 @@ def test_free_text_without_a_model_gets_a_sentence_and_the_short_help(core: Core
 def test_a_near_typo_before_words_still_gets_did_you_mean(core: Core) -> None:
     reply = handle(core, Request("pase backup", "admin", "t", WATCHER)).text
     assert reply.startswith("unknown command 'pase'; did you mean pause?"), reply
+
+
+def test_tasks_shows_a_one_shot_by_its_instant(env: Env) -> None:
+    env.script("once.sh", "true\n")
+    env.write_tasks({"task_id": "once", "script_path": "once.sh", "schedule": "in 10 minutes"})
+    core = Core(env.home)
+    core.open()
+    core.sync(core.load_specs())
+    line = handle(core, Request("tasks", "admin", "t", WATCHER)).text
+    assert "once: once, " in line and "in 10 minutes" not in line, line  # not "in 10 minutes" forever
