@@ -240,14 +240,14 @@ def _tasks(core: Core, request: Request, argument: str | None) -> Reply:
 
 
 def _one_shot_at(core: Core, task_id: str, zone: ZoneInfo) -> str | None:
-    """A one-shot by its instant (``once, Thu 26 Nov 14:03:00 CET``): its text (``in 10s``) was
-    about the moment it was registered, and reads as still to come long after."""
+    """A relative one-shot by its instant (``once, Thu 26 Nov 14:03:00 CET``): its text (``in 10s``)
+    was about the moment it was registered, and reads as still to come long after."""
     from moltbot.schedules.forms import Once
 
     task = core.task(task_id)
     schedule = core.schedule_of(task) if task is not None else None
-    if task is None or not isinstance(schedule, Once):
-        return None
+    if task is None or not isinstance(schedule, Once) or schedule.instant is not None:
+        return None  # "at 2026-12-24T18:00" says when already
     return f"once, {with_weekday(schedule.fire_time(task.anchor), zone)}"
 
 
