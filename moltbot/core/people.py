@@ -49,7 +49,6 @@ class Listed(NamedTuple):
     uuid: str | None
     roles: tuple[str, ...]  # allowed, viewer, admin (gets alerts)
     source: str  # "moltbot.toml" or "paired on …"
-    paired: PairedPerson | None
 
 
 def shown(number: str | None, uuid: str | None) -> str:
@@ -99,12 +98,13 @@ class People:
         number: str | None,
         reply_to: Watcher,
         in_group: bool = False,
-        admins: Sequence[Watcher] = (),
+        admins: Callable[[], Sequence[Watcher]] = tuple,
     ) -> PairedPerson | None:
         """A message from someone not allowed: if it is an open code, they are paired (once), told
         so, and the admins hear of it, in one transaction. None: not a code, or a wrong one (counted).
         A right code sent to a group pairs nobody, and is spent: everyone in the group has read it.
-        ``admins``: who hears of it, as they were before (an alert would reach the newcomer too)."""
+        ``admins``: who hears of it, as they were before (an alert would reach the newcomer too);
+        asked only when someone is paired: most strangers' messages are no code."""
         code = code_in(text)
         now = self.clock.now()
         pairings = store.open_pairings(now) if code else []
@@ -118,13 +118,14 @@ class People:
         if in_group:
             store.close_pairing(match.id, now, "sent in a group")
             return None
+        told = admins()  # before the newcomer is one of them
         with store.write_transaction():
             person = store.pair_person(match.id, uuid, number, now)
             if person is not None:
                 who = shown(number, uuid)
                 welcome = f"paired ✓ {who}. You can now command moltbot; send help."
                 store.enqueue_message(reply_to, welcome, now)
-                for admin in admins:
+                for admin in told:
                     store.enqueue_message(admin, f"🔗 paired: {who} (by moltbot pair)", now)
         return person
 
@@ -172,10 +173,10 @@ class People:
             for key, roles in people.items():
                 is_uuid = key not in uuid_of and not key.startswith("+")
                 number = number_of.get(key) if is_uuid else key
-                found.append(Listed(number, key if is_uuid else None, tuple(roles), "moltbot.toml", None))
+                found.append(Listed(number, key if is_uuid else None, tuple(roles), "moltbot.toml"))
         for person in store.paired_people():
             source = f"paired on {person.paired_at:%Y-%m-%d}"
-            found.append(Listed(person.number, person.uuid, ("allowed", "admin"), source, person))
+            found.append(Listed(person.number, person.uuid, ("allowed", "admin"), source))
         return found
 
     def remove(self, who: str) -> tuple[PairedPerson, bool]:

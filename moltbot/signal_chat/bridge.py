@@ -239,7 +239,10 @@ class SignalBridge:
             return False
         watcher = Watcher(CHANNEL, found.chat, found.timestamp, found.sender_number or found.sender_uuid)
         in_group = found.group_id is not None
-        admins = [Watcher(CHANNEL, a) for a in self.core.people.with_paired(self.settings).alert_recipients]
+
+        def admins() -> list[Watcher]:  # the admins there are: read only for a right code
+            return [Watcher(CHANNEL, a) for a in self.core.people.with_paired(self.settings).alert_recipients]
+
         person = self.core.people.pair(
             found.text, found.sender_uuid, found.sender_number, watcher, in_group, admins
         )
