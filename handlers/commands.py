@@ -212,7 +212,8 @@ def _commands_for(role: str) -> list[str]:
 
 @command("status", "every task: state, last result, next run")
 def _status(core: Core, request: Request, argument: str | None) -> Reply:
-    return Reply(fmt.status(core.task_states(), core.clock.now(), core.daemon_pid() is not None))
+    running = core.daemon_pid() is not None
+    return Reply(fmt.status(core.task_states(), core.clock.now(), running, core.nodes()))
 
 
 @command("tasks", "the tasks and their schedules")

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from moltbot.core import HostRecap, OutboxMessage, Run, TaskState
+from moltbot.core import HostRecap, Node, OutboxMessage, Run, TaskState
 from moltbot.durations import lasted
 from moltbot.local_times import relative
 from moltbot.run_history import why
@@ -73,14 +73,19 @@ def symbol(task: TaskState) -> str:
     return SYMBOLS.get(task.status, "•")
 
 
-def status(tasks: Sequence[TaskState], now: datetime, daemon_running: bool) -> str:
-    """A header with counts, then one short line per task (30 tasks fit a phone screen)."""
+def status(
+    tasks: Sequence[TaskState], now: datetime, daemon_running: bool, nodes: Sequence[Node] = ()
+) -> str:
+    """A header with counts, then one short line per task (30 tasks fit a phone screen); with
+    several nodes on one database, which are up."""
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task.status] = counts.get(task.status, 0) + 1
     summary = " · ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
     header = f"moltbot: {len(tasks)} tasks · {summary}"
-    if not daemon_running:
+    if nodes:
+        header += "\nnodes: " + " · ".join(node.name for node in nodes)
+    elif not daemon_running:
         header += "\n⚠ the daemon is not running"
     lines = [header]
     for task in tasks:
@@ -121,17 +126,25 @@ STOPPED_ON_REQUEST = "stopped on request"
 
 
 def run_head(
-    task_id: str, run_id: int, status: str, message: str | None, exit_code: int | None, duration: float | None
+    task_id: str,
+    run_id: int,
+    status: str,
+    message: str | None,
+    exit_code: int | None,
+    duration: float | None,
+    node: str | None = None,
 ) -> str:
     """``✅ backup finished in 2.1 s (run 42)``, ``❌ backup failed after 2.0 s (run 42): exit code 1``,
     ``⏹ backup stopped after 29.5 s (run 23)``: the status, the duration and the reason, each once.
 
-    Success leaves the exit code out (✅ says it was 0); a stop leaves out the SIGTERM it caused."""
+    Success leaves the exit code out (✅ says it was 0); a stop leaves out the SIGTERM it caused.
+    Several nodes: which one ran it, ``(run 42 on nas-2)``."""
     verb, reason = VERBS.get(status, status), why(status, message)
     if status == "interrupted" and reason == STOPPED_ON_REQUEST:
         verb, reason = "stopped", ""
     took = "" if duration is None else f" {'in' if status == 'success' else 'after'} {lasted(duration)}"
-    head = f"{_mark(status)} {task_id} {verb}{took} (run {run_id})"
+    where = f" on {node}" if node else ""
+    head = f"{_mark(status)} {task_id} {verb}{took} (run {run_id}{where})"
     if reason:
         head += f": {reason}"
     if status == "failed" and exit_code and exit_code > 0 and f"exit code {exit_code}" not in reason:
@@ -148,10 +161,11 @@ def run_finished(
     duration: float | None,
     stdout: str | None,
     stderr: str | None,
+    node: str | None = None,
 ) -> str:
     """The head (``run_head``), then the last lines of output: stderr's when it failed and said
     something there, else stdout's."""
-    head = run_head(task_id, run_id, status, message, exit_code, duration)
+    head = run_head(task_id, run_id, status, message, exit_code, duration, node)
     body = tail(stderr if status != "success" and tail(stderr) else stdout)
     return f"{head}\n{body}" if body else head
 
@@ -162,7 +176,9 @@ def output(run: Run) -> str:
     if run.hosts:
         lines = [playbook_finished(run.task_id, run.id, run.status, run.duration, run.hosts)]
     else:
-        lines = [run_head(run.task_id, run.id, run.status, run.message, run.exit_code, run.duration)]
+        lines = [
+            run_head(run.task_id, run.id, run.status, run.message, run.exit_code, run.duration, run.node)
+        ]
     for label, text in (("stdout", run.stdout_tail), ("stderr", run.stderr_tail)):
         shown = tail(text)
         if shown:
@@ -214,6 +230,7 @@ def finished_run(run: Run) -> str:
         run.duration,
         run.stdout_tail,
         run.stderr_tail,
+        run.node,
     )
 
 

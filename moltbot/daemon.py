@@ -33,6 +33,7 @@ import schedule as housekeeping_schedule
 
 from moltbot import approvals, reloads, store
 from moltbot.bridges import Bridges, TransportFactory
+from moltbot.cluster import EXIT_LEASE_LOST, Membership
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.database_identity import OpenedDatabase
@@ -45,7 +46,7 @@ from moltbot.heartbeat import Liveness
 from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.records import Plan
-from moltbot.recovery import recover
+from moltbot.recovery import recover, settle_lost_session
 from moltbot.relay import Relay
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
@@ -103,6 +104,9 @@ class Daemon:
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self.database_file = OpenedDatabase(core.home)  # deleted or replaced under us: stop
         self.liveness = Liveness(self.notifier, self.heartbeats, self.settings)  # WATCHDOG=1, heartbeats
+        self.membership = Membership(core, self._settle_lost, self._wake_for_requests)  # node, lease, fence
+        if self.membership.clustered:
+            self.supervisor.groups = self.membership.groups
         core.wake_in_process = self._wake_for_requests
         store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
@@ -127,6 +131,11 @@ class Daemon:
 
     def _on_request_signal(self, signum: int, frame: FrameType | None) -> None:
         self._requests_pending = True  # the wakeup fd ends the sleep
+
+    def _settle_lost(self, session: int, lost_node: str) -> None:
+        """On the lease thread: another node's lost session, re-planned here."""
+        settle_lost_session(session, lost_node, self.membership.node, dict(self.specs), self.clock.now())
+        self._wake_for_requests()
 
     def _wake_for_requests(self) -> None:
         """A chat command in this process changed something (any thread)."""
@@ -155,6 +164,9 @@ class Daemon:
             if self.database_file.replaced():
                 exit_code = 1  # systemd restarts the unit (Restart=always): the new start opens the path
                 break
+            if self.membership.lost.is_set():
+                exit_code = EXIT_LEASE_LOST
+                break
             try:
                 timeout = self.step()
                 self.database_outage.over(self.core.alert)
@@ -169,7 +181,9 @@ class Daemon:
 
     def startup(self) -> None:
         """Settle what the last daemon left behind (``recovery.py``), before scheduling anything."""
+        self.membership.start()
         recover(self.core.home, self.specs, self.clock.now(), self.settings.task_user)
+        self.membership.start_thread()
         self.housekeeping.every(1).hours.do(self.prune)
         self.prune()
 
@@ -190,6 +204,7 @@ class Daemon:
         self.delivery.stop()  # after the runs: their results are queued (and sent, or on the next start)
         self.bridges.close()
         self._checkpointer.stop()
+        self.membership.stop()
         self.health.stop()
         self.supervisor.close()
         log.info("moltbot daemon stopped")
@@ -229,7 +244,7 @@ class Daemon:
         self.deadman.check(self.specs.values())
         self._released(self.executor.start_due_retries())
         self._start_claimed()
-        if self._busy() < self.settings.workers:
+        if self._busy() < self.settings.workers and not self.membership.fenced:
             self._claim_due()  # on time first; the runs that ended can wait
             self._start_claimed()
         if self._ended:

@@ -305,6 +305,8 @@ class Executor:
             }
         )
         env["PATH"] = venv_first(env["PATH"])
+        if who is None:
+            env.update(self._database_reference())  # its `moltbot checkpoint` reaches our database
         if who is not None:
             definition = spec.raw if kind.reads_definition else None
             flight.run_dir = run_dirs.create(self.home.runs_dir, run.id, definition)
@@ -323,6 +325,19 @@ class Executor:
             label=spec.task_id,
             as_user=who,
         )
+
+    @staticmethod
+    def _database_reference() -> dict[str, str]:
+        """What a run as the daemon's own user is given to reach the daemon's database when it is
+        PostgreSQL (the URL, and the password's reference as config/secrets.py hands secrets on);
+        nothing on SQLite, where MOLTBOT_HOME leads to the file. Runs as the task user get neither."""
+        target = store.database_target()
+        if isinstance(target, Path):
+            return {}
+        from moltbot.config.database import DATABASE_URL_VARIABLE, PASSWORD_SECRET
+        from moltbot.config.secrets import secret_reference
+
+        return {DATABASE_URL_VARIABLE: target.url, **secret_reference(PASSWORD_SECRET, os.environ)}
 
     def _run_as(self, spec: TaskSpec) -> Identity | None:
         """Who the run runs as: None (the daemon's user), or the task user or the task's own ``user``."""

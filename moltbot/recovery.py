@@ -29,7 +29,7 @@ from moltbot.records import Watcher
 from moltbot.relay import unanswered_notifications
 from moltbot.task_users import UnknownUser, identity_of, users_of
 
-__all__ = ["recover"]
+__all__ = ["recover", "settle_lost_session"]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,7 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
                 run.task_id,
                 orphans,
             )
-            if spec and spec.schedule.one_shot:
-                # At most once by design: the crash may have come after it did its work.
-                store.enqueue_message(
-                    Watcher(store.ALERTS, store.ADMINS),
-                    f"one-shot {run.task_id} was interrupted by a crash (run {run.id}) and will not run "
-                    "again; "
-                    f"run:{run.task_id} to run it now",
-                    now,
-                )
-            elif spec and spec.missed != "skip":
-                store.enqueue_run(
-                    run.task_id, "recovery", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1
-                )
+            _replan(run, spec, now)
         for task in store.tasks_paused_by("shutdown"):
             store.resume_task(task.task_id, task.next_run, now, "resumed after the daemon restarted")
             last = store.last_finished_run(task.task_id)
@@ -81,6 +69,35 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
                 )
     for folder in left.values():  # after the commit that kept their checkpoints
         run_dirs.remove(folder)
+
+
+def settle_lost_session(
+    session: int, lost_node: str, node: str, specs: dict[str, TaskSpec], now: datetime
+) -> None:
+    """PostgreSQL: another node's session whose lease ran out (it died, or is cut off and has
+    killed its runs itself: cluster.py): its runs are interrupted and re-planned here."""
+    with store.write_transaction():
+        for run in store.settle_session(session, node, lost_node, now) or []:
+            log.warning(
+                "run %d of %s was left by node %s (lease lost): interrupted", run.id, run.task_id, lost_node
+            )
+            _replan(run, specs.get(run.task_id), now)
+
+
+def _replan(run: store.RunTicket, spec: TaskSpec | None, now: datetime) -> None:
+    """An interrupted run's task's ``missed`` policy: run it again, or not (a one-shot never)."""
+    if spec and spec.schedule.one_shot:
+        # At most once by design: the crash may have come after it did its work.
+        store.enqueue_message(
+            Watcher(store.ALERTS, store.ADMINS),
+            f"one-shot {run.task_id} was interrupted by a crash (run {run.id}) and will not run again; "
+            f"run:{run.task_id} to run it now",
+            now,
+        )
+    elif spec and spec.missed != "skip":
+        store.enqueue_run(
+            run.task_id, "recovery", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1
+        )
 
 
 def _take_leftovers(run_id: int, spec: TaskSpec, folder: Path, task_user: str, now: datetime) -> None:

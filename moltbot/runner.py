@@ -31,30 +31,21 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moltbot.file_modes import task_umask
 from moltbot.run_output import LazyLog, Tail
+from moltbot.run_result import INTERNAL_ERROR, RunResult
 from moltbot.task_users import Identity
+
+if TYPE_CHECKING:
+    from moltbot.fencing import ProcessGroups
 
 __all__ = ["INTERNAL_ERROR", "ProcessRun", "RunResult", "Supervisor"]
 
 log = logging.getLogger(__name__)
-INTERNAL_ERROR = "internal error in moltbot (see its log)"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    status: str  # success | failed | timeout | interrupted
-    exit_code: int | None
-    started_at: datetime
-    finished_at: datetime
-    message: str
-    stdout_tail: str
-    stderr_tail: str
-    log_path: Path | None  # None: the run printed nothing, so no file was made
 
 
 class ProcessRun:
@@ -282,6 +273,7 @@ class Supervisor:
         self._cancelled: deque[ProcessRun] = deque()  # appended from any thread
         self._ended: list[ProcessRun] = []
         self.woken = False  # the last ``wait`` was ended by ``wake`` or a signal
+        self.groups: ProcessGroups | None = None  # told of each run's process group (fencing.py)
 
     def __enter__(self) -> Supervisor:
         return self
@@ -307,6 +299,8 @@ class Supervisor:
             return
         run._on_cancel = self._cancel
         self._runs.add(run)
+        if self.groups is not None and run.pid:
+            self.groups.add(run.pid)  # its own group (start_new_session): the group id is its pid
         for fd in run._pipes:
             self._selector.register(fd, selectors.EVENT_READ, (run, fd))
         self._selector.register(run._pidfd, selectors.EVENT_READ, (run, -1))
@@ -354,6 +348,8 @@ class Supervisor:
             run._expire(now)
         for run in [run for run in self._runs if run._over]:
             self._runs.discard(run)
+            if self.groups is not None and run.pid:
+                self.groups.discard(run.pid)
             try:
                 run._finish()
             except Exception:

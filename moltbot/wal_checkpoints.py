@@ -62,6 +62,8 @@ class WalCheckpointer:
         self._thread = Supervised("wal-checkpoint", self._one_pass, watch)
 
     def start(self) -> None:
+        if store.is_postgresql():
+            return  # the server keeps its own write-ahead log
         store.background_checkpoints(self._count)
         self._thread.start()
 

@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 
 from moltbot import retries, store
+from moltbot.config.database import DATABASE_URL_VARIABLE, PostgresTarget
 from moltbot.config.home import Home
 from moltbot.core.lock import daemon_pid
 from tests import debian_target
 from tests.fake_discord import FakeDiscord
 from tests.fake_gateway import FakeGateway
 from tests.instant_retries import INSTANT
+from tests.pg import pg_cluster, pg_database  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,12 +74,15 @@ class Env:
 
     home: Home
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    database: PostgresTarget | None = None  # None: the home's SQLite file
 
     @property
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOLTBOT_")}
         env["MOLTBOT_HOME"] = str(self.home.root)
         env["TZ"] = "UTC"
+        if self.database is not None:
+            env[DATABASE_URL_VARIABLE] = self.database.url
         return env
 
     def script(self, name: str, body: str, executable: bool = True) -> Path:
@@ -112,15 +117,43 @@ class Env:
 
     def db(self) -> None:
         """Bind the store to this home's database (for assertions on recorded state)."""
-        store.open_db(self.home.db_path)
+        store.open_db(self.database or self.home.db_path)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module or test marked ``both_backends`` runs once per backend (``MOLTBOT_TEST_BACKENDS=both``:
+    every test that uses ``env`` or ``backend``)."""
+    wanted = metafunc.definition.get_closest_marker("both_backends") is not None
+    wanted = wanted or os.environ.get("MOLTBOT_TEST_BACKENDS") == "both"
+    if wanted and {"env", "backend"} & set(metafunc.fixturenames):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path | PostgresTarget:
+    """The database a test's store uses: a SQLite file, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        target: PostgresTarget = request.getfixturevalue("pg_database")
+        return target
+    return tmp_path / "moltbot.db"
+
+
+@pytest.fixture
+def env(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Env:
     home = Home(tmp_path / "home")
     for directory in (home.config_dir, home.tasks_dir, home.data_dir, home.logs_dir):
         directory.mkdir(parents=True)
     environment = Env(home)
+    if backend == "postgresql":
+        environment.database = request.getfixturevalue("pg_database")
     environment.write_tasks()
     return environment
 

@@ -168,10 +168,13 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     conn.execute("DROP TABLE task_chain")  # what schemas 1 to 7 lacked (chains)
     conn.execute("DROP TABLE person")  # what schemas 1 to 8 lacked (pairing)
     conn.execute("DROP TABLE pairing")
+    conn.execute("DROP TABLE daemon_session")  # what schemas 1 to 9 lacked (sessions, #15)
+    for table, column in (("run", "node"), ("run", "session_id")):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
     store.open_db(tmp_path / "other.db")  # a fresh connection to the old file next
     store.open_db(path)
-    assert store.schema_version() == store.SCHEMA_VERSION == 9
+    assert store.schema_version() == store.SCHEMA_VERSION == 10
     tables = {
         row[0] for row in store.connection().execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
@@ -184,10 +187,11 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
         "task_chain",
         "person",
         "pairing",
+        "daemon_session",
     } <= tables
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
-    assert "recap" in {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}
+    assert {"recap", "node", "session_id"} <= {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}
     assert "run_occurrence_attempt" in {
         row[1] for row in store.connection().execute("PRAGMA index_list(run)")
     }

@@ -34,6 +34,7 @@ from moltbot.cli.commands import (
     cmd_stop,
 )
 from moltbot.cli.common import EXIT_CONFIG, EXIT_FAILED
+from moltbot.cli.migrate import cmd_migrate
 from moltbot.cli.overview import cmd_status, cmd_tasks
 from moltbot.cli.people import cmd_pair, cmd_people
 from moltbot.cli.talk import cmd_ask, cmd_notify
@@ -111,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", help="the question")
     ask.add_argument("--timeout", default="10m", help="how long to wait (default 10m; e.g. 90s, 1h)")
     ask.add_argument("--choices", default="yes,no", help="the answers, the first is yes (default yes,no)")
+    migrate = add("migrate", cmd_migrate, "copy this home's SQLite database into PostgreSQL (several nodes)")
+    migrate.add_argument(
+        "--to", required=True, metavar="URL", help="postgresql://user@host:5432/db (no password)"
+    )
     pair = add("pair", cmd_pair, "show a one-time code; whoever sends it to the bot becomes an admin")
     pair.add_argument("--no-wait", action="store_true", help="print the code and return")
     people_help = "list who may command moltbot (remove: unpair someone)"

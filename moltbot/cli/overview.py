@@ -33,7 +33,9 @@ def status_json(core: Core) -> dict[str, Any]:
     except ConfigError:  # status answers with a broken moltbot.toml (zone_for_people says why)
         settings = Settings()
     heartbeat = settings.heartbeat_url
+    nodes = [{"node": n.name, "host": n.host, "since": n.since.isoformat()} for n in core.nodes()]
     return {
+        **({"nodes": nodes} if nodes else {}),  # PostgreSQL: the original shape stays on SQLite
         "running": pid is not None,
         "current_task": running[0] if running else None,
         "task_count": len(tasks),
@@ -97,6 +99,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         counts[task.status] = counts.get(task.status, 0) + 1
     summary = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "no tasks"
     lines = [f"moltbot daemon: {daemon} · {len(tasks)} tasks ({summary})"]
+    nodes = core.nodes()  # several daemons on one PostgreSQL database
+    if nodes:
+        zone = zone_for_people(core)
+        lines.append(
+            "nodes: " + ", ".join(f"{n.name} on {n.host} (since {wall_clock(n.since, zone)})" for n in nodes)
+        )
     if tasks:
         zone = zone_for_people(core)
         rows = [("TASK", "STATUS", "LAST RUN", "RESULT", "NEXT RUN", "RUNS", "ERRORS")]

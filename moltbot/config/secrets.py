@@ -19,7 +19,7 @@ from pathlib import Path
 
 __all__ = ["SECRETS", "SecretError", "secret", "secret_files", "secret_reference"]
 
-SECRETS = ("DISCORD_BOT_TOKEN", "LETTA_API_KEY")
+SECRETS = ("DISCORD_BOT_TOKEN", "LETTA_API_KEY", "MOLTBOT_DATABASE_PASSWORD")
 _MAX_BYTES = 64 * 1024  # a token or a key; a path given by mistake (a big file) is not read whole
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from moltbot.config.database import database_url_problem, node_name_problem
 from moltbot.config.errors import ConfigError, ConfigProblem, unknown_name
 from moltbot.config.integrations import (
     READERS,
@@ -39,6 +40,9 @@ class Settings:
     heartbeat_url: str = ""  # a monitor's ping URL, pinged while the loop is healthy (heartbeat.py)
     heartbeat_seconds: float = 300.0
     task_user: str = ""  # who scripts and playbooks run as (task_users.py); "": the daemon's own user
+    database: str = ""  # postgresql:// shared by several nodes (config/database.py); "": the SQLite file
+    node: str = ""  # this daemon's name among the nodes ("": the host's name)
+    lease_seconds: float = 30.0  # PostgreSQL: a node silent this long has its runs re-run elsewhere
     signal: SignalSettings | None = None
     ollama: OllamaSettings | None = None
     discord: DiscordSettings | None = None
@@ -57,6 +61,9 @@ _DAEMON_TYPES: dict[str, tuple[type, ...]] = {
     "task_user": (str,),
     "heartbeat_url": (str,),
     "heartbeat_seconds": (int, float),
+    "database": (str,),
+    "node": (str,),
+    "lease_seconds": (int, float),
 }
 _MAY_BE_ZERO = {"missed_grace_seconds": 0.0, "kill_grace_seconds": 0.0}
 _KNOWN_SECTIONS = ("daemon", *READERS)
@@ -92,6 +99,10 @@ def load_settings(path: Path, only: tuple[str, ...] | None = None) -> Settings:
             daemon.problem("timezone", f"unknown IANA zone {values.pop('timezone')!r}")
     if "heartbeat_url" in values and (why := http_url_problem(values["heartbeat_url"])):
         daemon.problem("heartbeat_url", why)
+    if values.get("database") and (why := database_url_problem(values["database"])):
+        daemon.problem("database", why)
+    if "node" in values and (why := node_name_problem(values["node"])):
+        daemon.problem("node", why)
     if values.get("task_user"):
         _check_task_user(daemon, values["task_user"])
     problems += daemon.problems

@@ -14,12 +14,13 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
-from moltbot.config.home import Home
+from moltbot.config.home import Home, HomeError
 from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
 from moltbot.core.lock import daemon_pid
@@ -32,6 +33,7 @@ from moltbot.records import (
     Event,
     HealthReport,
     Incident,
+    Node,
     ReloadOutcome,
     Run,
     Task,
@@ -42,6 +44,7 @@ from moltbot.records import (
 # Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
 # health board's thread machinery).
 if TYPE_CHECKING:
+    from moltbot.config.database import PostgresTarget
     from moltbot.config.settings import Settings
     from moltbot.config.spec import TaskSpec
     from moltbot.core.health import HealthBoard
@@ -55,6 +58,9 @@ def database_locked(error: BaseException) -> bool:
     """Whether ``error`` is the database held by another process beyond the busy timeout:
     transient, so the caller tries the same thing again later rather than dropping it."""
     return store.is_locked_error(error)
+
+
+REQUESTS_CHANNEL = "moltbot_requests"  # PostgreSQL: queued runs, stops, pauses (cluster.py listens)
 
 
 class Core:
@@ -98,7 +104,17 @@ class Core:
         """Open the database; first create the home's layout (and the bundled examples) if missing."""
         if create_home:
             self.home.ensure()
-        store.open_db(self.home.db_path)
+        store.open_db(self.database_target())
+
+    def database_target(self) -> Path | PostgresTarget:
+        """This home's database (config/database.py); HomeError when its URL or password is unusable."""
+        from moltbot.config.database import database_target
+        from moltbot.config.secrets import SecretError
+
+        try:
+            return database_target(self.home)
+        except (ValueError, SecretError) as exc:
+            raise HomeError(str(exc), "README: Two boxes on one PostgreSQL") from None
 
     def check_database(self) -> int:
         """Write to the database (raises when it cannot); its schema version."""
@@ -189,11 +205,19 @@ class Core:
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)
 
+    def nodes(self) -> list[Node]:
+        """The daemons sharing this database (PostgreSQL; none listed on SQLite: one box, one daemon)."""
+        if not store.is_postgresql():
+            return []
+        return [Node(s.node, s.host, s.started_at) for s in store.live_sessions()]
+
     def database_split(self) -> str | None:
         """Why the running daemon's database is not the file this home's path names (deleted or
         replaced under it); None when it is, or no daemon runs."""
         from moltbot.core.database_identity import split
 
+        if not isinstance(self.database_target(), Path):
+            return None  # a server's database: no file to replace under the daemon
         pid = self.daemon_pid()
         return split(self.home, pid) if pid and pid > 0 else None
 
@@ -318,6 +342,8 @@ class Core:
         store.after_commit(self._wake_daemon_now)
 
     def _wake_daemon_now(self) -> None:
+        if store.is_postgresql():
+            store.notify(REQUESTS_CHANNEL)  # every node's daemon: whichever is free claims it
         if self.wake_in_process is not None:
             self.wake_in_process()
             return

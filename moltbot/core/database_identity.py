@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from moltbot import store
 from moltbot.config.home import Home
 
 __all__ = ["DatabaseSplit", "OpenedDatabase", "forget", "record", "split"]
@@ -37,10 +38,14 @@ class OpenedDatabase:
 
     def __init__(self, home: Home) -> None:
         self.path = home.db_path
-        opened = os.stat(self.path)
-        self._identity = (opened.st_dev, opened.st_ino)
+        self._identity: tuple[int, int] | None = None  # PostgreSQL: no file to watch
+        if not store.is_postgresql():
+            opened = os.stat(self.path)
+            self._identity = (opened.st_dev, opened.st_ino)
 
     def replaced(self) -> bool:
+        if self._identity is None:
+            return False
         try:
             found = os.stat(self.path)
             same = (found.st_dev, found.st_ino) == self._identity
@@ -56,6 +61,8 @@ class OpenedDatabase:
 
 def record(home: Home, pid: int) -> None:
     """The daemon, once it holds its lock and opened the database: which file that is."""
+    if store.is_postgresql():
+        return
     found = os.stat(home.db_path)
     written = _path(home).with_suffix(".tmp")
     written.write_text(f"{pid} {found.st_dev} {found.st_ino}\n")

@@ -167,7 +167,8 @@ class OutboxWorker:
             replacements = [(message.watcher, part.text, "text", None) for part in parts]
             store.hand_over([message.id], replacements, self.clock.now())
             return
-        store.mark_sending(message.id)
+        if not store.mark_sending(message.id):
+            return  # another node took it between the query and now
         try:
             self.channel.send(message, parts[0])
         except ChannelUnusable as exc:

@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from moltbot.store.connection import after_commit, sql, to_db
+from moltbot.store.connection import after_commit, insert_id, is_postgresql, sql, to_db
 from moltbot.store.events import add_event
 
-__all__ = ["chains_by_task", "on_chained_runs", "queue_follow_ups", "rebuild_chains"]
+__all__ = ["CHAIN_TABLE", "chains_by_task", "on_chained_runs", "queue_follow_ups", "rebuild_chains"]
 
 # The end of a run each list follows; the trigger of a chained run is "<field>:<upstream>".
 _ON_END = {"success": "after", "failed": "after_failure", "timeout": "after_failure"}
 _listeners: list[Callable[[], None]] = []
+CHAIN_TABLE = (
+    "CREATE TABLE IF NOT EXISTS task_chain (upstream TEXT NOT NULL, on_end TEXT NOT NULL, "
+    "downstream TEXT NOT NULL, PRIMARY KEY (upstream, on_end, downstream)) WITHOUT ROWID"
+)
 
 
 def on_chained_runs(listener: Callable[[], None]) -> None:
@@ -42,6 +46,19 @@ def rebuild_chains() -> None:
     """Inside a write transaction: the edges, from every registered tasks.json task's definition."""
     sql("DELETE FROM task_chain")
     for field in ("after", "after_failure"):
+        if is_postgresql():
+            # The same edges in jsonb's words: a definition is always JSON (definition_json()).
+            sql(
+                "INSERT INTO task_chain (upstream, on_end, downstream) "
+                f"SELECT edge #>> '{{}}', '{field}', task.task_id "
+                "FROM task, jsonb_array_elements(CASE "
+                f"WHEN jsonb_typeof(task.definition::jsonb -> '{field}') = 'array' "
+                f"THEN task.definition::jsonb -> '{field}' ELSE '[]'::jsonb END) AS edge "
+                "WHERE task.removed = FALSE AND task.task_id NOT LIKE 'discord-%' "
+                "AND jsonb_typeof(edge) = 'string' AND edge #>> '{}' NOT LIKE 'discord-%' "
+                "ON CONFLICT DO NOTHING"
+            )
+            continue
         sql(
             "INSERT INTO task_chain (upstream, on_end, downstream) "
             f"SELECT edge.value, '{field}', task.task_id "
@@ -78,16 +95,16 @@ def queue_follow_ups(upstream: str, run_id: int, status: str, now: datetime) -> 
         elif current_run_id is not None and overlap == "skip":
             refusal = f"already running (run {current_run_id}); overlap policy: skip"
         status_now = "queued" if refusal is None else "skipped"
-        cursor = sql(
+        new_run = insert_id(
             "INSERT INTO run (task_id, status, trigger, attempt, queued_at, finished_at, message, "
             "stop_requested) VALUES (?, ?, ?, 1, ?, ?, ?, FALSE)",
             (task_id, status_now, trigger, stamp, None if refusal is None else stamp, refusal),
         )
-        add_event(now, task_id, "queued", f"run {cursor.lastrowid} queued ({trigger}, run {run_id})")
+        add_event(now, task_id, "queued", f"run {new_run} queued ({trigger}, run {run_id})")
         if refusal is None:
             queued += 1
         else:
-            add_event(now, task_id, "skipped", f"run {cursor.lastrowid}: {refusal}")
+            add_event(now, task_id, "skipped", f"run {new_run}: {refusal}")
     if queued:
         after_commit(_tell_listeners)
     return queued

@@ -1,17 +1,22 @@
-"""Opening the database file: WAL mode, the schema check, migrations when behind."""
+"""Opening the database: WAL mode, the schema check, migrations when behind (PostgreSQL too)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moltbot.store.connection import (
     BUSY_TIMEOUT_SECONDS,
     SCHEMA_VERSION,
     connection,
     database_path,
-    use_path,
+    is_postgresql,
+    use_target,
     writers_held,
 )
+
+if TYPE_CHECKING:
+    from moltbot.config.database import PostgresTarget
 
 __all__ = ["checkpoint_wal", "open_db", "restart_wal", "schema_version", "wal_bytes"]
 
@@ -20,15 +25,18 @@ WAL_HEADER_BYTES = 32
 FRAME_HEADER_BYTES = 24
 
 
-def open_db(path: Path) -> None:
-    """Use the database at ``path`` (created and migrated as needed) from now on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    use_path(path)
+def open_db(target: Path | PostgresTarget) -> None:
+    """Use the database at ``target`` (created and migrated as needed) from now on: a SQLite file,
+    or PostgreSQL (config/database.py)."""
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    use_target(target)
     conn = connection()
-    conn.execute("PRAGMA journal_mode = wal")  # kept in the file; set once per process is plenty
+    if not is_postgresql():
+        conn.execute("PRAGMA journal_mode = wal")  # kept in the file; set once per process is plenty
     version = schema_version()
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"{path} has schema {version}; this moltbot knows up to {SCHEMA_VERSION}")
+        raise RuntimeError(f"{target} has schema {version}; this moltbot knows up to {SCHEMA_VERSION}")
     if version < SCHEMA_VERSION:
         from moltbot.store.schema import migrate  # Peewee, only when there is something to create
 
@@ -36,6 +44,13 @@ def open_db(path: Path) -> None:
 
 
 def schema_version() -> int:
+    if is_postgresql():
+        # A table of one row (PostgreSQL has no user_version); none yet: an empty database.
+        exists = connection().execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return 0
+        row = connection().execute("SELECT version FROM schema_version").fetchone()
+        return 0 if row is None else int(row[0])
     return int(connection().execute("PRAGMA user_version").fetchone()[0])
 
 
@@ -45,8 +60,10 @@ def checkpoint_wal() -> int:
 
     It never makes SQLite start the WAL over: that happens only when a write
     *begins* after a checkpoint copied all of it, and while commits keep coming
-    one always begins first (``restart_wal``).
+    one always begins first (``restart_wal``). PostgreSQL: nothing to do (0).
     """
+    if is_postgresql():
+        return 0
     conn = connection()
     _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if frames <= 0:  # -1: not in WAL mode
@@ -56,7 +73,9 @@ def checkpoint_wal() -> int:
 
 
 def wal_bytes() -> int:
-    """The size of the WAL file (0 when there is none)."""
+    """The size of the WAL file (0 when there is none, and on PostgreSQL)."""
+    if is_postgresql():
+        return 0
     try:
         return (database_path().parent / (database_path().name + "-wal")).stat().st_size
     except FileNotFoundError:
@@ -73,8 +92,10 @@ def restart_wal(truncate: bool = False) -> bool:
     the WAL copied, which is what SQLite needs to start it over. Other processes
     are not waited for (busy timeout 0): a long ``sqlite3 .backup`` must not
     stall the daemon's writers, which wait behind this. After a passive
-    checkpoint there is little left to copy.
+    checkpoint there is little left to copy. PostgreSQL: nothing to do (True).
     """
+    if is_postgresql():
+        return True
     conn = connection()
     with writers_held():
         conn.execute("PRAGMA busy_timeout = 0")

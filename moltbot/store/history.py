@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from moltbot.records import RAN_RUN_STATES, Run
-from moltbot.store.connection import from_db, sql, write_transaction
+from moltbot.store.connection import from_db, is_postgresql, sql, write_transaction
 
 __all__ = [
     "current_run",
@@ -22,7 +22,7 @@ __all__ = [
 
 RUN_COLUMNS = (
     "id, task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, started_at, finished_at, "
-    "exit_code, message, stdout_tail, stderr_tail, log_path, owner_pid, stop_requested, recap"
+    "exit_code, message, stdout_tail, stderr_tail, log_path, owner_pid, stop_requested, recap, node"
 )
 
 
@@ -46,6 +46,8 @@ def run_from_row(row: tuple[Any, ...]) -> Run:
         owner_pid=row[15],
         stop_requested=bool(row[16]),
         recap=row[17],
+        # Shown only when several nodes share the database: on SQLite every run is this box's.
+        node=row[18] if is_postgresql() else None,
     )
 
 

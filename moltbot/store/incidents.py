@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from moltbot import incidents
 from moltbot.incidents import FAILING, OVERDUE, AlertPolicy
 from moltbot.records import ADMINS, ALERTS, Incident
-from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
+from moltbot.store.connection import from_db, insert_id, note_outbox_write, sql, to_db, write_transaction
 
 __all__ = ["CREATE_INCIDENT", "last_successes", "open_incidents", "open_overdue", "run_ended"]
 
@@ -49,11 +49,11 @@ def run_ended(task_id: str, run_id: int, status: str, now: datetime, policy: Ale
         return  # a requested run's failure is its requester's to hear; not an occurrence that failed
     failing = open_now.get(FAILING)
     if failing is None:
-        cursor = sql(
+        new_id = insert_id(
             "INSERT INTO incident (task_id, kind, opened_at, failures) VALUES (?, ?, ?, 1)",
             (task_id, FAILING, to_db(now)),
         )
-        failing = Incident(cursor.lastrowid or 0, task_id, FAILING, now, 1, False, None)
+        failing = Incident(new_id or 0, task_id, FAILING, now, 1, False, None)
     else:
         failing = failing._replace(failures=failing.failures + 1)
         sql("UPDATE incident SET failures = ? WHERE id = ?", (failing.failures, failing.id))

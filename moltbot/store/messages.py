@@ -15,7 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from moltbot.records import ADMINS, ALERTS, OutboxMessage, Watcher
-from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
+from moltbot.store.connection import (
+    from_db,
+    insert_id,
+    is_postgresql,
+    note_outbox_write,
+    sql,
+    to_db,
+    write_transaction,
+)
+from moltbot.store.sessions import SERVER_NOW, current_session
 
 __all__ = [
     "ADMINS",
@@ -84,7 +93,7 @@ def enqueue_message(
 ) -> int:
     """Promise a message to ``watcher`` (written before it is sent); its id."""
     with write_transaction():
-        cursor = sql(
+        new_id = insert_id(
             "INSERT INTO outbox (channel, address, kind, text, run_id, reply_to, reply_author, created_at, "
             "due_at, attempts, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending')",
             (
@@ -100,8 +109,8 @@ def enqueue_message(
             ),
         )
         note_outbox_write()
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    assert new_id is not None
+    return new_id
 
 
 def watch_run(run_id: int, watcher: Watcher) -> None:
@@ -117,15 +126,24 @@ def watch_run(run_id: int, watcher: Watcher) -> None:
 Replacement = tuple[Watcher, str | None, str, int | None]
 
 
-def hand_over(done: Sequence[int], replacements: Sequence[Replacement], now: datetime) -> None:
+def hand_over(done: Sequence[int], replacements: Sequence[Replacement], now: datetime) -> bool:
     """In one transaction: the ``done`` rows are handed over (marked sent) to new rows: an
     alert to each channel or each admin, a long text to its parts. A retry then never
-    repeats what was handed over."""
+    repeats what was handed over. False (nothing done) when one of them is no longer pending:
+    another node handed it over first (writers take turns, so the check holds to the commit)."""
     with write_transaction():
+        if done:
+            marks = ", ".join("?" for _ in done)
+            (pending,) = sql(
+                f"SELECT count(*) FROM outbox WHERE status = 'pending' AND id IN ({marks})", tuple(done)
+            ).fetchone()
+            if pending != len(set(done)):
+                return False
         for watcher, text, kind, run_id in replacements:
             enqueue_message(watcher, text, now, kind=kind, run_id=run_id)
         for message_id in done:
             mark_sent(message_id, now)
+    return True
 
 
 def due_outbox(
@@ -150,10 +168,17 @@ def pending_outbox() -> list[OutboxMessage]:
     return [_message(row) for row in sql(f"SELECT {_COLUMNS} FROM outbox WHERE status != 'sent' ORDER BY id")]
 
 
-def mark_sending(message_id: int) -> None:
-    """Before the request: after a crash, a row left here may have been delivered."""
+def mark_sending(message_id: int) -> bool:
+    """Before the request: after a crash, a row left here may have been delivered. False when it
+    is not pending any more: another node is sending it (or did)."""
     with write_transaction():
-        sql("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", (message_id,))
+        return bool(
+            sql(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, session_id = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (current_session(), message_id),
+            ).rowcount
+        )
 
 
 def mark_sent(message_id: int, now: datetime) -> None:
@@ -200,10 +225,18 @@ def fail_unroutable(channels: Sequence[str]) -> list[OutboxMessage]:
 def recover_sending() -> list[int]:
     """Rows a crash left between request and answer: they may have been delivered, so they
     are not sent again; they are marked failed and listed by ``moltbot outbox``."""
+    # Several nodes: only the rows of sessions that ended (or lost their lease): another node's
+    # rows are that node's to finish.
+    mine = (
+        " AND (session_id IS NULL OR session_id NOT IN (SELECT id FROM daemon_session "
+        f"WHERE ended_at IS NULL AND lease_until >= {SERVER_NOW}))"
+        if is_postgresql()
+        else ""
+    )
     with write_transaction():
-        rows = [row[0] for row in sql("SELECT id FROM outbox WHERE status = 'sending'")]
+        rows = [row[0] for row in sql(f"SELECT id FROM outbox WHERE status = 'sending'{mine}")]
         sql(
-            "UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'",
+            f"UPDATE outbox SET status = 'failed', last_error = ? WHERE status = 'sending'{mine}",
             ("the daemon stopped while sending; it may have been delivered",),
         )
     return rows

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from moltbot.records import PairedPerson, Pairing
-from moltbot.store.connection import from_db, sql, to_db, write_transaction
+from moltbot.store.connection import from_db, insert_id, sql, to_db, write_transaction
 
 __all__ = [
     "CREATE_PEOPLE",
@@ -39,12 +39,12 @@ _PERSON = "id, uuid, number, paired_at"
 
 def add_pairing(salt: str, code_hash: str, now: datetime, expires_at: datetime, created_by: str) -> Pairing:
     with write_transaction():
-        cursor = sql(
+        new_id = insert_id(
             "INSERT INTO pairing (salt, code_hash, created_at, expires_at, created_by) "
             "VALUES (?, ?, ?, ?, ?)",
             (salt, code_hash, to_db(now), to_db(expires_at), created_by),
         )
-        found = get_pairing(cursor.lastrowid or 0)
+        found = get_pairing(new_id or 0)
     assert found is not None
     return found
 

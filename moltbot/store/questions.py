@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from moltbot.records import Question
-from moltbot.store.connection import from_db, sql, to_db, write_transaction
+from moltbot.store.connection import from_db, insert_id, sql, to_db, write_transaction
 
 __all__ = [
     "answer_question",
@@ -56,7 +56,7 @@ def insert_question(
     with write_transaction():
         taken = {row[0] for row in sql("SELECT number FROM question WHERE status = 'open'")}
         number = next(n for n in range(1, len(taken) + 2) if n not in taken)
-        cursor = sql(
+        new_id = insert_id(
             "INSERT INTO question (number, asked_at, expires_at, text, choices, asked_of, sent_to, "
             "origin, task_id, scheduled_for, run_id, status) VALUES (?, ?, ?, ?, ?, 'admins', ?, ?, ?, ?, ?, "
             "'open') ON CONFLICT DO NOTHING",
@@ -65,9 +65,9 @@ def insert_question(
                 json.dumps(list(sent_to)), origin, task_id, to_db(scheduled_for), run_id,
             ),
         )  # fmt: skip
-        if cursor.rowcount != 1:
+        if new_id is None:
             return None
-        return get_question(int(cursor.lastrowid or 0))
+        return get_question(new_id)
 
 
 def get_question(question_id: int) -> Question | None:

@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, NamedTuple
 from moltbot.incidents import AlertPolicy
 from moltbot.records import Plan
 from moltbot.store.chains import queue_follow_ups
-from moltbot.store.connection import from_db, note_outbox_write, sql, to_db, write_transaction
+from moltbot.store.connection import (
+    insert_id,
+    is_postgresql,
+    note_outbox_write,
+    sql,
+    to_db,
+    write_transaction,
+)
 from moltbot.store.events import add_event
 from moltbot.store.incidents import run_ended
+from moltbot.store.sessions import current_node, current_session
 from moltbot.store.tasks import DUE_COLUMNS, DueTask, due_task, status_of
 
 if TYPE_CHECKING:
@@ -31,7 +39,6 @@ __all__ = [
     "begin_retry",
     "finish_run",
     "record_run",
-    "recover_abandoned_runs",
     "refuse_second_execution",
     "start_run",
 ]
@@ -89,19 +96,20 @@ def insert_run(
         to_db(finished_at),
         message,
         os.getpid() if started_at else None,
+        current_node() or None,
+        current_session() if started_at else None,
     )
     # ON CONFLICT rather than catching the error: the same text will serve PostgreSQL, where an
     # error aborts the whole transaction (#15). The conflict is the occurrence's unique key.
-    cursor = sql(
+    new_id = insert_id(
         "INSERT INTO run (task_id, status, trigger, requested_by, attempt, scheduled_for, queued_at, "
-        "started_at, finished_at, message, owner_pid, stop_requested) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE) ON CONFLICT DO NOTHING",
+        "started_at, finished_at, message, owner_pid, node, session_id, stop_requested) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE) ON CONFLICT DO NOTHING",
         values,
     )
-    if cursor.rowcount != 1:
+    if new_id is None:
         raise OccurrenceTaken(task_id, scheduled_for, attempt)
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return new_id
 
 
 def record_run(
@@ -140,8 +148,9 @@ def start_run(
     else:
         run_id = queued_run
         sql(
-            "UPDATE run SET status = 'running', started_at = ?, owner_pid = ? WHERE id = ?",
-            (to_db(now), os.getpid(), run_id),
+            "UPDATE run SET status = 'running', started_at = ?, owner_pid = ?, node = ?, session_id = ? "
+            "WHERE id = ?",
+            (to_db(now), os.getpid(), current_node() or None, current_session(), run_id),
         )
     sql("UPDATE task SET current_run_id = ?, status = 'running' WHERE task_id = ?", (run_id, task_id))
     add_event(now, task_id, "started", f"run {run_id} started ({trigger})")
@@ -165,10 +174,13 @@ def finish_run(
     """
     duration = (outcome.finished_at - outcome.started_at).total_seconds()
     failed = outcome.status in ("failed", "timeout")
+    # Several nodes: the run id is the fencing token. A run another node settled meanwhile (this
+    # node lost its lease: store/sessions.py) is no longer `running`, and its end changes nothing.
+    still_ours = " AND status = 'running'" if is_postgresql() else ""
     with write_transaction():
-        sql(
+        updated = sql(
             "UPDATE run SET status = ?, exit_code = ?, message = ?, started_at = ?, finished_at = ?, "
-            "stdout_tail = ?, stderr_tail = ?, log_path = ? WHERE id = ?",
+            f"stdout_tail = ?, stderr_tail = ?, log_path = ? WHERE id = ?{still_ours}",
             (
                 outcome.status,
                 outcome.exit_code,
@@ -181,6 +193,13 @@ def finish_run(
                 ticket.id,
             ),
         )
+        if updated.rowcount == 0 and still_ours:
+            log.warning(
+                "run %d of %s was settled by another node meanwhile: its end is not recorded",
+                ticket.id,
+                ticket.task_id,
+            )
+            return
         action = {"success": "completed"}.get(outcome.status, outcome.status)
         add_event(
             outcome.finished_at, ticket.task_id, action, f"run {ticket.id}: {outcome.message}", duration
@@ -331,57 +350,3 @@ def _queue_occurrence(task_id: str, occurrence: datetime, now: datetime) -> None
             add_event(now, task_id, "queued", f"run {run_id} queued (catchup of {to_db(occurrence)})")
     except OccurrenceTaken as taken:
         refuse_second_execution(taken, "catchup", now)
-
-
-def recover_abandoned_runs(now: datetime) -> list[RunTicket]:
-    """After a crash (kill -9): runs left running become interrupted, their tasks freed.
-
-    A run whose supervising process is still alive (a foreground ``moltbot
-    run``) is left alone. The caller kills what an abandoned run left running
-    (``runner.processes_of_run``): nobody supervises it any more.
-    """
-    message = "interrupted: the daemon stopped without shutting down (crash or kill -9)"
-    with write_transaction():
-        abandoned = []
-        rows = sql(
-            "SELECT id, task_id, attempt, trigger, requested_by, scheduled_for, started_at, owner_pid "
-            "FROM run WHERE status = 'running'"
-        ).fetchall()
-        for run_id, task_id, attempt, trigger, requested_by, scheduled_for, started_at, owner in rows:
-            if owner != os.getpid() and _alive(owner):
-                continue
-            sql(
-                "UPDATE run SET status = 'interrupted', finished_at = ?, message = ? WHERE id = ?",
-                (to_db(now), message, run_id),
-            )
-            add_event(now, task_id, "interrupted", f"run {run_id}: {message}")
-            sql(
-                "UPDATE task SET current_run_id = NULL, last_status = 'interrupted', "
-                "status = CASE WHEN paused_by IS NOT NULL THEN 'paused' ELSE 'idle' END "
-                "WHERE task_id = ? AND current_run_id = ?",
-                (task_id, run_id),
-            )
-            abandoned.append(
-                RunTicket(
-                    run_id,
-                    task_id,
-                    attempt,
-                    trigger,
-                    requested_by,
-                    from_db(scheduled_for),
-                    from_db(started_at),
-                )
-            )
-        return abandoned
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -26,7 +26,14 @@ from peewee import (
 from playhouse.migrate import SqliteMigrator
 from playhouse.migrate import migrate as migrate_schema
 
-from moltbot.store.connection import SCHEMA_VERSION, connection, from_db, to_db, write_transaction
+from moltbot.store.connection import (
+    SCHEMA_VERSION,
+    connection,
+    from_db,
+    is_postgresql,
+    to_db,
+    write_transaction,
+)
 
 __all__ = ["MODELS", "migrate"]
 
@@ -108,6 +115,8 @@ class Run(BaseModel):
     owner_pid = IntegerField(null=True)
     stop_requested = BooleanField(default=False)
     recap = TextField(null=True)  # playbook runs: the per-host recap, JSON
+    node = TextField(null=True)  # the node that started it ([daemon] node; shown on PostgreSQL)
+    session_id = BigIntegerField(null=True)  # the daemon session that started it (store/sessions.py)
 
     class Meta:
         indexes = ((("task_id", "id"), False),)
@@ -171,6 +180,7 @@ class Outbox(BaseModel):
     status = TextField(default="pending")
     sent_at = UTCDateTimeField(null=True)
     last_error = TextField(null=True)
+    session_id = BigIntegerField(null=True)  # who is sending it (status 'sending')
 
     class Meta:
         indexes = ((("status", "due_at"), False),)
@@ -293,12 +303,9 @@ def _migrate_7(db: DatabaseProxy) -> None:
 
 def _migrate_8(db: DatabaseProxy) -> None:
     """Chains (#13): the edges of tasks.json's ``after`` and ``after_failure`` (store/chains.py)."""
-    from moltbot.store.chains import rebuild_chains
+    from moltbot.store.chains import CHAIN_TABLE, rebuild_chains
 
-    connection().execute(
-        "CREATE TABLE IF NOT EXISTS task_chain (upstream TEXT NOT NULL, on_end TEXT NOT NULL, "
-        "downstream TEXT NOT NULL, PRIMARY KEY (upstream, on_end, downstream)) WITHOUT ROWID"
-    )
+    connection().execute(CHAIN_TABLE)
     rebuild_chains()
 
 
@@ -307,6 +314,24 @@ def _migrate_9(db: DatabaseProxy) -> None:
     from moltbot.store.people import CREATE_PEOPLE
 
     for statement in CREATE_PEOPLE:
+        connection().execute(statement)
+
+
+def _migrate_10(db: DatabaseProxy) -> None:
+    """Several nodes (#15): daemon sessions, and which node and session started a run or sends a message."""
+    from moltbot.store.sessions import CREATE_SESSIONS
+
+    columns = {column.name for column in db.get_columns("run")}
+    migrator = SqliteMigrator(db.obj)
+    steps = [
+        migrator.add_column("run", name, getattr(Run, name))
+        for name in ("node", "session_id")
+        if name not in columns
+    ]
+    if "session_id" not in {column.name for column in db.get_columns("outbox")}:
+        steps.append(migrator.add_column("outbox", "session_id", Outbox.session_id))
+    migrate_schema(*steps)
+    for statement in CREATE_SESSIONS:
         connection().execute(statement)
 
 
@@ -320,6 +345,7 @@ MIGRATIONS: list[Callable[[DatabaseProxy], None]] = [
     _migrate_7,
     _migrate_8,
     _migrate_9,
+    _migrate_10,
 ]
 
 
@@ -328,6 +354,11 @@ def migrate() -> None:
     assert len(MIGRATIONS) == SCHEMA_VERSION, "one migration per schema version"
     if not database.is_closed():
         database.close()  # forget a connection to another database opened earlier in this thread
+    if is_postgresql():
+        from moltbot.store.pg_schema import create_postgresql
+
+        create_postgresql(database, [*MODELS, *CHAT_MODELS, Question], _OCCURRENCE_EXECUTION)
+        return
     with write_transaction():
         conn = connection()
         version = conn.execute("PRAGMA user_version").fetchone()[0]

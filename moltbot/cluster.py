@@ -1,0 +1,156 @@
+"""This daemon as a node: its session, and on PostgreSQL its lease, its fence and the other nodes'.
+
+Every start opens a session (store/sessions.py) under this node's name. On PostgreSQL a thread of
+its own ("lease") does, every ``lease_seconds / 6``:
+
+- renew the lease, on a connection of its own, as one statement that takes no writer lock (the
+  server's clock decides; a renewal never waits behind another node's transaction);
+- fence: when no renewal got through for half the lease, kill every run's process group itself
+  (not through the loop, which may be stuck in a query to the same unreachable server) and claim
+  nothing more. The lease is still running then, so no other node has re-run anything yet: a
+  re-run can never overlap the original. When the renewal comes back in time, claiming resumes;
+  when it finds the lease lost (the node was settled meanwhile), the daemon exits with 75 and
+  systemd starts it again as a new session;
+- (thread "listen") wake the loop when another node asks for something (LISTEN/NOTIFY);
+- settle the sessions whose lease ran out: their runs are interrupted and re-run here per their
+  ``missed`` policy (recovery.py), within a sixth of the lease of its end.
+
+Processes die with their daemon: the fence keeper (fence_keeper.py) kills the runs' groups when the
+daemon dies without saying goodbye (kill -9), as systemd's cgroup does under the unit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from moltbot import store
+from moltbot.fencing import ProcessGroups
+from moltbot.threads import Supervised
+
+if TYPE_CHECKING:
+    from moltbot.core.api import Core
+
+__all__ = ["EXIT_LEASE_LOST", "Membership"]
+
+log = logging.getLogger(__name__)
+EXIT_LEASE_LOST = 75  # EX_TEMPFAIL: systemd's Restart= starts a new session
+
+
+class Membership:
+    def __init__(self, core: Core, settle: Callable[[int, str], None], wake: Callable[[], None]) -> None:
+        from moltbot.config.database import node_name
+
+        self.core = core
+        self.node = core.settings.node or node_name(core.home)
+        self.lease = core.settings.lease_seconds
+        self.groups = ProcessGroups()
+        self._settle = settle  # a lost session's id and node: its runs re-planned here (recovery.py)
+        self._wake = wake
+        self.session: int | None = None
+        self.fenced = False  # no renewal for half the lease: runs killed, nothing claimed
+        self.lost = threading.Event()  # the lease was lost: the daemon exits (EXIT_LEASE_LOST)
+        self._renewed = 0.0  # monotonic time a successful renewal was sent
+        self._thread = Supervised("lease", self._one_pass, core.health)
+        # Apart from the renewals: a renewal to a server cut off blocks until TCP gives up (seconds).
+        self._fence = Supervised("fence", self._watch, core.health)
+        self._listener = Supervised("listen", self._listen, core.health)
+
+    @property
+    def clustered(self) -> bool:
+        return store.is_postgresql()
+
+    def start(self) -> None:
+        store.use_node(self.node)
+        started = time.monotonic()
+        self.session = store.open_session(
+            self.node, socket.gethostname(), os.getpid(), self.core.clock.now(), self.lease
+        )
+        if not self.clustered:
+            return
+        self._renewed = started
+        self.groups.start_keeper()
+        log.info("node %s: session %d, lease %.0f s", self.node, self.session, self.lease)
+
+    def start_thread(self) -> None:
+        """After recovery: the other nodes' lost sessions are settled from now on."""
+        if self.clustered:
+            self._thread.start()
+            self._fence.start()
+            self._listener.start()
+
+    def stop(self, how: str = "stopped") -> None:
+        self._listener.stop(timeout=1)
+        self._fence.stop()
+        self._thread.stop(timeout=self.lease / 6 + 1)
+        if self.session is not None and not self.lost.is_set():
+            try:
+                store.end_session(self.session, self.core.clock.now(), how)
+            except Exception as exc:  # the database is gone: the lease runs out instead
+                log.warning("could not end session %d: %s", self.session, exc)
+        self.groups.close()
+
+    def _one_pass(self) -> None:
+        assert self.session is not None
+        interval = self.lease / 6
+        sent = time.monotonic()
+        try:
+            renewed = store.renew_lease(self.session, self.lease)
+        except Exception as exc:
+            if not store.is_locked_error(exc):
+                raise
+            log.warning("node %s: lease not renewed (%s)", self.node, exc)
+        else:
+            if not renewed:
+                self._lose()
+                return
+            self._renewed = sent
+            if self.fenced:
+                log.warning("node %s: the database is back within the lease: claiming again", self.node)
+                self.fenced = False
+                self._wake()
+        if not self.fenced:
+            self._settle_lost_sessions()
+        self._thread.stopping.wait(max(0.0, interval - (time.monotonic() - sent)))
+
+    def _watch(self) -> None:
+        silent = time.monotonic() - self._renewed
+        if silent > self.lease / 2 and not self.fenced:
+            self.fenced = True  # first: the loop claims nothing from now on
+            killed = self.groups.kill_all()
+            log.critical(
+                "node %s: no lease renewal for %.1f s: %d runs killed, claiming nothing until it is back",
+                self.node, silent, killed,
+            )  # fmt: skip
+        self._fence.stopping.wait(self.lease / 12)
+
+    def _listen(self) -> None:
+        """Wake-ups from other nodes (a CLI's ``run`` on another host, a chat command another node
+        took): LISTEN on a connection of its own, sleeping in select until one comes."""
+        from moltbot.core.api import REQUESTS_CHANNEL
+
+        store.listen((REQUESTS_CHANNEL,))
+        self._wake()  # what was notified while this connection was not listening
+        while not self._listener.stopping.is_set():
+            if store.notifications(self.lease / 6):
+                self._wake()
+
+    def _lose(self) -> None:
+        killed = self.groups.kill_all()
+        log.critical(
+            "node %s: the lease of session %s was lost (another node settled it): %d runs killed; exiting %d "
+            "to start again as a new session", self.node, self.session, killed, EXIT_LEASE_LOST,
+        )  # fmt: skip
+        self.lost.set()
+        self._thread.stopping.set()
+        self._wake()
+
+    def _settle_lost_sessions(self) -> None:
+        for session in store.expired_sessions():
+            if session.id != self.session:
+                self._settle(session.id, session.node)

@@ -1,0 +1,236 @@
+"""Several daemons ("nodes") on one PostgreSQL database (#15): the same guarantees as on one box.
+
+Each node is a real ``moltbot daemon`` with a MOLTBOT_HOME of its own (the same tasks.json and
+scripts), all pointed at one database of the test cluster (tests/pg.py), with a short lease (3 s)
+so that a lost node is noticed within seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moltbot import store
+from moltbot.config.database import PostgresTarget
+from moltbot.config.home import Home
+from tests.conftest import DaemonProcess, Env, alive, wait_until
+from tests.fake_gateway import FakeGateway, text_frame
+from tests.pg import PgCluster
+from tests.pg_proxy import PartitionProxy
+from tests.test_signal import OWNER, OWNER_UUID, now_ms, signal_toml
+
+pytestmark = pytest.mark.slow
+LEASE = 3.0
+# A run's script: "OVERLAP" into ledger.bad when an earlier run's process is still alive as it starts.
+_OVERLAP_CHECK = (
+    'for pid in $(cut -d" " -f2 {ledger} 2>/dev/null); do\n'
+    '  kill -0 "$pid" 2>/dev/null && echo "OVERLAP $pid" >> {ledger}.bad\n'
+    "done\n"
+    'echo "$MOLTBOT_RUN_ID $$ start" >> {ledger}\n'
+)
+
+
+def _node_home(root: Path, name: str, database: PostgresTarget, tasks: list[dict[str, Any]]) -> Env:
+    home = Home(root / name)
+    for directory in (home.config_dir, home.tasks_dir, home.data_dir, home.logs_dir):
+        directory.mkdir(parents=True)
+    node = Env(home, database=database)
+    node.write_tasks(*tasks, settings=f'[daemon]\nnode = "{name}"\nlease_seconds = {LEASE}\n')
+    return node
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_database: PostgresTarget) -> Iterator[Callable[..., list[DaemonProcess]]]:
+    """``cluster(tasks, scripts, nodes=3)``: that many daemons on one database."""
+    started: list[DaemonProcess] = []
+
+    def start(tasks: list[dict[str, Any]], scripts: dict[str, str], nodes: int = 3) -> list[DaemonProcess]:
+        for index in range(1, nodes + 1):
+            node = _node_home(tmp_path, f"n{index}", pg_database, tasks)
+            for name, body in scripts.items():
+                node.script(name, body)
+            started.append(DaemonProcess(node))
+        store.open_db(pg_database)
+        return started
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.kill()
+        daemon.log.close()
+
+
+def _in_background(request: pytest.FixtureRequest, node: Env, *args: str) -> None:
+    """A CLI command left waiting (``moltbot run`` waits for the run's end), ended with the test."""
+    process = subprocess.Popen(node.cli_argv(*args), env=node.environ, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def end() -> None:
+        process.kill()
+        process.wait()
+
+    request.addfinalizer(end)
+
+
+def _runs(where: str = "TRUE") -> list[tuple[Any, ...]]:
+    return store.connection().execute(
+        f"SELECT id, task_id, status, trigger, scheduled_for, attempt, node, started_at, finished_at, message "
+        f"FROM run WHERE {where} ORDER BY id"
+    ).fetchall()
+
+
+def test_three_nodes_run_every_occurrence_exactly_once(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ledger = tmp_path / "ledger"
+    tasks = [{"task_id": f"t{i}", "script_path": "note.sh", "schedule": "every 1s"} for i in range(6)]
+    nodes = cluster(tasks, {"note.sh": f'echo "$MOLTBOT_RUN_ID $MOLTBOT_TASK_ID" >> {ledger}\n'})
+    wait_until(lambda: len(_runs("status = 'success'")) >= 60, timeout=40, what="60 runs across the nodes")
+    for node in nodes:
+        assert node.stop() == 0
+    runs = _runs("scheduled_for IS NOT NULL AND status NOT IN ('skipped', 'missed')")
+    per_occurrence = collections.Counter((task, scheduled) for _, task, _, _, scheduled, _, _, _, _, _ in runs)
+    assert max(per_occurrence.values()) == 1  # the database's key; and no node ran one twice:
+    lines = ledger.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == len([run for run in runs if run[2] == "success"])
+    for task in {task for task, _ in per_occurrence}:
+        instants = sorted(store.from_db(s) for t, s in per_occurrence if t == task)
+        gaps = [later - earlier for earlier, later in zip(instants, instants[1:], strict=False)]
+        assert set(gaps) <= {timedelta(seconds=1)}, f"{task}: an occurrence was not claimed: {gaps}"
+    assert {run[6] for run in runs} <= {"n1", "n2", "n3"} and all(run[6] for run in runs)
+    assert len({run[6] for run in runs}) >= 2  # the work was shared: claims raced and never collided
+    skipped_as_bugs = _runs("message LIKE '%please report this as a bug%'")
+    assert skipped_as_bugs == []
+
+
+def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(cluster, tmp_path: Path, request) -> None:  # type: ignore[no-untyped-def]
+    ledger = tmp_path / "ledger"
+    script = _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n"
+    tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
+    nodes = cluster(tasks, {"long.sh": script})
+    # Asked for on n1's host; whichever node claims it first runs it.
+    _in_background(request, nodes[0].env, "run", "long")
+    first = wait_until(lambda: _runs("status = 'running'"), what="the run to start")[0]
+    victim = next(node for node in nodes if node.env.home.root.name == first[6])
+    wait_until(lambda: ledger.exists() and ledger.read_text().strip(), what="the script to start")
+    pid = int(ledger.read_text().split()[1])
+    victim.process.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    victim.process.wait(5)
+    wait_until(lambda: not alive(pid), timeout=5, what="the fence keeper to kill the run")
+    recovered = wait_until(
+        lambda: _runs("trigger = 'recovery' AND status = 'running'"), timeout=LEASE * 3 + 5, what="the recovery run"
+    )[0]
+    took = time.monotonic() - killed_at
+    assert took <= LEASE + LEASE / 6 + 2.5, f"recovered after {took:.1f} s"
+    assert recovered[6] != victim.env.home.root.name
+    (interrupted,) = _runs(f"id = {first[0]}")
+    assert interrupted[2] == "interrupted" and victim.env.home.root.name in interrupted[9]
+    assert not (tmp_path / "ledger.bad").exists()
+
+
+def test_a_request_on_one_host_wakes_another_node_at_once(cluster, request) -> None:  # type: ignore[no-untyped-def]
+    tasks = [{"task_id": "hourly", "script_path": "quick.sh", "schedule": "every 1h"}]
+    first, second = cluster(tasks, {"quick.sh": "true\n"}, nodes=2)
+    wait_until(lambda: _runs("status = 'success'") or True)  # both registered (the first pass ran)
+    first.signal(signal.SIGSTOP)  # alive (the CLI queues for it), but deaf: only NOTIFY wakes n2
+    request.addfinalizer(lambda: first.signal(signal.SIGKILL))
+    _in_background(request, first.env, "run", "hourly")
+    ran = wait_until(lambda: _runs("trigger = 'manual' AND started_at IS NOT NULL"), what="the run on n2")[0]
+    queued_at, started_at = store.connection().execute(
+        "SELECT queued_at, started_at FROM run WHERE id = ?", (ran[0],)
+    ).fetchone()
+    assert ran[6] == "n2"
+    # Long before n1's lease (3 s) could run out and its settling wake n2 up.
+    assert store.from_db(started_at) - store.from_db(queued_at) < timedelta(seconds=1)
+
+
+def test_a_node_cut_off_from_the_database_fences_its_runs_and_nothing_runs_twice(
+    tmp_path: Path, pg_cluster: PgCluster, pg_database: PostgresTarget, request: pytest.FixtureRequest
+) -> None:
+    ledger = tmp_path / "ledger"
+    tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
+    name = pg_database.url.rsplit("/", 1)[1]
+    proxy = PartitionProxy("127.0.0.1", pg_cluster.port)
+    request.addfinalizer(proxy.close)
+    cut_off = _node_home(tmp_path, "n1", PostgresTarget(pg_cluster.url(name, port=proxy.port)), tasks)
+    other = _node_home(tmp_path, "n2", pg_database, tasks)
+    for node in (cut_off, other):
+        node.script("long.sh", _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n")
+    first = DaemonProcess(cut_off)
+    request.addfinalizer(first.kill)
+    store.open_db(pg_database)
+    _in_background(request, cut_off, "run", "long")
+    original = wait_until(lambda: _runs("status = 'running'"), what="the run on n1")[0]
+    second = DaemonProcess(other)
+    request.addfinalizer(second.kill)
+    wait_until(lambda: ledger.exists() and ledger.read_text().strip(), what="the script to start")
+    pid = int(ledger.read_text().split()[1])
+
+    proxy.freeze()
+    frozen_at = time.monotonic()
+    wait_until(lambda: not alive(pid), timeout=LEASE, what="n1 to kill its own run (fencing)")
+    fenced_after = time.monotonic() - frozen_at
+    assert fenced_after < LEASE  # before its lease can run out: before anyone may re-run it
+    recovery = wait_until(
+        lambda: _runs("trigger = 'recovery' AND started_at IS NOT NULL"), timeout=30, what="n2 to re-run it"
+    )[0]
+    assert recovery[6] == "n2"
+
+    proxy.thaw()
+    assert first.process.wait(30) == 75  # its lease was lost: it starts again as a new session
+    executions = _runs("task_id = 'long' AND started_at IS NOT NULL")
+    assert [(run[0], run[2]) for run in executions][0] == (original[0], "interrupted")
+    assert "n1" in executions[0][9] and "n2" in executions[0][9]  # lost by n1, settled by n2
+    assert len(executions) == 2 and executions[1][3] == "recovery"  # nothing ran a third time
+    assert not (tmp_path / "ledger.bad").exists()
+    assert "runs killed" in first.output()
+
+
+def test_the_same_signal_command_at_every_node_is_handled_and_answered_once(  # type: ignore[no-untyped-def]
+    cluster, request, tmp_path: Path, pg_database: PostgresTarget
+) -> None:
+    gateways = [FakeGateway(ping_seconds=1.0).start() for _ in range(3)]
+    for gateway in gateways:
+        request.addfinalizer(gateway.stop)
+    tasks = [{"task_id": "job", "script_path": "job.sh", "schedule": "daily at 03:00"}]
+    nodes = cluster(tasks, {"job.sh": "echo hello from job\n"}, nodes=0)
+    for index, gateway in enumerate(gateways, 1):
+        node = _node_home(tmp_path, f"n{index}", pg_database, tasks)
+        node.script("job.sh", "echo hello from job\n")
+        node.write_tasks(*tasks, settings=node.home.settings_toml.read_text() + signal_toml(gateway))
+        nodes.append(DaemonProcess(node))
+    for gateway in gateways:
+        wait_until(gateway.connected, what="every node's websocket")
+
+    def everywhere(text: str) -> None:
+        timestamp = now_ms()  # one message: the same envelope reaches every node
+        for gateway in gateways:
+            assert gateway.push(text_frame(OWNER_UUID, text, timestamp, OWNER))
+
+    def answers() -> list[str]:
+        return [text for gateway in gateways for text in gateway.texts_to(OWNER)]
+
+    everywhere("status")
+    wait_until(lambda: len(answers()) >= 1, what="the answer")
+    assert "nodes: n1 · n2 · n3" in answers()[0]
+    cli_status = nodes[0].env.cli("status", check=True).stdout
+    assert "nodes: n1 on " in cli_status and ", n3 on " in cli_status
+    everywhere("run:job")
+    wait_until(lambda: any("hello from job" in text for text in answers()), what="the run's result")
+    (result,) = [text for text in answers() if "hello from job" in text]
+    assert any(f"(run {run[0]} on {run[6]})" in result for run in _runs("task_id = 'job'")), result
+    for node in nodes:
+        assert node.stop() == 0  # everything queued went out before this
+    texts = answers()
+    assert len([text for text in texts if text.startswith("moltbot:")]) == 1, texts
+    assert len([text for text in texts if "hello from job" in text]) == 1, texts
+    assert len(texts) == 3, texts  # status; run:job's acknowledgment; its result
+    assert store.connection().execute("SELECT count(*) FROM inbox").fetchone()[0] == 2
+    assert len(_runs("task_id = 'job' AND started_at IS NOT NULL")) == 1
