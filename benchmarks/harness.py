@@ -64,20 +64,32 @@ def iso(instant: float) -> str:
 class MoltbotHome:
     """A throwaway MOLTBOT_HOME running a real daemon on a given task list."""
 
-    def __init__(self, tasks: list[dict[str, object]], workers: int = 4) -> None:
+    def __init__(
+        self,
+        tasks: list[dict[str, object]],
+        workers: int = 4,
+        daemon_toml: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="moltbot-bench-"))
         for name in ("config", "tasks", "data", "logs"):
             (self.root / name).mkdir()
         make_probe(self.root / "tasks")
         (self.root / "config" / "tasks.json").write_text(json.dumps({"tasks": tasks}))
         (self.root / "config" / "moltbot.toml").write_text(
-            f'[daemon]\nworkers = {workers}\ntimezone = "UTC"\nmissed_grace_seconds = 600\n'
+            f'[daemon]\nworkers = {workers}\ntimezone = "UTC"\nmissed_grace_seconds = 600\n{daemon_toml}'
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self._extra_env = env or {}
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "MOLTBOT_HOME": str(self.root), "MOLTBOT_LOG_LEVEL": "WARNING"}
+        return {
+            **os.environ,
+            "MOLTBOT_HOME": str(self.root),
+            "MOLTBOT_LOG_LEVEL": "WARNING",
+            **self._extra_env,
+        }
 
     def start(self, launcher: list[str] | None = None) -> None:
         """``launcher``: the python arguments that run ``moltbot daemon`` (default ``-m moltbot daemon``)."""

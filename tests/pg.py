@@ -78,18 +78,21 @@ class PgCluster:
 
     def stop(self) -> None:
         subprocess.run(
-            _as_server_user(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"),
+            _as_server_user(
+                str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"
+            ),
             capture_output=True,
             timeout=30,
         )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_cluster() -> PgCluster | str:
-    """A running cluster, or why none could be started."""
+def start_cluster(durable: bool = False) -> PgCluster | str:
+    """A running cluster, or why none could be started. ``durable``: fsync on, as a real server
+    (benchmarks/bench_cluster.py); the tests run without it."""
     bindir = _bindir()
     if bindir is None:
-        return "no PostgreSQL server here (/usr/lib/postgresql/*/bin/initdb; .ci/run installs Debian's postgresql)"
+        return "no PostgreSQL server here (no /usr/lib/postgresql/*/bin/initdb; .ci/run installs it)"
     if shutil.which("runuser") is None or os.geteuid() != 0:
         return "starting a PostgreSQL server needs root (to run it as the postgres user)"
     folder = Path(tempfile.mkdtemp(prefix="moltbot-pg-", dir="/var/tmp"))
@@ -97,7 +100,9 @@ def start_cluster() -> PgCluster | str:
     shutil.chown(folder, SERVER_USER)
     data, port = folder / "data", _free_port()
     initdb = subprocess.run(
-        _as_server_user(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "--locale=C", "-E", "UTF8"),
+        _as_server_user(
+            str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "--locale=C", "-E", "UTF8"
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -105,18 +110,32 @@ def start_cluster() -> PgCluster | str:
     if initdb.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         return f"initdb failed: {initdb.stderr.strip()[-500:]}"
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
+    options += " -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     started = subprocess.run(
-        _as_server_user(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"),
+        _as_server_user(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "start",
+        ),
         capture_output=True,
         text=True,
         timeout=120,
     )
     if started.returncode != 0:
-        log = (folder / "server.log").read_text(errors="replace")[-500:] if (folder / "server.log").exists() else ""
+        log = (
+            (folder / "server.log").read_text(errors="replace")[-500:]
+            if (folder / "server.log").exists()
+            else ""
+        )
         shutil.rmtree(folder, ignore_errors=True)
         return f"pg_ctl start failed: {started.stderr.strip()[-300:]} {log}"
     return PgCluster(bindir, folder, port)

@@ -55,7 +55,9 @@ class PartitionProxy:
             with self._lock:
                 self._sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), name="proxy-pump", daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(source, sink), name="proxy-pump", daemon=True
+                ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:

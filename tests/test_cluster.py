@@ -8,6 +8,7 @@ so that a lost node is noticed within seconds.
 from __future__ import annotations
 
 import collections
+import itertools
 import signal
 import subprocess
 import time
@@ -81,10 +82,15 @@ def _in_background(request: pytest.FixtureRequest, node: Env, *args: str) -> Non
 
 
 def _runs(where: str = "TRUE") -> list[tuple[Any, ...]]:
-    return store.connection().execute(
-        f"SELECT id, task_id, status, trigger, scheduled_for, attempt, node, started_at, finished_at, message "
-        f"FROM run WHERE {where} ORDER BY id"
-    ).fetchall()
+    return (
+        store.connection()
+        .execute(
+            "SELECT id, task_id, status, trigger, scheduled_for, attempt, node, started_at, finished_at, "
+            "message "
+            f"FROM run WHERE {where} ORDER BY id"
+        )
+        .fetchall()
+    )
 
 
 def test_three_nodes_run_every_occurrence_exactly_once(cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -95,13 +101,15 @@ def test_three_nodes_run_every_occurrence_exactly_once(cluster, tmp_path: Path) 
     for node in nodes:
         assert node.stop() == 0
     runs = _runs("scheduled_for IS NOT NULL AND status NOT IN ('skipped', 'missed')")
-    per_occurrence = collections.Counter((task, scheduled) for _, task, _, _, scheduled, _, _, _, _, _ in runs)
+    per_occurrence = collections.Counter(
+        (task, scheduled) for _, task, _, _, scheduled, _, _, _, _, _ in runs
+    )
     assert max(per_occurrence.values()) == 1  # the database's key; and no node ran one twice:
     lines = ledger.read_text().splitlines()
     assert len(lines) == len(set(lines)) == len([run for run in runs if run[2] == "success"])
     for task in {task for task, _ in per_occurrence}:
         instants = sorted(store.from_db(s) for t, s in per_occurrence if t == task)
-        gaps = [later - earlier for earlier, later in zip(instants, instants[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(instants)]
         assert set(gaps) <= {timedelta(seconds=1)}, f"{task}: an occurrence was not claimed: {gaps}"
     assert {run[6] for run in runs} <= {"n1", "n2", "n3"} and all(run[6] for run in runs)
     assert len({run[6] for run in runs}) >= 2  # the work was shared: claims raced and never collided
@@ -109,7 +117,9 @@ def test_three_nodes_run_every_occurrence_exactly_once(cluster, tmp_path: Path) 
     assert skipped_as_bugs == []
 
 
-def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(cluster, tmp_path: Path, request) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(
+    cluster, tmp_path: Path, request
+) -> None:  # type: ignore[no-untyped-def]
     ledger = tmp_path / "ledger"
     script = _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n"
     tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
@@ -125,7 +135,9 @@ def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(cluster, t
     victim.process.wait(5)
     wait_until(lambda: not alive(pid), timeout=5, what="the fence keeper to kill the run")
     recovered = wait_until(
-        lambda: _runs("trigger = 'recovery' AND status = 'running'"), timeout=LEASE * 3 + 5, what="the recovery run"
+        lambda: _runs("trigger = 'recovery' AND status = 'running'"),
+        timeout=LEASE * 3 + 5,
+        what="the recovery run",
     )[0]
     took = time.monotonic() - killed_at
     assert took <= LEASE + LEASE / 6 + 2.5, f"recovered after {took:.1f} s"
@@ -137,15 +149,15 @@ def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(cluster, t
 
 def test_a_request_on_one_host_wakes_another_node_at_once(cluster, request) -> None:  # type: ignore[no-untyped-def]
     tasks = [{"task_id": "hourly", "script_path": "quick.sh", "schedule": "every 1h"}]
-    first, second = cluster(tasks, {"quick.sh": "true\n"}, nodes=2)
+    first, _second = cluster(tasks, {"quick.sh": "true\n"}, nodes=2)
     wait_until(lambda: _runs("status = 'success'") or True)  # both registered (the first pass ran)
     first.signal(signal.SIGSTOP)  # alive (the CLI queues for it), but deaf: only NOTIFY wakes n2
     request.addfinalizer(lambda: first.signal(signal.SIGKILL))
     _in_background(request, first.env, "run", "hourly")
     ran = wait_until(lambda: _runs("trigger = 'manual' AND started_at IS NOT NULL"), what="the run on n2")[0]
-    queued_at, started_at = store.connection().execute(
-        "SELECT queued_at, started_at FROM run WHERE id = ?", (ran[0],)
-    ).fetchone()
+    queued_at, started_at = (
+        store.connection().execute("SELECT queued_at, started_at FROM run WHERE id = ?", (ran[0],)).fetchone()
+    )
     assert ran[6] == "n2"
     # Long before n1's lease (3 s) could run out and its settling wake n2 up.
     assert store.from_db(started_at) - store.from_db(queued_at) < timedelta(seconds=1)
@@ -186,7 +198,7 @@ def test_a_node_cut_off_from_the_database_fences_its_runs_and_nothing_runs_twice
     proxy.thaw()
     assert first.process.wait(30) == 75  # its lease was lost: it starts again as a new session
     executions = _runs("task_id = 'long' AND started_at IS NOT NULL")
-    assert [(run[0], run[2]) for run in executions][0] == (original[0], "interrupted")
+    assert (executions[0][0], executions[0][2]) == (original[0], "interrupted")
     assert "n1" in executions[0][9] and "n2" in executions[0][9]  # lost by n1, settled by n2
     assert len(executions) == 2 and executions[1][3] == "recovery"  # nothing ran a third time
     assert not (tmp_path / "ledger.bad").exists()

@@ -191,7 +191,9 @@ def test_an_older_schema_is_migrated_on_open(tmp_path: Path) -> None:
     } <= tables
     indexes = {row[1] for row in store.connection().execute("PRAGMA index_list(task)")}
     assert "task_priority_next_run" in indexes
-    assert {"recap", "node", "session_id"} <= {row[1] for row in store.connection().execute("PRAGMA table_info(run)")}
+    assert {"recap", "node", "session_id"} <= {
+        row[1] for row in store.connection().execute("PRAGMA table_info(run)")
+    }
     assert "run_occurrence_attempt" in {
         row[1] for row in store.connection().execute("PRAGMA index_list(run)")
     }

@@ -29,7 +29,9 @@ def _sqlite_counts(env: Env) -> dict[str, int]:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
 
 
-def test_migrate_copies_every_table_and_the_copy_compares_equal(env: Env, pg_database: PostgresTarget) -> None:
+def test_migrate_copies_every_table_and_the_copy_compares_equal(
+    env: Env, pg_database: PostgresTarget
+) -> None:
     _populated(env)
     before = _sqlite_counts(env)
     assert before["run"] == 3 and before["event"] >= 6 and before["checkpoint"] == 1 and before["outbox"] >= 1
