@@ -20,5 +20,8 @@ mkdir -p "$out"
 "$python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$repo"
 "$python" -m pip download --quiet --dest "$out" --only-binary=:all: --python-version "$target_python" \
     --platform "manylinux_2_28_$arch" --platform "manylinux2014_$arch" "$out"/moltbot-*.whl
+# The postgresql extra (several nodes on one database: README), for hosts that set moltbot_database_url.
+"$python" -m pip download --quiet --dest "$out" --only-binary=:all: --python-version "$target_python" \
+    --platform "manylinux_2_28_$arch" --platform "manylinux2014_$arch" "psycopg2-binary>=2.9"
 echo "wheelhouse for Python $target_python ($arch): $out"
 ls "$out"

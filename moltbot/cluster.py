@@ -11,7 +11,12 @@ its own ("lease") does, every ``lease_seconds / 6``:
   re-run can never overlap the original. When the renewal comes back in time, claiming resumes;
   when it finds the lease lost (the node was settled meanwhile), the daemon exits with 75 and
   systemd starts it again as a new session;
-- (thread "listen") wake the loop when another node asks for something (LISTEN/NOTIFY);
+- (thread "listen") wake the loop when another node asks for something (LISTEN/NOTIFY), and hold
+  the leader lock (an advisory lock of its connection) when no other node does: the Discord
+  Tasks Channel is read and edited by the leader alone (three nodes would race on the same edits
+  and triple the API calls; the sync reconciles the whole channel each pass, so a new leader loses
+  nothing). Signal's websocket runs on every node (a gateway drops what arrives while no socket is
+  connected, and receiving is idempotent: the inbox key); heartbeats too (each node's own URL).
 - settle the sessions whose lease ran out: their runs are interrupted and re-run here per their
   ``missed`` policy (recovery.py), within a sixth of the lease of its end.
 
@@ -31,9 +36,11 @@ from typing import TYPE_CHECKING
 
 from moltbot import store
 from moltbot.fencing import ProcessGroups
+from moltbot.recovery import settle_lost_session
 from moltbot.threads import Supervised
 
 if TYPE_CHECKING:
+    from moltbot.config.spec import TaskSpec
     from moltbot.core.api import Core
 
 __all__ = ["EXIT_LEASE_LOST", "Membership"]
@@ -43,17 +50,24 @@ EXIT_LEASE_LOST = 75  # EX_TEMPFAIL: systemd's Restart= starts a new session
 
 
 class Membership:
-    def __init__(self, core: Core, settle: Callable[[int, str], None], wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        core: Core,
+        wake: Callable[[], None],
+        specs: Callable[[], list[TaskSpec]],
+    ) -> None:
         from moltbot.config.database import node_name
 
         self.core = core
         self.node = core.settings.node or node_name(core.home)
         self.lease = core.settings.lease_seconds
         self.groups = ProcessGroups()
-        self._settle = settle  # a lost session's id and node: its runs re-planned here (recovery.py)
         self._wake = wake
+        self._specs = specs
         self.session: int | None = None
+        self.standby = False  # its tasks.json differs from the database's: it runs nothing (loudly)
         self.fenced = False  # no renewal for half the lease: runs killed, nothing claimed
+        self.leader = False  # holds the leader lock (the Discord channel's sync runs here only)
         self.lost = threading.Event()  # the lease was lost: the daemon exits (EXIT_LEASE_LOST)
         self._renewed = 0.0  # monotonic time a successful renewal was sent
         self._thread = Supervised("lease", self._one_pass, core.health)
@@ -64,6 +78,11 @@ class Membership:
     @property
     def clustered(self) -> bool:
         return store.is_postgresql()
+
+    @property
+    def claiming(self) -> bool:
+        """Whether this node may claim and start runs: reachable, and with the database's tasks."""
+        return not (self.fenced or self.standby)
 
     def start(self) -> None:
         store.use_node(self.node)
@@ -115,6 +134,7 @@ class Membership:
                 self.fenced = False
                 self._wake()
         if not self.fenced:
+            self._check_definitions()
             self._settle_lost_sessions()
         self._thread.stopping.wait(max(0.0, interval - (time.monotonic() - sent)))
 
@@ -129,16 +149,50 @@ class Membership:
             )  # fmt: skip
         self._fence.stopping.wait(self.lease / 12)
 
+    def _check_definitions(self) -> None:
+        """A node whose tasks.json differs from the one the database has (another node synced its
+        own) stands aside rather than run other definitions under the same names: said loudly,
+        once per difference (log, an alert; ``doctor`` shows it), until they agree again."""
+        from moltbot.core.registration import definitions_differ, definitions_hash
+
+        synced_by = definitions_differ(self._specs())
+        if synced_by is None:
+            if self.standby:
+                log.warning("node %s: its tasks.json agrees with the database's again", self.node)
+                self.standby = False
+                self._wake()
+            return
+        if not self.standby:
+            self.standby = True
+            key, mine = f"definitions:{self.node}", definitions_hash(self._specs())
+            text = (
+                f"⚠ node {self.node}: its tasks.json differs from the one {synced_by} wrote to the database; "
+                f"it runs nothing until they agree (deploy the same tasks.json and scripts to every node, "
+                "then moltbot reload)"
+            )
+            log.critical("%s", text)
+            if store.get_meta(key) != mine:  # once per difference, not at every restart
+                self.core.alert(text)
+                store.set_meta(key, mine)
+
     def _listen(self) -> None:
         """Wake-ups from other nodes (a CLI's ``run`` on another host, a chat command another node
         took): LISTEN on a connection of its own, sleeping in select until one comes."""
         from moltbot.core.api import REQUESTS_CHANNEL
 
+        self.leader = False  # a new connection: a lock held on the last one went with it
         store.listen((REQUESTS_CHANNEL,))
         self._wake()  # what was notified while this connection was not listening
         while not self._listener.stopping.is_set():
+            if not self.leader and store.try_leadership():
+                self.leader = True
+                log.info("node %s leads: the Discord Tasks Channel is synced from here", self.node)
             if store.notifications(self.lease / 6):
                 self._wake()
+
+    def leads(self) -> bool:
+        """The work one node does for all (Discord's sync): the leader's, while it is not cut off."""
+        return not self.clustered or (self.leader and not self.fenced)
 
     def _lose(self) -> None:
         killed = self.groups.kill_all()
@@ -153,4 +207,6 @@ class Membership:
     def _settle_lost_sessions(self) -> None:
         for session in store.expired_sessions():
             if session.id != self.session:
-                self._settle(session.id, session.node)
+                specs = {spec.task_id: spec for spec in self._specs()}
+                settle_lost_session(session.id, session.node, self.node, specs, self.core.clock.now())
+                self._wake()

@@ -46,7 +46,7 @@ from moltbot.heartbeat import Liveness
 from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.records import Plan
-from moltbot.recovery import recover, settle_lost_session
+from moltbot.recovery import recover
 from moltbot.relay import Relay
 from moltbot.runner import ProcessRun, Supervisor
 from moltbot.systemd import Notifier
@@ -104,9 +104,12 @@ class Daemon:
         self.database_outage = DatabaseOutage(self.clock)  # locked by another process: back off, log once
         self.database_file = OpenedDatabase(core.home)  # deleted or replaced under us: stop
         self.liveness = Liveness(self.notifier, self.heartbeats, self.settings)  # WATCHDOG=1, heartbeats
-        self.membership = Membership(core, self._settle_lost, self._wake_for_requests)  # node, lease, fence
+        self.membership = Membership(  # its node, lease and fence; other nodes' lost sessions
+            core, self._wake_for_requests, lambda: list(self.specs.values())
+        )
         if self.membership.clustered:
             self.supervisor.groups = self.membership.groups
+            core.leads = self.membership.leads
         core.wake_in_process = self._wake_for_requests
         store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
@@ -131,11 +134,6 @@ class Daemon:
 
     def _on_request_signal(self, signum: int, frame: FrameType | None) -> None:
         self._requests_pending = True  # the wakeup fd ends the sleep
-
-    def _settle_lost(self, session: int, lost_node: str) -> None:
-        """On the lease thread: another node's lost session, re-planned here."""
-        settle_lost_session(session, lost_node, self.membership.node, dict(self.specs), self.clock.now())
-        self._wake_for_requests()
 
     def _wake_for_requests(self) -> None:
         """A chat command in this process changed something (any thread)."""
@@ -244,7 +242,7 @@ class Daemon:
         self.deadman.check(self.specs.values())
         self._released(self.executor.start_due_retries())
         self._start_claimed()
-        if self._busy() < self.settings.workers and not self.membership.fenced:
+        if self._busy() < self.settings.workers and self.membership.claiming:
             self._claim_due()  # on time first; the runs that ended can wait
             self._start_claimed()
         if self._ended:
@@ -311,6 +309,8 @@ class Daemon:
             self.executor.cancel(run.task_id, "stopped on request")
 
     def _start_queued(self) -> None:
+        if not self.membership.claiming:
+            return  # another node starts them (the membership wakes this loop when it may again)
         now = self.clock.now()
         free = self.settings.workers - self._busy()
         for queued in store.queued_runs(max(free, 0)):
@@ -333,9 +333,11 @@ class Daemon:
         with store.write_transaction() if len(due) > 1 else nullcontext():
             for task in due:
                 spec = self.specs.get(task.task_id)
-                if spec is None:
+                if spec is None and not self.membership.clustered:
                     store.set_next_run(task.task_id, None)  # the store and config disagree; never spin on it
                     continue
+                if spec is None:
+                    continue  # another node's (its Discord channel's): never clear a schedule it keeps
                 running = task.current_run_id is not None
                 if not running and free <= 0:
                     continue
@@ -371,7 +373,7 @@ class Daemon:
         if self._claimed:
             earliest_claim = min(claim.at for claim in self._claimed)
             candidates.append(max(0.0, (earliest_claim - now).total_seconds()))
-        if self._busy() < self.settings.workers:
+        if self._busy() < self.settings.workers and self.membership.claiming:  # else woken when it may
             earliest = store.earliest_next_run()
             if earliest is not None:
                 candidates.append(max(0.0, (earliest - CLAIM_AHEAD - now).total_seconds()))

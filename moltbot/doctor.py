@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from moltbot.config.errors import ConfigError
 from moltbot.config.home import Home, layout_problems
@@ -18,6 +20,9 @@ from moltbot.config.settings import Settings, load_settings
 from moltbot.config.spec import TaskSpec
 from moltbot.records import HEARTBEAT, HealthReport
 from moltbot.redact import masked_url, redact_urls
+
+if TYPE_CHECKING:
+    from moltbot.core import Core
 
 __all__ = ["Check", "run_checks"]
 
@@ -44,7 +49,7 @@ def _all_checks(home: Home) -> list[Check]:
     settings, specs = _config(home, checks)
     if settings is not None:
         _task_user(home, settings, specs, checks)
-    _database(home, checks)
+    _database(home, checks, specs)
     if settings is None:
         return checks
     if any(spec.kind == "playbook" for spec in specs):
@@ -138,7 +143,7 @@ def _ansible(checks: list[Check]) -> None:
     checks.append(Check("ansible", True, f"playbook tasks run {found}"))
 
 
-def _database(home: Home, checks: list[Check]) -> None:
+def _database(home: Home, checks: list[Check], specs: list[TaskSpec]) -> None:
     from moltbot.core import Core
 
     core = Core(home)
@@ -152,9 +157,27 @@ def _database(home: Home, checks: list[Check]) -> None:
         version = core.check_database()
     except Exception as exc:
         fix = f"make {home.data_dir} writable by the user moltbot runs as"
-        checks.append(Check("database", False, f"{home.db_path}: {exc}", fix))
+        checks.append(Check("database", False, f"{core.database_target()}: {exc}", fix))
         return
-    checks.append(Check("database", True, f"{home.db_path} writable, schema {version} (current)"))
+    checks.append(Check("database", True, f"{core.database_target()} writable, schema {version} (current)"))
+    if not isinstance(core.database_target(), Path):  # PostgreSQL: several nodes may share it
+        _nodes(core, specs, checks)
+
+
+def _nodes(core: Core, specs: list[TaskSpec], checks: list[Check]) -> None:
+    """Several nodes on PostgreSQL: who is up, and whether this node's tasks.json is the database's."""
+    from moltbot.core.registration import definitions_differ
+
+    up = ", ".join(node.name for node in core.nodes()) or "none"
+    synced_by = definitions_differ(specs) if specs else None
+    if synced_by is not None:
+        detail = (
+            f"nodes up: {up}; this tasks.json differs from the one {synced_by} wrote: this node runs nothing"
+        )
+        fix = "deploy the same tasks.json and scripts to every node, then moltbot reload on each"
+        checks.append(Check("nodes", False, detail, fix))
+        return
+    checks.append(Check("nodes", True, f"nodes up: {up}; tasks.json the same as the database's"))
 
 
 def _daemon(home: Home, settings: Settings, checks: list[Check]) -> None:

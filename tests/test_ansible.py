@@ -54,6 +54,51 @@ def test_the_shipped_unit_is_the_role_template_with_its_defaults(tmp_path: Path)
     assert rendered.read_text() == (REPO / "deploy" / "moltbot.service").read_text()
 
 
+def _render_toml(tmp_path: Path, *variables: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    rendered = tmp_path / "moltbot.toml"
+    extra = [arg for variable in variables for arg in ("-e", variable)]
+    result = run(
+        [BIN / "ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.template",
+         "-a", f"src={ANSIBLE_DIR}/roles/moltbot/templates/moltbot.toml.j2 dest={rendered}",
+         "-e", f"@{ANSIBLE_DIR}/roles/moltbot/defaults/main.yml", *extra,
+         "-e", '{"moltbot_ollama": {}}', "-e", f"ansible_python_interpreter={sys.executable}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    return result, rendered
+
+
+@needs_ansible
+def test_a_group_on_postgresql_gets_the_url_and_each_host_its_node_name(tmp_path: Path) -> None:
+    url = "postgresql://moltbot@db.lan:5432/moltbot"
+    result, rendered = _render_toml(tmp_path, f"moltbot_database_url={url}", "moltbot_node=nas-2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    import tomllib
+
+    daemon = tomllib.loads(rendered.read_text())["daemon"]
+    assert (daemon["database"], daemon["node"]) == (url, "nas-2")
+    result, rendered = _render_toml(tmp_path)  # the default: SQLite, no node written
+    assert result.returncode == 0
+    assert "database" not in rendered.read_text() and "node" not in rendered.read_text()
+
+
+@needs_ansible
+def test_the_role_refuses_a_database_url_with_a_password(tmp_path: Path) -> None:
+    playbook = tmp_path / "refuse.yml"
+    playbook.write_text(
+        "- name: Refuse\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Configure\n      ansible.builtin.include_role:\n"
+        f"        name: {ANSIBLE_DIR}/roles/moltbot\n        tasks_from: configure\n"
+    )
+    result = run(
+        [ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", playbook,
+         "-e", "moltbot_database_url=postgresql://moltbot:hunter2@db.lan/moltbot",
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "moltbot_database_url has a password in it" in result.stdout
+
+
 # --- the real apply ----------------------------------------------------------------------------
 
 

@@ -246,3 +246,48 @@ def test_the_same_signal_command_at_every_node_is_handled_and_answered_once(  # 
     assert len(texts) == 3, texts  # status; run:job's acknowledgment; its result
     assert store.connection().execute("SELECT count(*) FROM inbox").fetchone()[0] == 2
     assert len(_runs("task_id = 'job' AND started_at IS NOT NULL")) == 1
+
+
+def test_a_node_with_another_tasks_json_stands_aside_and_says_so(
+    tmp_path: Path, pg_database: PostgresTarget, request
+) -> None:  # type: ignore[no-untyped-def]
+    ledger = tmp_path / "ledger"
+    tasks = [{"task_id": "tick", "script_path": "note.sh", "schedule": "every 1s"}]
+    edited = [{**tasks[0], "priority": 3}]  # the same task, defined otherwise
+    first = _node_home(tmp_path, "n1", pg_database, tasks)
+    second = _node_home(tmp_path, "n2", pg_database, edited)
+    for node in (first, second):
+        node.script("note.sh", f'echo "$MOLTBOT_RUN_ID" >> {ledger}\n')
+    one = DaemonProcess(first)
+    request.addfinalizer(one.kill)
+    store.open_db(pg_database)
+    wait_until(lambda: _runs("node = 'n1' AND status = 'success'"), what="a run on n1")
+    two = DaemonProcess(second)  # syncs its own tasks.json: the database's is now n2's
+    request.addfinalizer(two.kill)
+    wait_until(lambda: "differs from the one n2 wrote" in one.output(), timeout=LEASE, what="n1 to notice")
+    (since,) = store.connection().execute("SELECT max(id) FROM run").fetchone()
+    wait_until(lambda: len(_runs(f"id > {since} AND status = 'success'")) >= 3, what="3 runs after it")
+    assert {run[6] for run in _runs(f"id > {since} + 1 AND started_at IS NOT NULL")} == {
+        "n2"
+    }  # n1 runs nothing
+    alerts = store.connection().execute("SELECT text FROM outbox WHERE text LIKE '%differs from the one n2%'")
+    assert len(alerts.fetchall()) == 1  # told once
+    doctor = first.cli("doctor")
+    assert "tasks.json differs from the one n2 wrote" in doctor.stdout
+    assert "nodes up: n1, n2" in doctor.stdout or "nodes up: n2, n1" in doctor.stdout
+    assert _runs("message LIKE '%please report this as a bug%'") == []
+
+
+def test_one_node_leads_and_another_takes_over_when_it_dies(cluster) -> None:  # type: ignore[no-untyped-def]
+    nodes = cluster([], {}, nodes=3)
+
+    def leading() -> list[DaemonProcess]:
+        return [node for node in nodes if "leads: the Discord Tasks Channel" in node.output()]
+
+    (leader,) = wait_until(leading, what="a leader")
+    # A negative: no second leader within a window in which each listener tries the lock once.
+    time.sleep(LEASE / 6 + 0.2)
+    assert leading() == [leader]
+    leader.process.send_signal(signal.SIGKILL)
+    leader.process.wait(5)
+    wait_until(lambda: len(leading()) == 2, timeout=LEASE * 2, what="another node to lead")

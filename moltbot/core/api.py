@@ -14,16 +14,15 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from moltbot import store
 from moltbot.clock import Clock, SystemClock
-from moltbot.config.home import Home, HomeError
+from moltbot.config.home import Home
 from moltbot.core import one_shots, registration
 from moltbot.core.chat import Chat
-from moltbot.core.lock import daemon_pid
+from moltbot.core.database_view import DatabaseView
 from moltbot.core.lookup import AmbiguousTask, UnknownTask, resolve_task
 from moltbot.core.people import People
 from moltbot.core.questions import Questions
@@ -33,7 +32,6 @@ from moltbot.records import (
     Event,
     HealthReport,
     Incident,
-    Node,
     ReloadOutcome,
     Run,
     Task,
@@ -44,7 +42,6 @@ from moltbot.records import (
 # Imported where used: `moltbot status` reads neither moltbot.toml nor tasks.json (nor needs the
 # health board's thread machinery).
 if TYPE_CHECKING:
-    from moltbot.config.database import PostgresTarget
     from moltbot.config.settings import Settings
     from moltbot.config.spec import TaskSpec
     from moltbot.core.health import HealthBoard
@@ -63,7 +60,7 @@ def database_locked(error: BaseException) -> bool:
 REQUESTS_CHANNEL = "moltbot_requests"  # PostgreSQL: queued runs, stops, pauses (cluster.py listens)
 
 
-class Core:
+class Core(DatabaseView):
     """Operations on one MOLTBOT_HOME."""
 
     def __init__(self, home: Home, clock: Clock | None = None, settings: Settings | None = None) -> None:
@@ -105,21 +102,6 @@ class Core:
         if create_home:
             self.home.ensure()
         store.open_db(self.database_target())
-
-    def database_target(self) -> Path | PostgresTarget:
-        """This home's database (config/database.py); HomeError when its URL or password is unusable."""
-        from moltbot.config.database import database_target
-        from moltbot.config.secrets import SecretError
-
-        try:
-            return database_target(self.home)
-        except (ValueError, SecretError) as exc:
-            raise HomeError(str(exc), "README: Two boxes on one PostgreSQL") from None
-
-    def check_database(self) -> int:
-        """Write to the database (raises when it cannot); its schema version."""
-        store.set_meta("doctor", self.clock.now().isoformat())
-        return store.schema_version()
 
     def load_specs(self) -> list[TaskSpec]:
         """Read tasks.json (raises ConfigError naming file, line and field; see registration.py)."""
@@ -201,25 +183,6 @@ class Core:
             if zone is not None:
                 return zone
         return self.settings.timezone  # loaded already, or the file is wrong: this says where
-
-    def daemon_pid(self) -> int | None:
-        return daemon_pid(self.home.lock_path)
-
-    def nodes(self) -> list[Node]:
-        """The daemons sharing this database (PostgreSQL; none listed on SQLite: one box, one daemon)."""
-        if not store.is_postgresql():
-            return []
-        return [Node(s.node, s.host, s.started_at) for s in store.live_sessions()]
-
-    def database_split(self) -> str | None:
-        """Why the running daemon's database is not the file this home's path names (deleted or
-        replaced under it); None when it is, or no daemon runs."""
-        from moltbot.core.database_identity import split
-
-        if not isinstance(self.database_target(), Path):
-            return None  # a server's database: no file to replace under the daemon
-        pid = self.daemon_pid()
-        return split(self.home, pid) if pid and pid > 0 else None
 
     def health_report(self) -> HealthReport | None:
         """The running daemon's channels and threads, as it last recorded them (None: no daemon)."""

@@ -9,6 +9,8 @@ and one that ran is done whatever later edits do to its instant.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from moltbot.config.home import Home
     from moltbot.config.spec import TaskSpec
 
-__all__ = ["config_changed", "load_specs", "sync"]
+__all__ = ["TASKS_HASH", "config_changed", "definitions_differ", "definitions_hash", "load_specs", "sync"]
 
 _DAWN = datetime.min.replace(tzinfo=UTC)  # "after" for a one-shot's only instant
 
@@ -97,13 +99,48 @@ def sync(home: Home, specs: list[TaskSpec], source: str, now: datetime) -> store
     in_scope: Callable[[str], bool] = lambda task_id: task_source(task_id) == source  # noqa: E731
     result = store.sync_tasks(definitions, now, first_run, in_scope)
     if source == "config":
-        store.set_meta("config_hash", _fingerprint(home))
+        store.set_meta(_config_key(home), _fingerprint(home))
+        if store.is_postgresql():  # what every node's tasks.json must say (cluster.py compares)
+            store.set_meta(TASKS_HASH, f"{definitions_hash(specs)} {_node(home)}")
     return result
+
+
+TASKS_HASH = "tasks_hash"  # "<hash> <node>": the tasks.json definitions the last sync wrote, and whose
+
+
+def definitions_hash(specs: list[TaskSpec]) -> str:
+    """The tasks.json definitions (not a Discord channel's), as one short hash: equal on every node
+    that has the same tasks.json."""
+    from moltbot.config.spec import task_source
+
+    mine = [spec for spec in specs if task_source(spec.task_id) == "config"]
+    pairs = sorted((spec.task_id, spec.definition_json()) for spec in mine)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def definitions_differ(specs: list[TaskSpec]) -> str | None:
+    """PostgreSQL: the node whose tasks.json the database has, when this one's differs (None: they
+    agree, or one box on SQLite)."""
+    recorded = (store.get_meta(TASKS_HASH) or "").split()
+    if not store.is_postgresql() or len(recorded) != 2 or recorded[0] == definitions_hash(specs):
+        return None
+    return recorded[1]
+
+
+def _node(home: Home) -> str:
+    from moltbot.config.database import node_name
+
+    return store.current_node() or node_name(home)
+
+
+def _config_key(home: Home) -> str:
+    """Each node has a tasks.json of its own (PostgreSQL): each remembers what it synced."""
+    return f"config_hash:{_node(home)}" if store.is_postgresql() else "config_hash"
 
 
 def config_changed(home: Home) -> bool:
     """Whether tasks.json changed since the last sync from it."""
-    return store.get_meta("config_hash") != _fingerprint(home)
+    return store.get_meta(_config_key(home)) != _fingerprint(home)
 
 
 def _fingerprint(home: Home) -> str:

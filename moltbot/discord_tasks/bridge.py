@@ -109,6 +109,9 @@ class DiscordBridge:
 
     def _sync_pass(self) -> None:
         health = self.core.health
+        if not self.core.leads():  # another node syncs the channel (cluster.py)
+            self._sync.stopping.wait(self.settings.poll_seconds)
+            return
         try:
             self.sync_once()
         except DiscordUnauthorized as exc:

@@ -107,6 +107,7 @@ from moltbot.store.sessions import (
     live_sessions,
     open_session,
     renew_lease,
+    try_leadership,
     use_node,
 )
 from moltbot.store.tasks import (
@@ -227,6 +228,7 @@ __all__ = [
     "task_states",
     "tasks_paused_by",
     "to_db",
+    "try_leadership",
     "use_node",
     "wal_bytes",
     "write_transaction",

@@ -27,6 +27,7 @@ __all__ = [
     "live_sessions",
     "open_session",
     "renew_lease",
+    "try_leadership",
     "use_node",
 ]
 
@@ -94,6 +95,15 @@ def renew_lease(session: int, lease_seconds: float) -> bool:
         (lease_seconds, session),
     )
     return cursor.rowcount == 1
+
+
+LEADER_LOCK = 0x6D626C64  # 'mbld': held by the node that does the work one node does for all
+
+
+def try_leadership() -> bool:
+    """PostgreSQL: take the leader lock on this thread's connection, if no other session holds it.
+    It is the session's: the server frees it when the connection ends (a dead node's included)."""
+    return bool(sql("SELECT pg_try_advisory_lock(?)", (LEADER_LOCK,)).fetchone()[0])
 
 
 def end_session(session: int, now: datetime, how: str) -> None:
