@@ -5,6 +5,7 @@ show the same lines."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -169,12 +170,16 @@ def summary_lines(history: RunHistory, now: datetime, with_output: bool = True) 
     rate = history.success_rate
     if rate is not None:
         lines.append(f"{history.successes} of {len(history.counted)} succeeded ({rate:.0%})")
+    nodes = Counter(run.node for run in history.runs if run.node)  # several nodes (PostgreSQL) only
+    if nodes:
+        lines.append("ran on " + ", ".join(f"{node} ({count})" for node, count in sorted(nodes.items())))
     failure = history.last_failure
     if failure is None:
         lines.append("no failure among them")
     else:
         when = relative(failure.finished_at, now) if failure.finished_at else "?"
         lines.append(
-            f"last failure {when} (run {failure.id}): {history.failure_reason(failure, with_output)}"
+            f"last failure {when} (run {failure.id}{f' on {failure.node}' if failure.node else ''}): "
+            f"{history.failure_reason(failure, with_output)}"
         )
     return lines

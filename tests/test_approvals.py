@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from moltbot import store
 from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway, text_frame
 from tests.test_signal import OWNER, OWNER_UUID, bot, now_ms, replies, say
+
+pytestmark = pytest.mark.both_backends  # and on PostgreSQL (tests/pg.py)
 
 __all__ = ["bot"]  # the Signal fixture (gateway: conftest.py)
 Bot = Callable[..., DaemonProcess]

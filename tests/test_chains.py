@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from moltbot import store
 from moltbot.records import Run
 from tests.conftest import Env, wait_until
+
+pytestmark = pytest.mark.both_backends  # and on PostgreSQL (tests/pg.py)
 
 
 def runs(task_id: str, status: str | None = None) -> list[Run]:

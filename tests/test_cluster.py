@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import re
 import signal
 import subprocess
 import time
@@ -115,6 +116,9 @@ def test_three_nodes_run_every_occurrence_exactly_once(cluster, tmp_path: Path) 
     assert len({run[6] for run in runs}) >= 2  # the work was shared: claims raced and never collided
     skipped_as_bugs = _runs("message LIKE '%please report this as a bug%'")
     assert skipped_as_bugs == []
+    # Which node ran what, in logs and history (on SQLite neither says it: one box).
+    assert re.search(r"t0: run \d+ started \(schedule\) on n[123]", nodes[0].env.cli("logs", "t0").stdout)
+    assert re.search(r"ran on n\d \(\d+\)", nodes[0].env.cli("history", "t0").stdout)
 
 
 def test_a_node_killed_mid_run_is_recovered_elsewhere_without_overlap(

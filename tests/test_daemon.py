@@ -11,10 +11,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from moltbot import store
 from moltbot.config.home import Home
 from moltbot.records import Run, Task
 from tests.conftest import DaemonProcess, Env, alive, dies_soon, wait_until
+
+pytestmark = pytest.mark.both_backends  # and on PostgreSQL (tests/pg.py)
 
 
 def runs(task_id: str, status: str | None = None) -> list[Run]:

@@ -20,6 +20,8 @@ from moltbot.signal_chat.gateway import Gateway
 from tests.conftest import Env
 from tests.fake_gateway import BOT, FakeGateway, SendFault
 
+pytestmark = pytest.mark.both_backends  # and on PostgreSQL (tests/pg.py)
+
 ADMINS = ("+4915100000001", "+4915100000002")
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

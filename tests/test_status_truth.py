@@ -22,6 +22,8 @@ from tests.conftest import DaemonProcess, Env, wait_until
 from tests.fake_gateway import FakeGateway
 from tests.test_signal import OWNER, replies, say, signal_toml
 
+pytestmark = pytest.mark.both_backends  # and on PostgreSQL (tests/pg.py)
+
 KATHMANDU = ZoneInfo("Asia/Kathmandu")
 IN_KATHMANDU = '[daemon]\ntimezone = "Asia/Kathmandu"\n'
 

@@ -153,7 +153,8 @@ def start_run(
             (to_db(now), os.getpid(), current_node() or None, current_session(), run_id),
         )
     sql("UPDATE task SET current_run_id = ?, status = 'running' WHERE task_id = ?", (run_id, task_id))
-    add_event(now, task_id, "started", f"run {run_id} started ({trigger})")
+    where = f" on {current_node()}" if is_postgresql() and current_node() else ""  # several nodes: which
+    add_event(now, task_id, "started", f"run {run_id} started ({trigger}){where}")
     return RunTicket(run_id, task_id, attempt, trigger, requested_by, scheduled_for, now)
 
 

@@ -99,7 +99,19 @@ class RunRow:
 
 
 def _query(env: Env, query: str) -> list[tuple[Any, ...]]:
-    """Rows straight from the database file; none before the first daemon created the schema."""
+    """Rows straight from the database file (or the PostgreSQL database: ``both_backends``); none
+    before the first daemon created the schema."""
+    if env.database is not None:
+        import psycopg2
+
+        with closing(psycopg2.connect(env.database.url, connect_timeout=5)) as pg:
+            pg.autocommit = True
+            with pg.cursor() as cursor:
+                cursor.execute("SELECT to_regclass('run') IS NOT NULL")
+                if not cursor.fetchone()[0]:
+                    return []
+                cursor.execute(query)
+                return cursor.fetchall()
     if not env.home.db_path.exists():
         return []
     with closing(sqlite3.connect(env.home.db_path, timeout=15)) as conn:

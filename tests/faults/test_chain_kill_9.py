@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import Env, wait_until
 from tests.faults.harness import Incarnation, count_runs, read_runs, recording_script, wait_for_orphans_to_go
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]  # and on PostgreSQL (tests/pg.py)
 
 TRIALS = 5
 

@@ -31,7 +31,7 @@ from tests.faults.harness import (
     wait_for_orphans_to_go,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]  # and on PostgreSQL (tests/pg.py)
 
 TRIALS = 32
 ONE_SHOTS = 12

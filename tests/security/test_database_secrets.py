@@ -1,0 +1,52 @@
+"""The PostgreSQL password (#15): never in moltbot.toml, on a command line, in a log, or handed to a
+task as a value; a task run as the daemon's user gets the file's path, as with every secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from moltbot.config.database import PostgresTarget
+from tests.conftest import Env, wait_until
+
+PASSWORD = "hunter2-db-secret"
+
+
+def test_a_password_in_moltbot_toml_is_refused_where_it_is_and_not_repeated(env: Env) -> None:
+    env.write_tasks(settings=f'[daemon]\ndatabase = "postgresql://moltbot:{PASSWORD}@db.lan/moltbot"\n')
+    result = env.cli("check")
+    assert result.returncode == 3
+    assert "moltbot.toml:2" in result.stderr and "database" in result.stderr
+    assert "MOLTBOT_DATABASE_PASSWORD" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    status = env.cli("status")  # every command refuses it before connecting anywhere
+    assert status.returncode == 3 and PASSWORD not in status.stdout + status.stderr
+
+
+def test_a_url_that_is_not_postgresql_says_what_is_expected(env: Env) -> None:
+    env.write_tasks(settings='[daemon]\ndatabase = "mysql://moltbot@db.lan/moltbot"\n')
+    result = env.cli("status")
+    assert result.returncode == 3 and "expected a postgresql:// URL" in result.stderr
+
+
+def test_a_task_gets_the_password_file_not_the_password(
+    env: Env, pg_database: PostgresTarget, start_daemon, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    secret_file = tmp_path / "db-password"
+    secret_file.write_text(PASSWORD + "\n")
+    secret_file.chmod(0o600)
+    dump = tmp_path / "task-env.json"
+    env.script(
+        "dump.sh",
+        f"#!/usr/bin/env python3\nimport json, os\njson.dump(dict(os.environ), open('{dump}', 'w'))\n",
+    )
+    env.write_tasks({"task_id": "dump", "script_path": "dump.sh", "schedule": "in 1 seconds"})
+    env.database = pg_database
+    daemon = start_daemon(MOLTBOT_DATABASE_PASSWORD_FILE=str(secret_file))
+    wait_until(dump.exists, what="the task's environment")
+    seen = json.loads(dump.read_text())
+    assert seen["MOLTBOT_DATABASE_URL"] == pg_database.url
+    assert seen["MOLTBOT_DATABASE_PASSWORD_FILE"] == str(secret_file)
+    assert PASSWORD not in json.dumps(seen)
+    assert daemon.stop() == 0
+    assert PASSWORD not in daemon.output()
