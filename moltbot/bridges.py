@@ -107,6 +107,15 @@ class Bridges:
     def _start(self, section: str, settings: Settings) -> bool:
         if self._factory is None:
             return False
+        others = len(self.core.nodes()) > 1  # this node's own session is one
+        if section == "signal" and settings.signal and settings.signal.linked_device and others:
+            # Each node would take the others' replies, synced back to the account, for commands.
+            log.error(
+                "[signal] linked_device = true works on one box only: with several nodes, register the bot's "
+                "own number (README: Gateway set-up); no Signal on this node"
+            )
+            self.core.health.channel_down(section, "linked_device with several nodes")
+            return False
         try:
             transport = self._factory(section, settings, self.core, self.delivery, self._offer)
         except CannotStart as why:

@@ -43,10 +43,38 @@ if TYPE_CHECKING:
     from moltbot.config.spec import TaskSpec
     from moltbot.core.api import Core
 
-__all__ = ["EXIT_LEASE_LOST", "Membership"]
+__all__ = ["EXIT_LEASE_LOST", "Membership", "node_name_taken"]
 
 log = logging.getLogger(__name__)
 EXIT_LEASE_LOST = 75  # EX_TEMPFAIL: systemd's Restart= starts a new session
+
+
+def node_name_taken(core: Core) -> str | None:
+    """PostgreSQL: why this daemon may not start under its node name: a live session (its lease
+    running) has the name on another host, or on this host in a daemon still alive (two homes). Two
+    daemons under one name would settle each other's runs as their own crashed ones."""
+    from moltbot.config.database import node_name
+
+    if not store.is_postgresql():
+        return None
+    node, host = core.settings.node or node_name(core.home), socket.gethostname()
+    for session in store.live_sessions():
+        if session.node == node and (session.host != host or _alive(session.pid)):
+            return (
+                f"node name {node!r} is in use by a running daemon on {session.host} (pid {session.pid}): "
+                "give each node its own [daemon] node in moltbot.toml"
+            )
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
 
 
 class Membership:
@@ -131,11 +159,9 @@ class Membership:
             self._renewed = sent
             if self.fenced:
                 log.warning("node %s: the database is back within the lease: claiming again", self.node)
-                self.fenced = False
+                self.fenced = self.groups.fencing = False
                 self._wake()
-        if not self.fenced:
-            self._check_definitions()
-            self._settle_lost_sessions()
+        # Nothing else on this thread: a renewal must never wait behind other work or its errors.
         self._thread.stopping.wait(max(0.0, interval - (time.monotonic() - sent)))
 
     def _watch(self) -> None:
@@ -178,17 +204,30 @@ class Membership:
     def _listen(self) -> None:
         """Wake-ups from other nodes (a CLI's ``run`` on another host, a chat command another node
         took): LISTEN on a connection of its own, sleeping in select until one comes."""
-        from moltbot.core.api import REQUESTS_CHANNEL
+        try:
+            store.listen((store.REQUESTS_CHANNEL,))
+            self._wake()  # what was notified while this connection was not listening
+            while not self._listener.stopping.is_set():
+                if not self.leader and store.try_leadership():
+                    self.leader = True
+                    log.info("node %s leads: the Discord Tasks Channel is synced from here", self.node)
+                if not self.fenced:
+                    self._housekeep()
+                if store.notifications(self.lease / 6):
+                    self._wake()
+        finally:
+            self.leader = False  # the lock went with the connection (or goes with it now)
 
-        self.leader = False  # a new connection: a lock held on the last one went with it
-        store.listen((REQUESTS_CHANNEL,))
-        self._wake()  # what was notified while this connection was not listening
-        while not self._listener.stopping.is_set():
-            if not self.leader and store.try_leadership():
-                self.leader = True
-                log.info("node %s leads: the Discord Tasks Channel is synced from here", self.node)
-            if store.notifications(self.lease / 6):
-                self._wake()
+    def _housekeep(self) -> None:
+        """Every sixth of a lease: the definitions compared, other nodes' lost sessions settled. An
+        error here is logged and tried again next time; it never holds up a renewal or a wake-up."""
+        for step in (self._check_definitions, self._settle_lost_sessions):
+            try:
+                step()
+            except Exception:
+                log.exception(
+                    "node %s: %s failed; trying again in %.1f s", self.node, step.__name__, self.lease / 6
+                )
 
     def leads(self) -> bool:
         """The work one node does for all (Discord's sync): the leader's, while it is not cut off."""

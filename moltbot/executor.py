@@ -35,6 +35,7 @@ from moltbot.kinds import kind_of
 from moltbot.pings import Pings
 from moltbot.privileges import keep_capabilities_to_self
 from moltbot.processes import minimal_environment, venv_first
+from moltbot.recovery import replan_interrupted, resume_elsewhere
 from moltbot.relay import Relay
 from moltbot.runner import INTERNAL_ERROR, ProcessRun, RunResult, Supervisor
 from moltbot.task_users import Identity, UnknownUser, identity_of, isolation_problems
@@ -43,6 +44,10 @@ __all__ = ["Executor"]
 
 log = logging.getLogger(__name__)
 RETRYABLE = ("failed", "timeout")
+# Killed by this node's fence (cluster.py): it lost the database for half a lease, came back in time.
+FENCED = (
+    "interrupted: fenced: this node lost the database for half its lease; run again per its missed policy"
+)
 
 
 @dataclass
@@ -142,6 +147,8 @@ class Executor:
             flight = self._by_process.pop(process)
             assert process.result is not None
             result = process.result
+            if self.supervisor.groups is not None and self.supervisor.groups.was_fenced(process.pid):
+                result = replace(result, status="interrupted", message=FENCED)  # never retried as a failure
             try:
                 result = self._stopped_on_request(flight, result)
                 if self._retry_planned(flight, result):
@@ -251,13 +258,21 @@ class Executor:
     def _close(self, flight: _Flight, result: RunResult, keep_if_locked: bool = True) -> None:
         """The run's end: its last attempt is recorded and the task released."""
         self._flights.pop(flight.spec.task_id, None)
-        pause_by = "shutdown" if result.status == "interrupted" and self.stopping.is_set() else None
+        by_shutdown = result.status == "interrupted" and self.stopping.is_set()
+        # Several nodes: the others carry on with it at once (recovery.py); one box: it resumes at the start.
+        pause_by = "shutdown" if by_shutdown and not store.is_postgresql() else None
         try:
             self._relay_done(flight)  # before the transaction: the relay's thread writes too
             alert = self._alert_wanted(flight, result)
             with store.write_transaction():  # what the run left, and its end: one commit
                 self._take_leftovers(flight)
-                store.finish_run(flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert)
+                recorded = store.finish_run(
+                    flight.ticket, result, release_task=True, pause_by=pause_by, alert=alert
+                )
+                if recorded and result.message == FENCED:  # the node's own: no other node settled it
+                    replan_interrupted(flight.ticket, flight.spec, self.clock.now())
+                elif recorded and by_shutdown and pause_by is None:
+                    resume_elsewhere(flight.ticket, self.clock.now())
         except Exception as error:
             if store.is_locked_error(error):
                 if not keep_if_locked:
@@ -329,15 +344,18 @@ class Executor:
     @staticmethod
     def _database_reference() -> dict[str, str]:
         """What a run as the daemon's own user is given to reach the daemon's database when it is
-        PostgreSQL (the URL, and the password's reference as config/secrets.py hands secrets on);
-        nothing on SQLite, where MOLTBOT_HOME leads to the file. Runs as the task user get neither."""
+        PostgreSQL: the URL without a password, and the password's file when it has one (never a
+        value: given only as a variable, the run cannot log in). Nothing on SQLite, where MOLTBOT_HOME
+        leads to the file. Runs as the task user get neither."""
         target = store.database_target()
         if isinstance(target, Path):
             return {}
-        from moltbot.config.database import DATABASE_URL_VARIABLE, PASSWORD_SECRET
+        from moltbot.config.database import DATABASE_URL_VARIABLE, PASSWORD_SECRET, without_password
         from moltbot.config.secrets import secret_reference
 
-        return {DATABASE_URL_VARIABLE: target.url, **secret_reference(PASSWORD_SECRET, os.environ)}
+        reference = secret_reference(PASSWORD_SECRET, os.environ)
+        files = {name: path for name, path in reference.items() if name.endswith("_FILE")}
+        return {DATABASE_URL_VARIABLE: without_password(target.url), **files}
 
     def _run_as(self, spec: TaskSpec) -> Identity | None:
         """Who the run runs as: None (the daemon's user), or the task user or the task's own ``user``."""

@@ -19,6 +19,9 @@ __all__ = ["main"]
 
 
 def main() -> int:
+    from moltbot.privileges import undumpable
+
+    undumpable()  # as the daemon: no same-user task may read or trace it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the daemon's terminal is the daemon's
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the daemon's own end is told by the pipe
     groups: set[int] = set()

@@ -23,11 +23,15 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        self._fenced: set[int] = set()  # killed by the fence, not yet settled by the loop
+        self.fencing = False  # while set, a group that starts is killed at once (a claim the fence raced)
         self._keeper: subprocess.Popen[bytes] | None = None
 
     def start_keeper(self) -> None:
         self._keeper = subprocess.Popen(
             [sys.executable, "-m", "moltbot.fence_keeper"],
+            # None of the daemon's environment (its secrets): it needs only to find moltbot.
+            env={"PATH": os.defpath, **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}},
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             close_fds=True,
@@ -49,6 +53,14 @@ class ProcessGroups:
         with self._lock:
             self._groups.add(pgid)
             self._tell(f"+{pgid}")
+            late = self.fencing  # claimed or retried as the fence came down: it must not run either
+            if late:
+                self._fenced.add(pgid)
+        if late:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def discard(self, pgid: int) -> None:
         with self._lock:
@@ -56,15 +68,26 @@ class ProcessGroups:
             self._tell(f"-{pgid}")
 
     def kill_all(self, signum: int = signal.SIGKILL) -> int:
-        """Signal every open group (any thread); how many there were."""
+        """Fence: signal every open group (any thread), remembered as fenced, and every group that
+        starts until ``fencing`` is cleared; how many there were."""
         with self._lock:
+            self.fencing = True
             groups = sorted(self._groups)
+            self._fenced.update(groups)
         for pgid in groups:
             try:
                 os.killpg(pgid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
         return len(groups)
+
+    def was_fenced(self, pgid: int | None) -> bool:
+        """Whether the fence killed this run's group (asked once, when its end is recorded)."""
+        with self._lock:
+            if pgid in self._fenced:
+                self._fenced.discard(pgid)
+                return True
+        return False
 
     def close(self) -> None:
         """A clean stop: the keeper leaves alone what is left (the daemon has ended its runs)."""

@@ -29,7 +29,7 @@ from moltbot.records import Watcher
 from moltbot.relay import unanswered_notifications
 from moltbot.task_users import UnknownUser, identity_of, users_of
 
-__all__ = ["recover", "settle_lost_session"]
+__all__ = ["recover", "replan_interrupted", "resume_elsewhere", "settle_lost_session"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def recover(home: Home, specs: dict[str, TaskSpec], now: datetime, task_user: st
                 run.task_id,
                 orphans,
             )
-            _replan(run, spec, now)
+            replan_interrupted(run, spec, now)
         for task in store.tasks_paused_by("shutdown"):
             store.resume_task(task.task_id, task.next_run, now, "resumed after the daemon restarted")
             last = store.last_finished_run(task.task_id)
@@ -81,10 +81,20 @@ def settle_lost_session(
             log.warning(
                 "run %d of %s was left by node %s (lease lost): interrupted", run.id, run.task_id, lost_node
             )
-            _replan(run, specs.get(run.task_id), now)
+            replan_interrupted(run, specs.get(run.task_id), now)
 
 
-def _replan(run: store.RunTicket, spec: TaskSpec | None, now: datetime) -> None:
+def resume_elsewhere(run: store.RunTicket, now: datetime) -> None:
+    """PostgreSQL, a node stopping cleanly: the run its shutdown interrupted is queued again (with
+    its checkpoint) for the nodes still up, rather than its task paused until this one is back."""
+    task = store.get_task(run.task_id)
+    if task is None or task.paused_by is not None or not task.enabled:
+        return  # paused by its user (or disabled) meanwhile: that outlives the shutdown, as on one box
+    store.enqueue_run(run.task_id, "resume", None, now, occurrence=run.scheduled_for, attempt=run.attempt + 1)
+    store.wake_nodes()
+
+
+def replan_interrupted(run: store.RunTicket, spec: TaskSpec | None, now: datetime) -> None:
     """An interrupted run's task's ``missed`` policy: run it again, or not (a one-shot never)."""
     if spec and spec.schedule.one_shot:
         # At most once by design: the crash may have come after it did its work.

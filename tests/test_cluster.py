@@ -295,3 +295,93 @@ def test_one_node_leads_and_another_takes_over_when_it_dies(cluster) -> None:  #
     leader.process.send_signal(signal.SIGKILL)
     leader.process.wait(5)
     wait_until(lambda: len(leading()) == 2, timeout=LEASE * 2, what="another node to lead")
+
+
+def test_a_node_cut_off_briefly_fences_its_run_and_runs_it_again_once(
+    tmp_path: Path, pg_cluster: PgCluster, pg_database: PostgresTarget, request: pytest.FixtureRequest
+) -> None:
+    ledger = tmp_path / "ledger"
+    tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
+    name = pg_database.url.rsplit("/", 1)[1]
+    proxy = PartitionProxy("127.0.0.1", pg_cluster.port)
+    request.addfinalizer(proxy.close)
+    cut_off = _node_home(tmp_path, "n1", PostgresTarget(pg_cluster.url(name, port=proxy.port)), tasks)
+    cut_off.script("long.sh", _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n")
+    node = DaemonProcess(cut_off)
+    request.addfinalizer(node.kill)
+    store.open_db(pg_database)
+    _in_background(request, cut_off, "run", "long")
+    original = wait_until(lambda: _runs("status = 'running'"), what="the run")[0]
+    wait_until(lambda: ledger.exists() and ledger.read_text().strip(), what="the script to start")
+    pid = int(ledger.read_text().split()[1])
+
+    proxy.freeze()
+    wait_until(lambda: not alive(pid), timeout=LEASE, what="the fence to kill the run")
+    proxy.thaw()  # within the lease: nobody settled the node, it goes on
+    again = wait_until(
+        lambda: _runs("trigger = 'recovery' AND started_at IS NOT NULL"), what="the run again"
+    )[0]
+    assert again[5] == 2  # the occurrence's second attempt
+    (fenced,) = _runs(f"id = {original[0]}")
+    assert fenced[2] == "interrupted" and "fenced" in fenced[9]
+    assert node.process.poll() is None  # it kept its session
+    assert not (tmp_path / "ledger.bad").exists()
+    assert len(_runs("task_id = 'long' AND started_at IS NOT NULL")) == 2
+
+
+def test_a_node_stopping_cleanly_hands_its_run_to_the_others_with_its_checkpoint(  # type: ignore[no-untyped-def]
+    cluster, request, tmp_path: Path
+) -> None:
+    seen = tmp_path / "checkpoints-seen"
+    script = (
+        f'echo "${{MOLTBOT_CHECKPOINT:-none}}" >> {seen}\n'
+        + "moltbot checkpoint save '{\"step\": 2}'\nsleep 20\n"
+    )
+    tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h"}]
+    nodes = cluster(tasks, {"long.sh": script}, nodes=2)
+    _in_background(request, nodes[0].env, "run", "long")
+    first = wait_until(lambda: _runs("status = 'running'"), what="the run")[0]
+    wait_until(lambda: store.load_checkpoint("long") == '{"step": 2}', what="its checkpoint")
+    stopping = next(node for node in nodes if node.env.home.root.name == first[6])
+    assert stopping.stop() == 0
+    resumed = wait_until(lambda: _runs("trigger = 'resume' AND started_at IS NOT NULL"), what="the resume")[0]
+    assert resumed[6] != first[6]  # the node still up carries on, now, not when the other comes back
+    wait_until(lambda: len(seen.read_text().splitlines()) == 2, what="the resumed run to start")
+    assert seen.read_text().splitlines() == ["none", '{"step": 2}']  # it goes on from the checkpoint
+    task = store.get_task("long")
+    assert task is not None and task.paused_by is None
+
+
+def test_a_second_daemon_under_a_name_in_use_refuses_to_start(cluster, tmp_path: Path, pg_database) -> None:  # type: ignore[no-untyped-def]
+    (running,) = cluster([], {}, nodes=1)
+    twin = _node_home(tmp_path / "elsewhere", "n1", pg_database, [])  # another home, the same node name
+    result = subprocess.run(
+        twin.cli_argv("daemon"), env=twin.environ, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert "node name 'n1' is in use by a running daemon" in result.stderr
+    assert running.process.poll() is None  # and the first one's session is untouched
+    assert [(s.node, s.pid) for s in store.live_sessions()] == [("n1", running.process.pid)]
+
+
+def test_a_retry_after_the_run_was_settled_elsewhere_does_not_start(pg_database: PostgresTarget) -> None:
+    from datetime import UTC, datetime
+
+    from moltbot.run_result import RunResult
+    from moltbot.store.runs import start_run
+
+    store.open_db(pg_database)
+    now = datetime.now(UTC)
+    store.sync_tasks(
+        [store.TaskDefinition("job", "job", "{}", "every 1h@UTC", 5, True, "skip", None)],
+        now, lambda _t, _a: now, lambda _t: True,
+    )  # fmt: skip
+    lost = store.open_session("nas-1", "host-1", 1, now, 30)
+    with store.write_transaction():
+        ticket = start_run("job", "schedule", now, scheduled_for=now)
+    store.use_node("nas-2")
+    assert store.settle_session(lost, "nas-2", "nas-1", now)  # nas-1's lease ran out: nas-2 settled it
+    failure = RunResult("failed", 1, now, now, "exit code 1", "", "", None)
+    assert store.begin_retry(ticket, failure, now) is None  # nas-1, back: no retry of a run not its own
+    runs = store.connection().execute("SELECT id, status FROM run ORDER BY id").fetchall()
+    assert runs == [(ticket.id, "interrupted")]

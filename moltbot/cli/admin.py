@@ -23,6 +23,7 @@ __all__ = ["cmd_check", "cmd_checkpoint", "cmd_daemon", "cmd_doctor", "cmd_outbo
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from moltbot.cli.logs import daemon_logger
+    from moltbot.cluster import node_name_taken
     from moltbot.core import database_identity
     from moltbot.core.lock import AlreadyRunning, DaemonLock
     from moltbot.daemon import Daemon
@@ -57,6 +58,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         checked = _keep_tasks_apart(opened, specs)
         if checked is None:
+            return EXIT_CONFIG
+        taken = node_name_taken(opened)
+        if taken is not None:
+            log.error("refusing to start: %s", taken)
             return EXIT_CONFIG
         opened.sync(specs)
         daemon = Daemon(opened, specs, build_transport)

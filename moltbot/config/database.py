@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from moltbot.config.home import Home
 
@@ -29,6 +29,8 @@ __all__ = [
     "database_url_problem",
     "node_name",
     "node_name_problem",
+    "redacted",
+    "without_password",
 ]
 
 DATABASE_URL_VARIABLE = "MOLTBOT_DATABASE_URL"
@@ -55,14 +57,45 @@ class PostgresTarget:
         return arguments
 
 
+# libpq takes these from a URL's query string too: a password there is a password in the file.
+_SECRET_PARAMETERS = ("password", "passfile", "sslpassword")
+
+
+def _secret_parameters(parts: SplitResult) -> list[str]:
+    names = parse_qs(parts.query, keep_blank_values=True)
+    return [name for name in names if name.lower() in _SECRET_PARAMETERS]
+
+
 def redacted(url: str) -> str:
-    """``url`` without its password (for logs, errors and ``status``)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` without its password, in the user part or the query (for logs, errors and ``status``)."""
+    try:
+        parts = urlsplit(url)
+        hidden = parts.password is not None or _secret_parameters(parts)
+    except ValueError:
+        return "(an unreadable URL)"
+    if not hidden:
         return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    if parts.password is not None:
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}")
+    query = [
+        (name, "***" if name.lower() in _SECRET_PARAMETERS else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return parts._replace(query=urlencode(query, safe="*")).geturl()
+
+
+def without_password(url: str) -> str:
+    """``url`` with its password and secret parameters left out (what a helper may be handed)."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user = f"{parts.username}@" if parts.username else ""
+        parts = parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[1])
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in _SECRET_PARAMETERS
+    ]
+    return parts._replace(query=urlencode(query)).geturl()
 
 
 def database_url_problem(value: str, password_allowed: bool = False) -> str | None:
@@ -81,7 +114,7 @@ def database_url_problem(value: str, password_allowed: bool = False) -> str | No
         return f"expected a postgresql:// URL such as {example}, got {redacted(value)!r}"
     if not unquote(parts.path.lstrip("/")):
         return "names no database: add it after the host (postgresql://moltbot@db.lan:5432/moltbot)"
-    if parts.password is not None and not password_allowed:
+    if (parts.password is not None or _secret_parameters(parts)) and not password_allowed:
         return (
             f"has a password: give it as the secret {PASSWORD_SECRET} ({PASSWORD_SECRET}_FILE or a systemd "
             "credential), not in moltbot.toml"

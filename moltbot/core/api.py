@@ -57,9 +57,6 @@ def database_locked(error: BaseException) -> bool:
     return store.is_locked_error(error)
 
 
-REQUESTS_CHANNEL = "moltbot_requests"  # PostgreSQL: queued runs, stops, pauses (cluster.py listens)
-
-
 class Core(DatabaseView):
     """Operations on one MOLTBOT_HOME."""
 
@@ -113,8 +110,9 @@ class Core(DatabaseView):
         return registration.sync(self.home, specs, source, self.clock.now())
 
     def sync_if_changed(self) -> None:
-        """For CLI use without a daemon: pick up edits to tasks.json."""
-        if registration.config_changed(self.home):
+        """For CLI use without a daemon: pick up edits to tasks.json (not while other nodes run: a
+        stale copy here would overwrite theirs; a start or `moltbot reload` of this node does it)."""
+        if registration.config_changed(self.home) and not self.nodes():
             self.sync(self.load_specs())
 
     # --- looking things up --------------------------------------------------------------------
@@ -305,8 +303,7 @@ class Core(DatabaseView):
         store.after_commit(self._wake_daemon_now)
 
     def _wake_daemon_now(self) -> None:
-        if store.is_postgresql():
-            store.notify(REQUESTS_CHANNEL)  # every node's daemon: whichever is free claims it
+        store.wake_nodes()  # PostgreSQL: every node's daemon; whichever is free claims it
         if self.wake_in_process is not None:
             self.wake_in_process()
             return

@@ -132,6 +132,10 @@ class SignalBridge:
             self._worker.stopping.wait(retries.delay(retries.DATABASE_WAIT, attempt))
 
     def handle_frame(self, frame: Any) -> None:
+        if self.interpreter is not None and not self.core.leads():
+            # Several nodes with a model: its proposals live in the leader's memory, and every message
+            # of a conversation may settle or withdraw one, so the leader takes them all.
+            return
         found = classify(frame, self.settings, set(self._own_sends))
         if isinstance(found, Ignored):
             log.debug("signal: ignored a frame: %s", found.reason)

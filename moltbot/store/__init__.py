@@ -99,6 +99,7 @@ from moltbot.store.runs import (
     finish_run,
 )
 from moltbot.store.sessions import (
+    REQUESTS_CHANNEL,
     Session,
     current_node,
     current_session,
@@ -109,6 +110,7 @@ from moltbot.store.sessions import (
     renew_lease,
     try_leadership,
     use_node,
+    wake_nodes,
 )
 from moltbot.store.tasks import (
     DueTask,
@@ -129,6 +131,7 @@ from moltbot.store.tasks import (
 __all__ = [
     "ADMINS",
     "ALERTS",
+    "REQUESTS_CHANNEL",
     "SCHEMA_VERSION",
     "DueTask",
     "OccurrenceTaken",
@@ -230,6 +233,7 @@ __all__ = [
     "to_db",
     "try_leadership",
     "use_node",
+    "wake_nodes",
     "wal_bytes",
     "write_transaction",
     "wrong_code",

@@ -165,8 +165,9 @@ def finish_run(
     release_task: bool,
     pause_by: str | None = None,
     alert: AlertPolicy | None = None,
-) -> None:
-    """Record an attempt's end; ``release_task`` False while a retry follows.
+) -> bool:
+    """Record an attempt's end; ``release_task`` False while a retry follows. False when another node
+    settled the run meanwhile (nothing recorded).
 
     At the run's end (``release_task``), the chats watching it get their
     message queued in this same transaction, and the task's incidents are
@@ -200,7 +201,7 @@ def finish_run(
                 ticket.id,
                 ticket.task_id,
             )
-            return
+            return False
         action = {"success": "completed"}.get(outcome.status, outcome.status)
         add_event(
             outcome.finished_at, ticket.task_id, action, f"run {ticket.id}: {outcome.message}", duration
@@ -209,7 +210,7 @@ def finish_run(
             "SELECT current_run_id, paused_by, last_finished FROM task WHERE task_id = ?", (ticket.task_id,)
         ).fetchone()
         if row is None:
-            return
+            return True
         current_run_id, paused_by, last_finished = row
         # Every end is the task's last result, `interrupted` too: the run stopped on request, or in a
         # shutdown (the task's pause says that it resumes), and status says so rather than the
@@ -237,6 +238,7 @@ def finish_run(
                 ticket.task_id,
             ),
         )
+    return True
 
 
 def _queue_run_messages(ticket: RunTicket, outcome: RunResult, alert: AlertPolicy | None) -> None:
@@ -265,7 +267,8 @@ def begin_retry(previous: RunTicket, failure: RunResult, now: datetime) -> RunTi
     with write_transaction():
         try:
             with write_transaction():
-                finish_run(previous, failure, release_task=False)
+                if not finish_run(previous, failure, release_task=False):
+                    return None  # another node settled the run (this one lost its lease): no retry here
                 ticket = start_run(
                     previous.task_id,
                     "retry",

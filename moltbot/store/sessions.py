@@ -15,10 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from moltbot.store.connection import from_db, insert_id, is_postgresql, sql, to_db, write_transaction
+from moltbot.store.connection import from_db, insert_id, is_postgresql, notify, sql, to_db, write_transaction
 
 __all__ = [
     "CREATE_SESSIONS",
+    "REQUESTS_CHANNEL",
     "Session",
     "current_node",
     "current_session",
@@ -29,6 +30,7 @@ __all__ = [
     "renew_lease",
     "try_leadership",
     "use_node",
+    "wake_nodes",
 ]
 
 CREATE_SESSIONS = (
@@ -95,6 +97,14 @@ def renew_lease(session: int, lease_seconds: float) -> bool:
         (lease_seconds, session),
     )
     return cursor.rowcount == 1
+
+
+REQUESTS_CHANNEL = "moltbot_requests"  # NOTIFY: queued runs, stops, pauses (cluster.py listens)
+
+
+def wake_nodes() -> None:
+    """PostgreSQL: every node's daemon looks at the queue (inside a transaction: at its commit)."""
+    notify(REQUESTS_CHANNEL)
 
 
 LEADER_LOCK = 0x6D626C64  # 'mbld': held by the node that does the work one node does for all

@@ -4,6 +4,7 @@ task as a value; a task run as the daemon's user gets the file's path, as with e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from moltbot.config.database import PostgresTarget
@@ -50,3 +51,51 @@ def test_a_task_gets_the_password_file_not_the_password(
     assert PASSWORD not in json.dumps(seen)
     assert daemon.stop() == 0
     assert PASSWORD not in daemon.output()
+
+
+def test_a_password_in_the_query_string_is_refused_and_masked(env: Env) -> None:
+    from moltbot.config.database import redacted
+
+    env.write_tasks(
+        settings=f'[daemon]\ndatabase = "postgresql://moltbot@db.lan/moltbot?password={PASSWORD}"\n'
+    )
+    result = env.cli("check")
+    assert result.returncode == 3 and "MOLTBOT_DATABASE_PASSWORD" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert PASSWORD not in redacted(
+        f"postgresql://moltbot@db.lan/moltbot?sslmode=require&password={PASSWORD}"
+    )
+    assert PASSWORD not in redacted(f"postgresql://moltbot:{PASSWORD}@db.lan/moltbot")
+
+
+def test_a_password_given_as_a_variable_reaches_neither_a_task_nor_the_fence_keeper(
+    env: Env, pg_database: PostgresTarget, start_daemon, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    dump = tmp_path / "task-env.json"
+    env.script(
+        "dump.sh",
+        f"#!/usr/bin/env python3\nimport json, os\njson.dump(dict(os.environ), open('{dump}', 'w'))\n",
+    )
+    env.write_tasks({"task_id": "dump", "script_path": "dump.sh", "schedule": "in 1 seconds"})
+    env.database = pg_database
+    daemon = start_daemon(MOLTBOT_DATABASE_PASSWORD=PASSWORD, DISCORD_BOT_TOKEN="a-discord-token")
+    wait_until(dump.exists, what="the task's environment")
+    seen = json.loads(dump.read_text())
+    assert seen["MOLTBOT_DATABASE_URL"] == pg_database.url and PASSWORD not in json.dumps(seen)
+    keepers = [
+        pid for pid in os.listdir("/proc")
+        if pid.isdigit() and b"moltbot.fence_keeper" in _read(f"/proc/{pid}/cmdline")
+    ]  # fmt: skip
+    assert keepers, "the daemon's fence keeper"
+    for pid in keepers:
+        environ = _read(f"/proc/{pid}/environ")
+        assert PASSWORD.encode() not in environ and b"a-discord-token" not in environ
+    assert daemon.stop() == 0
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
