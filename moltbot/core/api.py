@@ -94,12 +94,6 @@ class Core(DatabaseView):
             self._health = HealthBoard(self.clock, self.chat)
         return self._health
 
-    def open(self, create_home: bool = True) -> None:
-        """Open the database; first create the home's layout (and the bundled examples) if missing."""
-        if create_home:
-            self.home.ensure()
-        store.open_db(self.database_target())
-
     def load_specs(self) -> list[TaskSpec]:
         """Read tasks.json (raises ConfigError naming file, line and field; see registration.py)."""
         settings = self.settings

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from moltbot import store
 from moltbot.clock import Clock
+from moltbot.config.database import redacted
 from moltbot.config.home import Home, HomeError
 from moltbot.core.lock import daemon_pid
 from moltbot.records import Node
@@ -25,6 +26,23 @@ class DatabaseView:
     # Whether this daemon does the work one node does for all (the Discord channel's sync): the
     # holder of the leader lock among several nodes (cluster.py); always, on one box.
     leads: Callable[[], bool] = staticmethod(lambda: True)
+
+    def open(self, create_home: bool = True) -> None:
+        """Open the database; first create the home's layout (and the bundled examples) if missing."""
+        if create_home:
+            self.home.ensure()
+        target = self.database_target()
+        try:
+            store.open_db(target)
+        except Exception as exc:
+            if isinstance(target, Path) or not store.is_locked_error(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise HomeError(
+                f"cannot reach the database {target}: {redacted(first)}",
+                "check that PostgreSQL runs and takes this node (pg_hba.conf), the URL, and the password "
+                "(MOLTBOT_DATABASE_PASSWORD_FILE or the credential)",
+            ) from None
 
     def daemon_pid(self) -> int | None:
         return daemon_pid(self.home.lock_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from moltbot.config.database import PostgresTarget
@@ -99,3 +100,17 @@ def _read(path: str) -> bytes:
             return file.read()
     except OSError:
         return b""
+
+
+def test_an_unreachable_server_is_said_plainly_without_the_password(env: Env) -> None:
+    env.database = PostgresTarget("postgresql://moltbot@127.0.0.1:1/moltbot")  # nothing listens there
+    result = env.cli("status")
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "cannot reach the database postgresql://moltbot@127.0.0.1:1/moltbot" in result.stderr
+    with_password = env.environ | {
+        "MOLTBOT_DATABASE_URL": f"postgresql://moltbot:{PASSWORD}@127.0.0.1:1/moltbot"
+    }
+    result = subprocess.run(
+        env.cli_argv("status"), env=with_password, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3 and PASSWORD not in result.stdout + result.stderr
