@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from moltbot import store
@@ -42,11 +43,15 @@ from moltbot.threads import Supervised
 if TYPE_CHECKING:
     from moltbot.config.spec import TaskSpec
     from moltbot.core.api import Core
+    from moltbot.runner import Supervisor
 
-__all__ = ["EXIT_LEASE_LOST", "Membership", "node_name_taken"]
+__all__ = ["CLAIM_AHEAD_ON_POSTGRESQL", "EXIT_LEASE_LOST", "Membership", "node_name_taken"]
 
 log = logging.getLogger(__name__)
 EXIT_LEASE_LOST = 75  # EX_TEMPFAIL: systemd's Restart= starts a new session
+# A claim's commit crosses the network and waits for the server's fsync (milliseconds, not the
+# microseconds of SQLite's): claimed this much ahead, a run is recorded before its instant comes.
+CLAIM_AHEAD_ON_POSTGRESQL = timedelta(milliseconds=20)
 
 
 def node_name_taken(core: Core) -> str | None:
@@ -106,6 +111,12 @@ class Membership:
     @property
     def clustered(self) -> bool:
         return store.is_postgresql()
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """PostgreSQL: the loop's runs are fenced from here, and the core asks here whether it leads."""
+        if self.clustered:
+            supervisor.groups = self.groups
+            self.core.leads = self.leads
 
     @property
     def claiming(self) -> bool:

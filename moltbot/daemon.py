@@ -33,7 +33,7 @@ import schedule as housekeeping_schedule
 
 from moltbot import approvals, reloads, store
 from moltbot.bridges import Bridges, TransportFactory
-from moltbot.cluster import EXIT_LEASE_LOST, Membership
+from moltbot.cluster import CLAIM_AHEAD_ON_POSTGRESQL, EXIT_LEASE_LOST, Membership
 from moltbot.config.spec import TaskSpec
 from moltbot.core.api import Core
 from moltbot.core.database_identity import OpenedDatabase
@@ -86,6 +86,7 @@ class Daemon:
         self._queued_waiting = False
         self._ended: list[ProcessRun] = []  # runs that ended since the last pass
         self._claimed: list[_Claim] = []  # recorded, to start at their instant
+        self.claim_ahead = CLAIM_AHEAD_ON_POSTGRESQL if store.is_postgresql() else CLAIM_AHEAD
         self.health = core.health  # the channels and background threads report to it
         self.delivery = Delivery(core.clock, self.health)  # the outbox, to whichever chat channels there are
         self.pings = Pings(self.health)  # to outside monitors: tasks' ping_url; the heartbeat's own lane
@@ -107,9 +108,7 @@ class Daemon:
         self.membership = Membership(  # its node, lease and fence; other nodes' lost sessions
             core, self._wake_for_requests, lambda: list(self.specs.values())
         )
-        if self.membership.clustered:
-            self.supervisor.groups = self.membership.groups
-            core.leads = self.membership.leads
+        self.membership.attach(self.supervisor)  # PostgreSQL: fences this loop's runs; leads or not
         core.wake_in_process = self._wake_for_requests
         store.on_chained_runs(self._wake_for_requests)  # a run's end queued the runs chained to it
 
@@ -326,10 +325,10 @@ class Daemon:
         self._queued_waiting = store.has_queued_runs()
 
     def _claim_due(self) -> None:
-        """Claim what is due now or within CLAIM_AHEAD (recorded before anything starts)."""
+        """Claim what is due now or within ``claim_ahead`` (recorded before anything starts)."""
         now = self.clock.now()
         free = self.settings.workers - self._busy()
-        due = store.due_tasks(now + CLAIM_AHEAD, limit=max(free, 0) + self._busy())
+        due = store.due_tasks(now + self.claim_ahead, limit=max(free, 0) + self._busy())
         with store.write_transaction() if len(due) > 1 else nullcontext():
             for task in due:
                 spec = self.specs.get(task.task_id)
@@ -342,7 +341,7 @@ class Daemon:
                 if not running and free <= 0:
                     continue
                 plan = functools.partial(self._plan, spec=spec)
-                run = store.apply_plan(task.task_id, now, plan, lead=CLAIM_AHEAD)
+                run = store.apply_plan(task.task_id, now, plan, lead=self.claim_ahead)
                 if run is not None:
                     self._claimed.append(_Claim(run.started_at or now, run, spec))
                     free -= 1
@@ -376,7 +375,7 @@ class Daemon:
         if self._busy() < self.settings.workers and self.membership.claiming:  # else woken when it may
             earliest = store.earliest_next_run()
             if earliest is not None:
-                candidates.append(max(0.0, (earliest - CLAIM_AHEAD - now).total_seconds()))
+                candidates.append(max(0.0, (earliest - self.claim_ahead - now).total_seconds()))
         expiry = self.core.questions.expire()  # questions whose time is up settled; the next one's
         if expiry is not None:
             candidates.append(max(0.0, (expiry - now).total_seconds()))

@@ -39,6 +39,8 @@ LOCK_TIMEOUT_MS = 15_000
 IDLE_IN_TRANSACTION_MS = 5_000
 # Unacknowledged data on the socket for this long: the server is gone (a pulled cable, not a refusal).
 TCP_USER_TIMEOUT_MS = 10_000
+# No statement of the store's takes long; one that does (a server in trouble) fails as transient.
+STATEMENT_TIMEOUT_MS = 60_000
 _TRANSIENT_STATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
@@ -78,7 +80,7 @@ class PgConnection:
     @classmethod
     def open(cls, target: PostgresTarget, application: str = "moltbot") -> PgConnection:
         options = (
-            f"-c lock_timeout={LOCK_TIMEOUT_MS} "
+            f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS} "
             f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} -c TimeZone=UTC"
         )
         raw = psycopg2.connect(
