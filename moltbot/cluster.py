@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from moltbot import store
 from moltbot.fencing import ProcessGroups
 from moltbot.recovery import settle_lost_session
+from moltbot.store.abandoned import alive
 from moltbot.threads import Supervised
 
 if TYPE_CHECKING:
@@ -64,22 +65,14 @@ def node_name_taken(core: Core) -> str | None:
         return None
     node, host = core.settings.node or node_name(core.home), socket.gethostname()
     for session in store.live_sessions():
-        if session.node == node and (session.host != host or _alive(session.pid)):
+        if session.node == node and (
+            session.host != host or (session.pid != os.getpid() and alive(session.pid))
+        ):
             return (
                 f"node name {node!r} is in use by a running daemon on {session.host} (pid {session.pid}): "
                 "give each node its own [daemon] node in moltbot.toml"
             )
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid != os.getpid()
 
 
 class Membership:

@@ -82,6 +82,16 @@ def _in_background(request: pytest.FixtureRequest, node: Env, *args: str) -> Non
     request.addfinalizer(end)
 
 
+def _behind_a_proxy(
+    request: pytest.FixtureRequest, root: Path, cluster: PgCluster, database: PostgresTarget, tasks: list[Any]
+) -> tuple[Env, PartitionProxy]:
+    """Node n1, which reaches the database through a proxy the test can freeze (a partition)."""
+    proxy = PartitionProxy("127.0.0.1", cluster.port)
+    request.addfinalizer(proxy.close)
+    name = database.url.rsplit("/", 1)[1]
+    return _node_home(root, "n1", PostgresTarget(cluster.url(name, port=proxy.port)), tasks), proxy
+
+
 def _runs(where: str = "TRUE") -> list[tuple[Any, ...]]:
     return (
         store.connection()
@@ -172,10 +182,7 @@ def test_a_node_cut_off_from_the_database_fences_its_runs_and_nothing_runs_twice
 ) -> None:
     ledger = tmp_path / "ledger"
     tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
-    name = pg_database.url.rsplit("/", 1)[1]
-    proxy = PartitionProxy("127.0.0.1", pg_cluster.port)
-    request.addfinalizer(proxy.close)
-    cut_off = _node_home(tmp_path, "n1", PostgresTarget(pg_cluster.url(name, port=proxy.port)), tasks)
+    cut_off, proxy = _behind_a_proxy(request, tmp_path, pg_cluster, pg_database, tasks)
     other = _node_home(tmp_path, "n2", pg_database, tasks)
     for node in (cut_off, other):
         node.script("long.sh", _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n")
@@ -302,10 +309,7 @@ def test_a_node_cut_off_briefly_fences_its_run_and_runs_it_again_once(
 ) -> None:
     ledger = tmp_path / "ledger"
     tasks = [{"task_id": "long", "script_path": "long.sh", "schedule": "every 1h", "missed": "once"}]
-    name = pg_database.url.rsplit("/", 1)[1]
-    proxy = PartitionProxy("127.0.0.1", pg_cluster.port)
-    request.addfinalizer(proxy.close)
-    cut_off = _node_home(tmp_path, "n1", PostgresTarget(pg_cluster.url(name, port=proxy.port)), tasks)
+    cut_off, proxy = _behind_a_proxy(request, tmp_path, pg_cluster, pg_database, tasks)
     cut_off.script("long.sh", _OVERLAP_CHECK.format(ledger=ledger) + "sleep 20\n")
     node = DaemonProcess(cut_off)
     request.addfinalizer(node.kill)

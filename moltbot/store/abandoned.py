@@ -12,7 +12,7 @@ from moltbot.store.events import add_event
 from moltbot.store.runs import RunTicket
 from moltbot.store.sessions import current_node, current_session
 
-__all__ = ["recover_abandoned_runs", "settle_session"]
+__all__ = ["alive", "recover_abandoned_runs", "settle_session"]
 
 _RUNNING_COLUMNS = "id, task_id, attempt, trigger, requested_by, scheduled_for, started_at, owner_pid"
 
@@ -42,7 +42,7 @@ def recover_abandoned_runs(now: datetime) -> list[RunTicket]:
             )
         else:
             rows = sql(f"SELECT {_RUNNING_COLUMNS} FROM run WHERE status = 'running'").fetchall()
-        return _interrupt([row for row in rows if row[7] == os.getpid() or not _alive(row[7])], now, message)
+        return _interrupt([row for row in rows if row[7] == os.getpid() or not alive(row[7])], now, message)
 
 
 def settle_session(session: int, node: str, lost_by: str, now: datetime) -> list[RunTicket] | None:
@@ -90,7 +90,8 @@ def _interrupt(rows: list[tuple[Any, ...]], now: datetime, message: str) -> list
     return abandoned
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user's counts)."""
     if not pid:
         return False
     try:

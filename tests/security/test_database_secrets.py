@@ -37,16 +37,9 @@ def test_a_task_gets_the_password_file_not_the_password(
     secret_file = tmp_path / "db-password"
     secret_file.write_text(PASSWORD + "\n")
     secret_file.chmod(0o600)
-    dump = tmp_path / "task-env.json"
-    env.script(
-        "dump.sh",
-        f"#!/usr/bin/env python3\nimport json, os\njson.dump(dict(os.environ), open('{dump}', 'w'))\n",
-    )
-    env.write_tasks({"task_id": "dump", "script_path": "dump.sh", "schedule": "in 1 seconds"})
-    env.database = pg_database
+    dump = _dumping_task(env, pg_database, tmp_path)
     daemon = start_daemon(MOLTBOT_DATABASE_PASSWORD_FILE=str(secret_file))
-    wait_until(dump.exists, what="the task's environment")
-    seen = json.loads(dump.read_text())
+    seen = json.loads(wait_until(lambda: dump.exists() and dump.read_text(), what="the task's environment"))
     assert seen["MOLTBOT_DATABASE_URL"] == pg_database.url
     assert seen["MOLTBOT_DATABASE_PASSWORD_FILE"] == str(secret_file)
     assert PASSWORD not in json.dumps(seen)
@@ -72,16 +65,9 @@ def test_a_password_in_the_query_string_is_refused_and_masked(env: Env) -> None:
 def test_a_password_given_as_a_variable_reaches_neither_a_task_nor_the_fence_keeper(
     env: Env, pg_database: PostgresTarget, start_daemon, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    dump = tmp_path / "task-env.json"
-    env.script(
-        "dump.sh",
-        f"#!/usr/bin/env python3\nimport json, os\njson.dump(dict(os.environ), open('{dump}', 'w'))\n",
-    )
-    env.write_tasks({"task_id": "dump", "script_path": "dump.sh", "schedule": "in 1 seconds"})
-    env.database = pg_database
+    dump = _dumping_task(env, pg_database, tmp_path)
     daemon = start_daemon(MOLTBOT_DATABASE_PASSWORD=PASSWORD, DISCORD_BOT_TOKEN="a-discord-token")
-    wait_until(dump.exists, what="the task's environment")
-    seen = json.loads(dump.read_text())
+    seen = json.loads(wait_until(lambda: dump.exists() and dump.read_text(), what="the task's environment"))
     assert seen["MOLTBOT_DATABASE_URL"] == pg_database.url and PASSWORD not in json.dumps(seen)
     keepers = [
         pid for pid in os.listdir("/proc")
@@ -92,6 +78,17 @@ def test_a_password_given_as_a_variable_reaches_neither_a_task_nor_the_fence_kee
         environ = _read(f"/proc/{pid}/environ")
         assert PASSWORD.encode() not in environ and b"a-discord-token" not in environ
     assert daemon.stop() == 0
+
+
+def _dumping_task(env: Env, database: PostgresTarget, folder: Path) -> Path:
+    """A one-shot in a second that writes its environment as JSON (the file it will write)."""
+    dump = folder / "task-env.json"
+    script = f"import json, os\njson.dump(dict(os.environ), open('{dump}.tmp', 'w'))\n"
+    script += f"os.rename('{dump}.tmp', '{dump}')\n"  # whole or not at all for the reader
+    env.script("dump.sh", "#!/usr/bin/env python3\n" + script)
+    env.write_tasks({"task_id": "dump", "script_path": "dump.sh", "schedule": "in 1 seconds"})
+    env.database = database
+    return dump
 
 
 def _read(path: str) -> bytes:
