@@ -138,7 +138,18 @@ def start_cluster(durable: bool = False) -> PgCluster | str:
         )
         shutil.rmtree(folder, ignore_errors=True)
         return f"pg_ctl start failed: {started.stderr.strip()[-300:]} {log}"
+    _stop_when_gone(os.getpid(), bindir, folder)
     return PgCluster(bindir, folder, port)
+
+
+def _stop_when_gone(owner: int, bindir: Path, folder: Path) -> None:
+    """A watcher that stops the server and removes its folder if this process dies without its
+    teardown (a killed test run): a leftover server would hold its port and memory for good."""
+    stop = f"runuser -u {SERVER_USER} -- {bindir / 'pg_ctl'} -D {folder / 'data'} -m immediate stop"
+    watch = f"while kill -0 {owner} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {folder}"
+    # In the background of a shell that ends at once: nothing of this process waits for it.
+    subprocess.run(["sh", "-c", f"({watch}) &"], start_new_session=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=10)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
