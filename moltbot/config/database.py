@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from moltbot.config.home import Home
+from moltbot.config.zone import daemon_table
 
 __all__ = [
     "DATABASE_URL_VARIABLE",
@@ -125,22 +126,6 @@ def node_name_problem(value: str) -> str | None:
     return None
 
 
-def _daemon_table(settings_toml: Path) -> dict[str, Any]:
-    """``[daemon]`` of moltbot.toml read alone ({} when the file is missing or broken:
-    ``load_settings`` says where and why when the daemon or ``check`` reads it)."""
-    try:
-        text = settings_toml.read_text()
-    except FileNotFoundError:
-        return {}
-    import tomllib
-
-    try:
-        table = tomllib.loads(text).get("daemon", {})
-    except tomllib.TOMLDecodeError:
-        return {}
-    return table if isinstance(table, dict) else {}
-
-
 def database_target(home: Home, environ: Mapping[str, str] | None = None) -> Path | PostgresTarget:
     """The home's database: the SQLite file, or PostgreSQL when a URL is configured.
 
@@ -150,7 +135,7 @@ def database_target(home: Home, environ: Mapping[str, str] | None = None) -> Pat
     url = environ.get(DATABASE_URL_VARIABLE, "")
     where = DATABASE_URL_VARIABLE
     if not url:
-        configured = _daemon_table(home.settings_toml).get("database", "")
+        configured = (daemon_table(home.settings_toml) or {}).get("database", "")
         url = configured if isinstance(configured, str) else ""
         where = f"{home.settings_toml}: [daemon] database"
     if not url:
@@ -165,7 +150,7 @@ def database_target(home: Home, environ: Mapping[str, str] | None = None) -> Pat
 
 def node_name(home: Home) -> str:
     """``[daemon] node``, else this host's name: recorded on the runs this daemon claims."""
-    configured = _daemon_table(home.settings_toml).get("node")
+    configured = (daemon_table(home.settings_toml) or {}).get("node")
     if isinstance(configured, str) and node_name_problem(configured) is None:
         return configured
     return socket.gethostname().split(".")[0] or "localhost"
